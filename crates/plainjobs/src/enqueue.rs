@@ -1,0 +1,426 @@
+//! Enqueueing: the builder, uniqueness under the key's lock, and enqueue inside the caller's
+//! transaction.
+
+use std::future::{Future, IntoFuture};
+use std::panic::Location;
+use std::pin::Pin;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use md5::{Digest, Md5};
+use uuid::Uuid;
+
+use crate::job::LockStrategy;
+use crate::model::JobRequest;
+use crate::registry::ErasedJob;
+use crate::store::{Conn, NewRequest, Start};
+use crate::{Error, Jobs, Result};
+
+/// The longest queue name, job class and concurrency key the schema holds.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// The advisory lock id plain.jobs takes for a job class and concurrency key: the first 8 bytes,
+/// big-endian and signed, of `md5("{job_class}::{concurrency_key}")`.
+///
+/// # Example
+/// ```
+/// let id = plainjobs::advisory_lock_id("app.jobs.Report", "daily");
+/// assert_eq!(id, plainjobs::advisory_lock_id("app.jobs.Report", "daily"));
+/// ```
+pub fn advisory_lock_id(job_class: &str, concurrency_key: &str) -> i64 {
+    let digest = Md5::digest(format!("{job_class}::{concurrency_key}").as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+/// The queries a job's [`should_enqueue`](crate::Job::should_enqueue) can make, inside the
+/// enqueue's transaction and under the key's lock.
+pub struct UniqueCheck<'a> {
+    pub(crate) conn: &'a mut dyn Conn,
+    pub(crate) job_class: String,
+    pub(crate) concurrency_key: String,
+    pub(crate) exclude_process: Option<Uuid>,
+}
+
+impl UniqueCheck<'_> {
+    /// The job class being enqueued.
+    pub fn job_class(&self) -> &str {
+        &self.job_class
+    }
+
+    /// Pending requests of this job class with this key (`include_retries: false` counts only
+    /// first attempts).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn requested_jobs(&mut self, include_retries: bool) -> Result<i64> {
+        self.conn.count_requests(&self.job_class, &self.concurrency_key, include_retries).await
+    }
+
+    /// Claimed or running jobs of this class with this key, not counting the job that is
+    /// enqueueing (when the enqueue comes from a running job).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn processing_jobs(&mut self, include_retries: bool) -> Result<i64> {
+        self.conn
+            .count_processes(&self.job_class, &self.concurrency_key, include_retries, self.exclude_process)
+            .await
+    }
+
+    /// Takes a transaction-scoped advisory lock with an id of your own (for a
+    /// [`LockStrategy::Custom`]).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn advisory_lock(&mut self, id: i64) -> Result<()> {
+        self.conn.advisory_lock(id).await
+    }
+}
+
+/// Options of one enqueue; missing ones come from the job type's defaults.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Options {
+    pub queue: Option<String>,
+    pub priority: Option<i16>,
+    pub retries: Option<i16>,
+    pub retry_attempt: Option<i16>,
+    pub concurrency_key: Option<String>,
+    pub start: Option<Start>,
+    pub trace: Option<(String, String)>,
+    pub exclude_process: Option<Uuid>,
+}
+
+fn check_len(field: &'static str, value: &str) -> Result<()> {
+    let chars = value.chars().count();
+    if chars > MAX_NAME_LEN {
+        return Err(Error::InvalidInput {
+            field,
+            problem: format!("{chars} characters long; the limit is {MAX_NAME_LEN}"),
+        });
+    }
+    Ok(())
+}
+
+fn check_hex(field: &'static str, value: &str, digits: usize) -> Result<()> {
+    let ok = value.len() == digits + 2
+        && value.starts_with("0x")
+        && value[2..].chars().all(|c| c.is_ascii_hexdigit());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput { field, problem: format!("{value:?} is not 0x followed by {digits} hex digits") })
+    }
+}
+
+/// Builds the row to insert, validating every value the schema constrains.
+pub(crate) fn build_request(job: &dyn ErasedJob, opts: &Options, source: String) -> Result<NewRequest> {
+    let job_class = job.job_class().to_string();
+    check_len("job class name", &job_class)?;
+    if job_class.is_empty() {
+        return Err(Error::InvalidInput { field: "job class name", problem: "it is empty".into() });
+    }
+    let queue = opts.queue.clone().unwrap_or_else(|| job.default_queue());
+    check_len("queue", &queue)?;
+    if queue.is_empty() {
+        return Err(Error::InvalidInput { field: "queue", problem: "it is empty".into() });
+    }
+    let concurrency_key = opts.concurrency_key.clone().unwrap_or_else(|| job.default_concurrency_key());
+    check_len("concurrency_key", &concurrency_key)?;
+    let retries = opts.retries.unwrap_or_else(|| job.default_retries());
+    if retries < 0 {
+        return Err(Error::InvalidInput { field: "retries", problem: format!("{retries} is negative") });
+    }
+    let retry_attempt = opts.retry_attempt.unwrap_or(0);
+    if retry_attempt < 0 {
+        return Err(Error::InvalidInput { field: "retry_attempt", problem: format!("{retry_attempt} is negative") });
+    }
+    let start = opts.start.unwrap_or(Start::Now);
+    if let Start::After(d) = start {
+        // Far beyond any sensible delay, and safely inside PostgreSQL's interval range.
+        if d > Duration::from_secs(100 * 365 * 24 * 3600) {
+            return Err(Error::InvalidInput { field: "delay", problem: format!("{d:?} is more than 100 years") });
+        }
+    }
+    let (trace_id, span_id) = match &opts.trace {
+        Some((t, s)) => {
+            check_hex("trace_id", t, 32)?;
+            check_hex("span_id", s, 16)?;
+            (Some(t.clone()), Some(s.clone()))
+        }
+        None => (None, None),
+    };
+    Ok(NewRequest {
+        parameters: job.parameters()?,
+        job_class,
+        priority: opts.priority.unwrap_or_else(|| job.default_priority()),
+        source,
+        queue,
+        retries,
+        retry_attempt,
+        concurrency_key,
+        start,
+        trace_id,
+        span_id,
+    })
+}
+
+/// Enqueues one job on `conn`: under the key's lock (when the key is not empty), asks
+/// `should_enqueue`, inserts. `conn` must be a transaction when the key is not empty.
+pub(crate) async fn enqueue_on(
+    conn: &mut dyn Conn,
+    job: &dyn ErasedJob,
+    req: NewRequest,
+    exclude_process: Option<Uuid>,
+) -> Result<Option<JobRequest>> {
+    let mut check = UniqueCheck {
+        conn,
+        job_class: req.job_class.clone(),
+        concurrency_key: req.concurrency_key.clone(),
+        exclude_process,
+    };
+    if !req.concurrency_key.is_empty() {
+        match job.lock_strategy() {
+            LockStrategy::None => {}
+            LockStrategy::Advisory => {
+                check.advisory_lock(advisory_lock_id(&req.job_class, &req.concurrency_key)).await?
+            }
+            LockStrategy::Custom(lock) => lock.lock(&mut check, &req.job_class, &req.concurrency_key).await?,
+        }
+    }
+    if !job.should_enqueue(&req.concurrency_key, &mut check).await? {
+        tracing::debug!(job_class = %req.job_class, concurrency_key = %req.concurrency_key, "enqueue skipped by should_enqueue");
+        return Ok(None);
+    }
+    let mut rows = check.conn.insert_requests(std::slice::from_ref(&req)).await?;
+    Ok(rows.pop())
+}
+
+/// Enqueues through the store: in one autocommit statement when the key is empty, else in a
+/// transaction of its own.
+pub(crate) async fn enqueue_via_store(
+    jobs: &Jobs,
+    job: &dyn ErasedJob,
+    req: NewRequest,
+    exclude_process: Option<Uuid>,
+) -> Result<Option<JobRequest>> {
+    let span = tracing::debug_span!("send", queue = %req.queue, job_class = %req.job_class);
+    let _enter = span.enter();
+    if req.concurrency_key.is_empty() {
+        let mut conn = jobs.store().autocommit().await?;
+        enqueue_on(&mut *conn, job, req, exclude_process).await
+    } else {
+        let mut tx = jobs.store().begin().await?;
+        let out = enqueue_on(&mut *tx, job, req, exclude_process).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+/// A connection in the caller's own transaction, to enqueue jobs that exist if and only if that
+/// transaction commits. Implemented for `sqlx::Transaction<'_, Postgres>` and
+/// `sqlx::PgConnection` (in a transaction you began).
+pub trait TransactionConn: sealed::Sealed + Send {
+    #[doc(hidden)]
+    fn as_conn(&mut self) -> Box<dyn Conn + '_>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for sqlx::Transaction<'_, sqlx::Postgres> {}
+    impl Sealed for sqlx::PgConnection {}
+}
+
+impl TransactionConn for sqlx::Transaction<'_, sqlx::Postgres> {
+    fn as_conn(&mut self) -> Box<dyn Conn + '_> {
+        Box::new(crate::store::postgres::PgConn(&mut **self))
+    }
+}
+
+impl TransactionConn for sqlx::PgConnection {
+    fn as_conn(&mut self) -> Box<dyn Conn + '_> {
+        Box::new(crate::store::postgres::PgConn(self))
+    }
+}
+
+/// An enqueue being built: set options, then `.await` it (its own transaction) or call
+/// [`in_transaction`](Enqueue::in_transaction). Resolves to `Ok(None)` when `should_enqueue`
+/// refused the job (a duplicate by its concurrency key, say), which is not an error.
+///
+/// # Example
+/// ```no_run
+/// # use plainjobs::{Job, JobContext, JobError, Jobs, Outcome};
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Report { day: String }
+/// # impl Job for Report { const NAME: &'static str = "app.Report";
+/// #   async fn run(&self, _: &JobContext) -> Result<Outcome, JobError> { Ok(Outcome::Success) } }
+/// # async fn demo(jobs: Jobs, pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// let queued = jobs.enqueue(Report { day: "2026-11-28".into() })
+///     .queue("reports")
+///     .priority(10)
+///     .delay(Duration::from_secs(60))
+///     .await?;
+/// // In the application's own transaction: the job exists if and only if it commits.
+/// let mut tx = pool.begin().await?;
+/// jobs.enqueue(Report { day: "2026-11-29".into() }).in_transaction(&mut tx).await?;
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "an enqueue does nothing until it is awaited"]
+pub struct Enqueue<'j> {
+    pub(crate) jobs: &'j Jobs,
+    pub(crate) job: Box<dyn ErasedJob>,
+    pub(crate) opts: Options,
+    pub(crate) source: String,
+}
+
+pub(crate) fn caller_source(loc: &Location<'_>) -> String {
+    format!("{}:{}", loc.file(), loc.line())
+}
+
+impl<'j> Enqueue<'j> {
+    /// The queue (default: the job's `default_queue`).
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.opts.queue = Some(queue.into());
+        self
+    }
+    /// The priority (higher runs first).
+    pub fn priority(mut self, priority: i16) -> Self {
+        self.opts.priority = Some(priority);
+        self
+    }
+    /// How many retries after a failure.
+    pub fn retries(mut self, retries: i16) -> Self {
+        self.opts.retries = Some(retries);
+        self
+    }
+    /// Which attempt this is (0 for a first run).
+    pub fn retry_attempt(mut self, attempt: i16) -> Self {
+        self.opts.retry_attempt = Some(attempt);
+        self
+    }
+    /// The uniqueness key (default: the job's `default_concurrency_key`).
+    pub fn concurrency_key(mut self, key: impl Into<String>) -> Self {
+        self.opts.concurrency_key = Some(key.into());
+        self
+    }
+    /// Not before `delay` from now (in the database's clock).
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.opts.start = Some(Start::After(delay));
+        self
+    }
+    /// Not before `at`.
+    pub fn start_at(mut self, at: DateTime<Utc>) -> Self {
+        self.opts.start = Some(Start::At(at));
+        self
+    }
+    /// The trace context to store (`0x` + 32 hex digits, `0x` + 16 hex digits).
+    pub fn trace_context(mut self, trace_id: impl Into<String>, span_id: impl Into<String>) -> Self {
+        self.opts.trace = Some((trace_id.into(), span_id.into()));
+        self
+    }
+    /// Overrides the recorded `source` (default: the caller's `file:line`).
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.source = source.into();
+        self
+    }
+
+    /// Enqueues inside the caller's transaction: the job exists if and only if it commits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a value the schema cannot hold, [`Error::Params`] when the job
+    /// cannot be serialized, [`Error::Database`] for a failed query (the caller's transaction is
+    /// then aborted, as with any failed statement).
+    pub async fn in_transaction<T: TransactionConn + ?Sized>(self, tx: &mut T) -> Result<Option<JobRequest>> {
+        let req = build_request(&*self.job, &self.opts, self.source)?;
+        let mut conn = tx.as_conn();
+        enqueue_on(&mut *conn, &*self.job, req, self.opts.exclude_process).await
+    }
+
+    async fn run(self) -> Result<Option<JobRequest>> {
+        let req = build_request(&*self.job, &self.opts, self.source)?;
+        enqueue_via_store(self.jobs, &*self.job, req, self.opts.exclude_process).await
+    }
+}
+
+impl<'j> IntoFuture for Enqueue<'j> {
+    type Output = Result<Option<JobRequest>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'j>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// Many jobs enqueued together: one statement for those without a concurrency key; jobs with a
+/// key go through their lock and `should_enqueue` one by one in the same transaction.
+#[must_use = "an enqueue does nothing until it is awaited"]
+pub struct EnqueueMany<'j> {
+    pub(crate) jobs: &'j Jobs,
+    pub(crate) items: Vec<Box<dyn ErasedJob>>,
+    pub(crate) opts: Options,
+    pub(crate) source: String,
+}
+
+impl<'j> EnqueueMany<'j> {
+    /// The queue for all of them.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.opts.queue = Some(queue.into());
+        self
+    }
+    /// The priority for all of them.
+    pub fn priority(mut self, priority: i16) -> Self {
+        self.opts.priority = Some(priority);
+        self
+    }
+    /// Retries for all of them.
+    pub fn retries(mut self, retries: i16) -> Self {
+        self.opts.retries = Some(retries);
+        self
+    }
+    /// Delay for all of them.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.opts.start = Some(Start::After(delay));
+        self
+    }
+
+    async fn enqueue_all(self, conn: &mut dyn Conn) -> Result<Vec<JobRequest>> {
+        let mut simple = Vec::new();
+        let mut out = Vec::new();
+        for job in &self.items {
+            let req = build_request(&**job, &self.opts, self.source.clone())?;
+            if req.concurrency_key.is_empty() {
+                simple.push(req);
+            } else if let Some(r) = enqueue_on(conn, &**job, req, None).await? {
+                out.push(r);
+            }
+        }
+        out.extend(conn.insert_requests(&simple).await?);
+        Ok(out)
+    }
+
+    /// Enqueues inside the caller's transaction.
+    ///
+    /// # Errors
+    /// As [`Enqueue::in_transaction`].
+    pub async fn in_transaction<T: TransactionConn + ?Sized>(self, tx: &mut T) -> Result<Vec<JobRequest>> {
+        let mut conn = tx.as_conn();
+        self.enqueue_all(&mut *conn).await
+    }
+
+    async fn run(self) -> Result<Vec<JobRequest>> {
+        let jobs = self.jobs;
+        let mut tx = jobs.store().begin().await?;
+        let out = self.enqueue_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+impl<'j> IntoFuture for EnqueueMany<'j> {
+    type Output = Result<Vec<JobRequest>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'j>>;
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}

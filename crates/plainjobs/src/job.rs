@@ -1,0 +1,309 @@
+//! The [`Job`] trait: what a job type is, its defaults and its hooks.
+
+use std::any::{Any, TypeId};
+use std::backtrace::{Backtrace, BacktraceStatus};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::enqueue::UniqueCheck;
+use crate::model::{JobProcess, JobResult};
+use crate::Jobs;
+
+/// A background job type.
+///
+/// The struct's fields are the job's parameters; they are stored as plain.jobs stores them
+/// (see [`params`](crate::params)). `NAME` is what goes in the `job_class` column: keep it stable
+/// across refactors (use [`ALIASES`](Job::ALIASES) when you rename).
+///
+/// Every method but [`run`](Job::run) has a default that matches plain.jobs.
+///
+/// # Example
+/// ```
+/// use plainjobs::{Job, JobContext, JobError, Outcome};
+/// use serde::{Deserialize, Serialize};
+/// use std::time::Duration;
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct WelcomeUser { user_id: i64 }
+///
+/// impl Job for WelcomeUser {
+///     const NAME: &'static str = "app.jobs.WelcomeUser";
+///     async fn run(&self, ctx: &JobContext) -> Result<Outcome, JobError> {
+///         println!("welcome {} (attempt {})", self.user_id, ctx.process().retry_attempt);
+///         Ok(Outcome::Success)
+///     }
+///     fn default_concurrency_key(&self) -> String { format!("user-{}", self.user_id) }
+///     fn default_retries(&self) -> i16 { 3 }
+///     fn retry_delay(&self, attempt: u32) -> Duration { Duration::from_secs(1 << (attempt - 1)) }
+/// }
+/// ```
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The stable name stored in `job_class` (plain.jobs uses the Python class path).
+    const NAME: &'static str;
+    /// Older names rows may still carry; a worker runs them as this type.
+    const ALIASES: &'static [&'static str] = &[];
+    /// One line for `plainjobs list`.
+    const DESCRIPTION: &'static str = "";
+
+    /// The job's work. Return [`Outcome::Success`], [`Outcome::Defer`] to run again later, or an
+    /// error (which, like a panic, makes an `ERRORED` result and may be retried).
+    fn run(&self, ctx: &JobContext) -> impl Future<Output = Result<Outcome, JobError>> + Send;
+
+    /// Queue when the enqueue does not name one (`"default"`).
+    fn default_queue(&self) -> String {
+        "default".to_string()
+    }
+    /// Priority when the enqueue does not give one (0; higher runs first, negatives allowed).
+    fn default_priority(&self) -> i16 {
+        0
+    }
+    /// Retries when the enqueue does not give them (0).
+    fn default_retries(&self) -> i16 {
+        0
+    }
+    /// Uniqueness key when the enqueue does not give one (`""`: no uniqueness).
+    fn default_concurrency_key(&self) -> String {
+        String::new()
+    }
+    /// Backoff before retry number `attempt` (1 for the first retry). Default: none.
+    fn retry_delay(&self, attempt: u32) -> Duration {
+        let _ = attempt;
+        Duration::ZERO
+    }
+
+    /// Whether to enqueue, asked under the key's lock. The default: an empty key always
+    /// enqueues; otherwise only when no request and no process of this job class has the key
+    /// (retries included). Override it for limits or rate limits with the queries of
+    /// [`UniqueCheck`].
+    ///
+    /// # Errors
+    /// A database error from a query; the enqueue fails with it.
+    fn should_enqueue(
+        &self,
+        concurrency_key: &str,
+        check: &mut UniqueCheck<'_>,
+    ) -> impl Future<Output = crate::Result<bool>> + Send {
+        async move {
+            if concurrency_key.is_empty() {
+                return Ok(true);
+            }
+            Ok(check.requested_jobs(true).await? == 0 && check.processing_jobs(true).await? == 0)
+        }
+    }
+
+    /// How enqueues of this job serialize on their concurrency key (an advisory lock).
+    fn lock_strategy(&self) -> LockStrategy {
+        LockStrategy::Advisory
+    }
+
+    /// Called after a `LOST` or `CANCELLED` result was committed (the job's code never saw its
+    /// end). Errors are logged and swallowed. Never called for SUCCESSFUL, ERRORED or DEFERRED.
+    fn on_aborted(
+        &self,
+        result: &JobResult,
+        state: &State,
+    ) -> impl Future<Output = Result<(), JobError>> + Send {
+        let _ = (result, state);
+        async { Ok(()) }
+    }
+}
+
+/// How an enqueue with a non-empty concurrency key is serialized against other enqueues.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum LockStrategy {
+    /// No lock: `should_enqueue` races with concurrent enqueues.
+    None,
+    /// A transaction-scoped advisory lock on the first 8 bytes of
+    /// `md5("{job_class}::{concurrency_key}")`, the id plain.jobs uses.
+    #[default]
+    Advisory,
+    /// The application's own lock, taken inside the enqueue's transaction.
+    Custom(Arc<dyn KeyLock>),
+}
+
+impl fmt::Debug for LockStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockStrategy::None => f.write_str("None"),
+            LockStrategy::Advisory => f.write_str("Advisory"),
+            LockStrategy::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+/// An application-defined lock for [`LockStrategy::Custom`].
+#[async_trait::async_trait]
+pub trait KeyLock: Send + Sync {
+    /// Takes the lock for `job_class` and `concurrency_key` inside the enqueue's transaction
+    /// (for example with [`UniqueCheck::advisory_lock`] on an id of your own).
+    ///
+    /// # Errors
+    /// A database error; the enqueue fails with it.
+    async fn lock(&self, check: &mut UniqueCheck<'_>, job_class: &str, concurrency_key: &str) -> crate::Result<()>;
+}
+
+/// What a job's [`run`](Job::run) asks for when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Done: a `SUCCESSFUL` result.
+    Success,
+    /// Run again later: a `DEFERRED` result and a new request (plain's `DeferJob`).
+    Defer {
+        /// How long from now.
+        delay: Duration,
+        /// Whether the new request counts as a retry attempt.
+        increment_retries: bool,
+    },
+}
+
+impl Outcome {
+    /// Defer by `delay` without using a retry.
+    pub fn defer(delay: Duration) -> Outcome {
+        Outcome::Defer { delay, increment_retries: false }
+    }
+}
+
+/// A job's failure: any error, with its causes and (when `RUST_BACKTRACE` or
+/// `RUST_LIB_BACKTRACE` is set) a backtrace. `?` converts any `std::error::Error` into it.
+pub struct JobError {
+    inner: Box<dyn std::error::Error + Send + Sync + 'static>,
+    backtrace: Backtrace,
+}
+
+#[derive(Debug)]
+struct Message(String);
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Message {}
+
+impl JobError {
+    /// An error from a message.
+    pub fn msg(message: impl fmt::Display) -> JobError {
+        JobError::from(Message(message.to_string()))
+    }
+
+    /// The underlying error.
+    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.inner
+    }
+
+    /// The text stored in the result's `error` column: message, causes, backtrace.
+    pub fn report(&self) -> String {
+        let mut out = crate::error::error_chain(&*self.inner);
+        if self.backtrace.status() == BacktraceStatus::Captured {
+            out.push_str("\n\nBacktrace:\n");
+            out.push_str(&self.backtrace.to_string());
+        }
+        out
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+    fn from(err: E) -> Self {
+        JobError { inner: Box::new(err), backtrace: Backtrace::capture() }
+    }
+}
+
+impl fmt::Debug for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.report())
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+/// Shared application state given to a worker with
+/// [`Worker::state`](crate::Worker::state), one value per type.
+#[derive(Clone, Default)]
+pub struct State {
+    values: Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl State {
+    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        Arc::make_mut(&mut self.values).insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// The value of type `T`, if one was given.
+    pub fn try_get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.values.get(&TypeId::of::<T>()).and_then(|v| v.downcast_ref::<T>())
+    }
+
+    /// The value of type `T`.
+    ///
+    /// # Errors
+    /// A [`JobError`] naming the type when the worker was given none.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Result<&T, JobError> {
+        self.try_get::<T>().ok_or_else(|| {
+            JobError::msg(format!(
+                "no application state of type {} was given to the worker (Worker::state)",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "State({} values)", self.values.len())
+    }
+}
+
+/// What a running job can see: its process row, the application state, the queue itself.
+pub struct JobContext {
+    pub(crate) process: JobProcess,
+    pub(crate) state: State,
+    pub(crate) jobs: Jobs,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl JobContext {
+    /// The claimed row this run belongs to (uuid, attempt, queue, …).
+    pub fn process(&self) -> &JobProcess {
+        &self.process
+    }
+
+    /// Application state of type `T` (see [`Worker::state`](crate::Worker::state)).
+    ///
+    /// # Errors
+    /// A [`JobError`] naming the type when the worker was given none.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T, JobError> {
+        self.state.get::<T>()
+    }
+
+    /// All application state.
+    pub fn states(&self) -> &State {
+        &self.state
+    }
+
+    /// The queue, to enqueue follow-up jobs.
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    /// Whether the worker is shutting down (a long job may stop early and defer itself).
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// Completes when the worker begins to shut down.
+    pub async fn shutting_down(&self) {
+        self.shutdown.cancelled().await
+    }
+}

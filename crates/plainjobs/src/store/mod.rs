@@ -1,0 +1,188 @@
+//! The storage boundary: every SQL statement lives behind these traits, one implementation per
+//! backend. Nothing above this module knows which database it talks to.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
+use crate::Result;
+
+pub(crate) mod migrations;
+pub(crate) mod postgres;
+
+/// When a new request may start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Start {
+    /// As soon as possible (`start_at` NULL).
+    Now,
+    /// `now() + delay` in the database's clock.
+    After(Duration),
+    /// At an absolute time.
+    At(DateTime<Utc>),
+}
+
+/// A request to insert.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub job_class: String,
+    pub parameters: Value,
+    pub priority: i16,
+    pub source: String,
+    pub queue: String,
+    pub retries: i16,
+    pub retry_attempt: i16,
+    pub concurrency_key: String,
+    pub start: Start,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+}
+
+/// A finished run to record in the batched (no follow-up request) path.
+#[derive(Debug, Clone)]
+pub(crate) struct Finish {
+    pub process_uuid: Uuid,
+    pub status: JobStatus,
+    pub error: String,
+}
+
+/// A worker's registration.
+#[derive(Debug, Clone)]
+pub(crate) struct NewHeartbeat {
+    pub worker_id: Uuid,
+    pub hostname: String,
+    pub pid: i32,
+    pub queues: Vec<String>,
+}
+
+/// Filters for listing results.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ResultFilter {
+    pub status: Option<JobStatus>,
+    pub queue: Option<String>,
+    pub job_class: Option<String>,
+    pub limit: i64,
+}
+
+/// Counts for `stats`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct QueueStats {
+    /// The queue.
+    pub queue: String,
+    /// Requests ready to run.
+    pub ready: i64,
+    /// Requests scheduled for later.
+    pub scheduled: i64,
+    /// Claimed, not started.
+    pub waiting: i64,
+    /// Running.
+    pub running: i64,
+    /// Results by status.
+    pub results: std::collections::BTreeMap<String, i64>,
+}
+
+/// Queries usable both in a transaction and on an autocommit connection: what enqueue and
+/// `should_enqueue` need.
+#[async_trait::async_trait]
+pub trait Conn: Send {
+    /// A transaction-scoped advisory lock (a no-op outside a transaction is the caller's bug).
+    async fn advisory_lock(&mut self, id: i64) -> Result<()>;
+    /// Requests of this class and key (only first attempts unless `include_retries`).
+    async fn count_requests(&mut self, job_class: &str, key: &str, include_retries: bool) -> Result<i64>;
+    /// Processes of this class and key, optionally excluding one.
+    async fn count_processes(
+        &mut self,
+        job_class: &str,
+        key: &str,
+        include_retries: bool,
+        exclude: Option<Uuid>,
+    ) -> Result<i64>;
+    /// Inserts requests in one statement, returning them in order.
+    async fn insert_requests(&mut self, rows: &[NewRequest]) -> Result<Vec<JobRequest>>;
+}
+
+/// A transaction on the store.
+#[async_trait::async_trait]
+pub(crate) trait StoreTx: Conn {
+    /// Deletes a process if it still exists and belongs to `worker_id`.
+    async fn delete_process(&mut self, process_uuid: Uuid, worker_id: Uuid) -> Result<Option<JobProcess>>;
+    /// Writes the result of a deleted process.
+    async fn insert_result(
+        &mut self,
+        process: &JobProcess,
+        status: JobStatus,
+        error: &str,
+        retry_request: Option<Uuid>,
+    ) -> Result<JobResult>;
+    /// Locks a result that is still retryable (skipping one another worker is retrying); with
+    /// `force`, any failed result not yet retried, whatever its attempts.
+    async fn lock_retryable(&mut self, result_uuid: Uuid, force: bool) -> Result<Option<JobResult>>;
+    /// Links a result to the request that retries it.
+    async fn link_retry(&mut self, result_uuid: Uuid, request_uuid: Uuid) -> Result<()>;
+    /// Commits.
+    async fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// A backend.
+#[async_trait::async_trait]
+pub(crate) trait Store: Send + Sync + 'static {
+    /// Creates or upgrades the schema.
+    async fn migrate(&self) -> Result<()>;
+    /// Begins a transaction.
+    async fn begin(&self) -> Result<Box<dyn StoreTx + '_>>;
+    /// A pooled connection in autocommit mode.
+    async fn autocommit(&self) -> Result<Box<dyn Conn + '_>>;
+
+    /// Registers or refreshes a worker's heartbeat (re-creating the row if it vanished).
+    async fn heartbeat(&self, hb: &NewHeartbeat) -> Result<()>;
+    /// Deletes the heartbeat unless processes of this worker remain; true if deleted.
+    async fn deregister(&self, worker_id: Uuid) -> Result<bool>;
+    /// Claims up to `start + prefetch` ready requests of `queues` for `worker_id` (only if its
+    /// heartbeat exists); the first `start` are marked started.
+    async fn claim(&self, worker_id: Uuid, queues: &[String], start: i64, prefetch: i64) -> Result<Vec<JobProcess>>;
+    /// Marks claimed processes started; returns those still owned.
+    async fn mark_started(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<Vec<(Uuid, Option<DateTime<Utc>>)>>;
+    /// Moves many processes to results in one statement; returns the process uuids written.
+    async fn finish_many(&self, worker_id: Uuid, items: &[Finish]) -> Result<Vec<Uuid>>;
+    /// Hands unstarted processes back to the request table.
+    async fn hand_back(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<u64>;
+    /// Time until the earliest scheduled request of `queues` becomes ready.
+    async fn next_start_in(&self, queues: &[String]) -> Result<Option<Duration>>;
+    /// Workers whose heartbeat is older than `timeout`.
+    async fn stale_workers(&self, timeout: Duration) -> Result<Vec<Uuid>>;
+    /// Claims a stale worker (deletes its heartbeat if still stale) and turns its processes into
+    /// LOST results, in one transaction. None if another rescuer got there first.
+    async fn rescue_worker(&self, worker_id: Uuid, timeout: Duration) -> Result<Option<Vec<JobResult>>>;
+    /// Turns this worker's processes older than `timeout` that it is not holding into LOST results.
+    async fn rescue_orphans(&self, worker_id: Uuid, timeout: Duration, held: &[Uuid]) -> Result<Vec<JobResult>>;
+    /// Results that qualify for a retry, oldest first.
+    async fn retryable_results(&self, limit: i64) -> Result<Vec<JobResult>>;
+    /// Bumps a result's retry_attempt so an unbuildable retry is not tried forever.
+    async fn bump_retry_attempt(&self, result_uuid: Uuid) -> Result<()>;
+    /// Deletes up to `batch` results created more than `age` ago; returns how many.
+    async fn delete_results_before(&self, age: Duration, batch: i64) -> Result<u64>;
+    /// Starts a task that calls `wake.notify_one()` when requests are inserted anywhere. Returns
+    /// false when the backend cannot (the worker then relies on polling).
+    async fn listen(&self, wake: Arc<Notify>, cancel: CancellationToken) -> Result<bool>;
+
+    // Inspection, for operators and tests.
+    /// Pending requests, oldest first.
+    async fn requests(&self, limit: i64) -> Result<Vec<JobRequest>>;
+    /// Processes.
+    async fn processes(&self, limit: i64) -> Result<Vec<JobProcess>>;
+    /// One result by uuid.
+    async fn result_by_uuid(&self, uuid: Uuid) -> Result<Option<JobResult>>;
+    /// Results, newest first.
+    async fn results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>>;
+    /// Worker heartbeats.
+    async fn workers(&self) -> Result<Vec<WorkerHeartbeat>>;
+    /// Per-queue counts.
+    async fn stats(&self) -> Result<Vec<QueueStats>>;
+    /// Deletes every pending and running job; returns (requests, processes) deleted.
+    async fn purge(&self) -> Result<(u64, u64)>;
+}

@@ -1,0 +1,723 @@
+//! The PostgreSQL backend.
+
+use std::ops::DerefMut;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgListener, PgPool, PgRow};
+use sqlx::{PgConnection, Postgres, Row, Transaction};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::migrations::POSTGRES as MIGRATIONS;
+use super::{Conn, Finish, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start, Store, StoreTx};
+use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
+use crate::{Error, Result};
+
+/// The channel the insert trigger notifies.
+pub(crate) const CHANNEL: &str = "plainjobs_jobrequest";
+
+const REQ_COLS: &str = "id, created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id";
+const PROC_COLS: &str = "id, uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id";
+const RES_COLS: &str = "id, uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id";
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn request_from(row: &PgRow) -> sqlx::Result<JobRequest> {
+    Ok(JobRequest {
+        id: row.try_get("id")?,
+        created_at: row.try_get("created_at")?,
+        uuid: row.try_get("uuid")?,
+        job_class: row.try_get("job_class")?,
+        parameters: row.try_get("parameters")?,
+        priority: row.try_get("priority")?,
+        source: row.try_get("source")?,
+        queue: row.try_get("queue")?,
+        retries: row.try_get("retries")?,
+        retry_attempt: row.try_get("retry_attempt")?,
+        concurrency_key: row.try_get("concurrency_key")?,
+        start_at: row.try_get("start_at")?,
+        trace_id: row.try_get("trace_id")?,
+        span_id: row.try_get("span_id")?,
+    })
+}
+
+fn process_from(row: &PgRow) -> sqlx::Result<JobProcess> {
+    Ok(JobProcess {
+        id: row.try_get("id")?,
+        uuid: row.try_get("uuid")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        job_request_uuid: row.try_get("job_request_uuid")?,
+        requested_at: row.try_get("requested_at")?,
+        job_class: row.try_get("job_class")?,
+        parameters: row.try_get("parameters")?,
+        priority: row.try_get("priority")?,
+        source: row.try_get("source")?,
+        queue: row.try_get("queue")?,
+        retries: row.try_get("retries")?,
+        retry_attempt: row.try_get("retry_attempt")?,
+        concurrency_key: row.try_get("concurrency_key")?,
+        trace_id: row.try_get("trace_id")?,
+        span_id: row.try_get("span_id")?,
+        worker_id: row.try_get("worker_id")?,
+    })
+}
+
+fn result_from(row: &PgRow) -> sqlx::Result<JobResult> {
+    let status: String = row.try_get("status")?;
+    let status = status.parse::<JobStatus>().map_err(|e| sqlx::Error::ColumnDecode {
+        index: "status".into(),
+        source: Box::new(e),
+    })?;
+    Ok(JobResult {
+        id: row.try_get("id")?,
+        uuid: row.try_get("uuid")?,
+        created_at: row.try_get("created_at")?,
+        job_process_uuid: row.try_get("job_process_uuid")?,
+        started_at: row.try_get("started_at")?,
+        ended_at: row.try_get("ended_at")?,
+        error: row.try_get("error")?,
+        status,
+        job_request_uuid: row.try_get("job_request_uuid")?,
+        requested_at: row.try_get("requested_at")?,
+        job_class: row.try_get("job_class")?,
+        parameters: row.try_get("parameters")?,
+        priority: row.try_get("priority")?,
+        source: row.try_get("source")?,
+        queue: row.try_get("queue")?,
+        retries: row.try_get("retries")?,
+        retry_attempt: row.try_get("retry_attempt")?,
+        concurrency_key: row.try_get("concurrency_key")?,
+        retry_job_request_uuid: row.try_get("retry_job_request_uuid")?,
+        trace_id: row.try_get("trace_id")?,
+        span_id: row.try_get("span_id")?,
+    })
+}
+
+fn heartbeat_from(row: &PgRow) -> sqlx::Result<WorkerHeartbeat> {
+    let queues: Value = row.try_get("queues")?;
+    let queues = match queues {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect(),
+        other => vec![other.to_string()],
+    };
+    Ok(WorkerHeartbeat {
+        id: row.try_get("id")?,
+        worker_id: row.try_get("worker_id")?,
+        hostname: row.try_get("hostname")?,
+        pid: row.try_get("pid")?,
+        queues,
+        started_at: row.try_get("started_at")?,
+        last_heartbeat_at: row.try_get("last_heartbeat_at")?,
+    })
+}
+
+fn map_rows<T>(rows: Vec<PgRow>, f: fn(&PgRow) -> sqlx::Result<T>) -> Result<Vec<T>> {
+    rows.iter().map(|r| f(r).map_err(Error::from)).collect()
+}
+
+/// The PostgreSQL store: a connection pool.
+pub(crate) struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub(crate) fn new(pool: PgPool) -> PgStore {
+        PgStore { pool }
+    }
+}
+
+/// A connection (pooled, borrowed from the caller, or in a transaction) seen through [`Conn`].
+pub(crate) struct PgConn<C>(pub(crate) C);
+
+async fn insert_requests(conn: &mut PgConnection, rows: &[NewRequest]) -> Result<Vec<JobRequest>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = rows.len();
+    let mut job_class = Vec::with_capacity(n);
+    let mut parameters = Vec::with_capacity(n);
+    let mut priority = Vec::with_capacity(n);
+    let mut source = Vec::with_capacity(n);
+    let mut queue = Vec::with_capacity(n);
+    let mut retries = Vec::with_capacity(n);
+    let mut retry_attempt = Vec::with_capacity(n);
+    let mut key = Vec::with_capacity(n);
+    let mut delay_us: Vec<Option<i64>> = Vec::with_capacity(n);
+    let mut start_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+    let mut trace_id = Vec::with_capacity(n);
+    let mut span_id = Vec::with_capacity(n);
+    for r in rows {
+        job_class.push(r.job_class.as_str());
+        parameters.push(&r.parameters);
+        priority.push(r.priority);
+        source.push(r.source.as_str());
+        queue.push(r.queue.as_str());
+        retries.push(r.retries);
+        retry_attempt.push(r.retry_attempt);
+        key.push(r.concurrency_key.as_str());
+        match r.start {
+            Start::Now => {
+                delay_us.push(None);
+                start_at.push(None);
+            }
+            Start::After(d) => {
+                delay_us.push(Some(micros(d)));
+                start_at.push(None);
+            }
+            Start::At(t) => {
+                delay_us.push(None);
+                start_at.push(Some(t));
+            }
+        }
+        trace_id.push(r.trace_id.as_deref());
+        span_id.push(r.span_id.as_deref());
+    }
+    let sql = format!(
+        "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+         SELECT now(), gen_random_uuid(), t.job_class, t.parameters, t.priority, t.source, t.queue, t.retries, t.retry_attempt, t.concurrency_key,
+                CASE WHEN t.delay_us IS NOT NULL THEN now() + t.delay_us * interval '1 microsecond' ELSE t.start_at END,
+                t.trace_id, t.span_id
+         FROM unnest($1::text[], $2::jsonb[], $3::int2[], $4::text[], $5::text[], $6::int2[], $7::int2[], $8::text[], $9::int8[], $10::timestamptz[], $11::text[], $12::text[])
+              WITH ORDINALITY AS t(job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, delay_us, start_at, trace_id, span_id, ord)
+         ORDER BY t.ord
+         RETURNING {REQ_COLS}"
+    );
+    let out = sqlx::query(&sql)
+        .bind(job_class)
+        .bind(parameters)
+        .bind(priority)
+        .bind(source)
+        .bind(queue)
+        .bind(retries)
+        .bind(retry_attempt)
+        .bind(key)
+        .bind(delay_us)
+        .bind(start_at)
+        .bind(trace_id)
+        .bind(span_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = map_rows(out, request_from)?;
+    out.sort_by_key(|r| r.id);
+    Ok(out)
+}
+
+#[async_trait::async_trait]
+impl<C: DerefMut<Target = PgConnection> + Send> Conn for PgConn<C> {
+    async fn advisory_lock(&mut self, id: i64) -> Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(id).execute(&mut *self.0).await?;
+        Ok(())
+    }
+
+    async fn count_requests(&mut self, job_class: &str, key: &str, include_retries: bool) -> Result<i64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM plainjobs_jobrequest WHERE job_class = $1 AND concurrency_key = $2 AND ($3 OR retry_attempt = 0)",
+        )
+        .bind(job_class)
+        .bind(key)
+        .bind(include_retries)
+        .fetch_one(&mut *self.0)
+        .await?;
+        Ok(n)
+    }
+
+    async fn count_processes(
+        &mut self,
+        job_class: &str,
+        key: &str,
+        include_retries: bool,
+        exclude: Option<Uuid>,
+    ) -> Result<i64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM plainjobs_jobprocess WHERE job_class = $1 AND concurrency_key = $2 AND ($3 OR retry_attempt = 0) AND ($4::uuid IS NULL OR uuid <> $4)",
+        )
+        .bind(job_class)
+        .bind(key)
+        .bind(include_retries)
+        .bind(exclude)
+        .fetch_one(&mut *self.0)
+        .await?;
+        Ok(n)
+    }
+
+    async fn insert_requests(&mut self, rows: &[NewRequest]) -> Result<Vec<JobRequest>> {
+        insert_requests(&mut self.0, rows).await
+    }
+}
+
+#[async_trait::async_trait]
+impl StoreTx for PgConn<Transaction<'static, Postgres>> {
+    async fn delete_process(&mut self, process_uuid: Uuid, worker_id: Uuid) -> Result<Option<JobProcess>> {
+        let sql = format!("DELETE FROM plainjobs_jobprocess WHERE uuid = $1 AND worker_id = $2 RETURNING {PROC_COLS}");
+        let row = sqlx::query(&sql).bind(process_uuid).bind(worker_id).fetch_optional(&mut *self.0).await?;
+        Ok(row.as_ref().map(process_from).transpose()?)
+    }
+
+    async fn insert_result(
+        &mut self,
+        p: &JobProcess,
+        status: JobStatus,
+        error: &str,
+        retry_request: Option<Uuid>,
+    ) -> Result<JobResult> {
+        let sql = format!(
+            "INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id)
+             VALUES (gen_random_uuid(), now(), $1, $2, now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+             RETURNING {RES_COLS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(p.uuid)
+            .bind(p.started_at)
+            .bind(error)
+            .bind(status.as_str())
+            .bind(p.job_request_uuid)
+            .bind(p.requested_at)
+            .bind(&p.job_class)
+            .bind(&p.parameters)
+            .bind(p.priority)
+            .bind(&p.source)
+            .bind(&p.queue)
+            .bind(p.retries)
+            .bind(p.retry_attempt)
+            .bind(&p.concurrency_key)
+            .bind(retry_request)
+            .bind(&p.trace_id)
+            .bind(&p.span_id)
+            .fetch_one(&mut *self.0)
+            .await?;
+        Ok(result_from(&row)?)
+    }
+
+    async fn lock_retryable(&mut self, result_uuid: Uuid, force: bool) -> Result<Option<JobResult>> {
+        let sql = format!(
+            "SELECT {RES_COLS} FROM plainjobs_jobresult
+             WHERE uuid = $1 AND retry_job_request_uuid IS NULL AND ($2 OR (retries > 0 AND retry_attempt < retries))
+               AND status IN ('ERRORED', 'LOST', 'CANCELLED')
+             FOR UPDATE SKIP LOCKED"
+        );
+        let row = sqlx::query(&sql).bind(result_uuid).bind(force).fetch_optional(&mut *self.0).await?;
+        Ok(row.as_ref().map(result_from).transpose()?)
+    }
+
+    async fn link_retry(&mut self, result_uuid: Uuid, request_uuid: Uuid) -> Result<()> {
+        sqlx::query("UPDATE plainjobs_jobresult SET retry_job_request_uuid = $2 WHERE uuid = $1")
+            .bind(result_uuid)
+            .bind(request_uuid)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.0.commit().await?;
+        Ok(())
+    }
+}
+
+/// Moves the processes matching `where_clause` into LOST results whose error is `error_param`.
+fn lost_results_sql(where_clause: &str, error_param: &str) -> String {
+    format!(
+        "WITH done AS (DELETE FROM plainjobs_jobprocess WHERE {where_clause} RETURNING *)
+         INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id)
+         SELECT gen_random_uuid(), now(), uuid, started_at, now(), {error_param}, 'LOST', job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, NULL, trace_id, span_id
+         FROM done ORDER BY id
+         RETURNING {RES_COLS}"
+    )
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // Serialize concurrent migrators (several workers starting at once).
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('plainjobs migrate', 0))")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM plainjobs_rs_migrations")
+            .fetch_all(&mut *tx)
+            .await?;
+        for m in MIGRATIONS {
+            if done.contains(&m.version) {
+                continue;
+            }
+            for stmt in m.statements {
+                sqlx::query(stmt).execute(&mut *tx).await.map_err(|source| Error::Migration {
+                    version: m.version,
+                    name: m.name,
+                    source,
+                })?;
+            }
+            sqlx::query("INSERT INTO plainjobs_rs_migrations (version, name) VALUES ($1, $2)")
+                .bind(m.version)
+                .bind(m.name)
+                .execute(&mut *tx)
+                .await?;
+            tracing::info!(version = m.version, name = m.name, "applied migration");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {
+        Ok(Box::new(PgConn(self.pool.begin().await?)))
+    }
+
+    async fn autocommit(&self) -> Result<Box<dyn Conn + '_>> {
+        let conn: PoolConnection<Postgres> = self.pool.acquire().await?;
+        Ok(Box::new(PgConn(conn)))
+    }
+
+    async fn heartbeat(&self, hb: &NewHeartbeat) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO plainjobs_workerheartbeat (worker_id, hostname, pid, queues, started_at, last_heartbeat_at)
+             VALUES ($1, $2, $3, $4, now(), now())
+             ON CONFLICT (worker_id) DO UPDATE SET last_heartbeat_at = now()",
+        )
+        .bind(hb.worker_id)
+        .bind(&hb.hostname)
+        .bind(hb.pid)
+        .bind(serde_json::json!(hb.queues))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn deregister(&self, worker_id: Uuid) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM plainjobs_workerheartbeat WHERE worker_id = $1
+             AND NOT EXISTS (SELECT 1 FROM plainjobs_jobprocess WHERE worker_id = $1)",
+        )
+        .bind(worker_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn claim(&self, worker_id: Uuid, queues: &[String], start: i64, prefetch: i64) -> Result<Vec<JobProcess>> {
+        let limit = start + prefetch;
+        if limit <= 0 || queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One queue: an equality, so the claim index yields rows already in claim order. Several:
+        // `= ANY`, which sorts the ready rows of those queues.
+        let queue_filter = if queues.len() == 1 { "queue = $2[1]" } else { "queue = ANY($2)" };
+        let sql = format!(
+            "WITH picked AS MATERIALIZED (
+                SELECT id FROM plainjobs_jobrequest
+                WHERE {queue_filter} AND (start_at IS NULL OR start_at <= now())
+                  AND EXISTS (SELECT 1 FROM plainjobs_workerheartbeat WHERE worker_id = $1)
+                ORDER BY priority DESC, COALESCE(start_at, created_at), id
+                LIMIT $3
+                FOR UPDATE SKIP LOCKED
+             ), numbered AS MATERIALIZED (
+                SELECT id, row_number() OVER () AS n FROM picked
+             ), moved AS (
+                DELETE FROM plainjobs_jobrequest r USING numbered
+                WHERE r.id = numbered.id
+                RETURNING r.*, numbered.n
+             )
+             INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id)
+             SELECT gen_random_uuid(), now(), CASE WHEN n <= $4 THEN now() END, uuid, created_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, $1
+             FROM moved ORDER BY n
+             RETURNING {PROC_COLS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(worker_id)
+            .bind(queues)
+            .bind(limit)
+            .bind(start)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = map_rows(rows, process_from)?;
+        out.sort_by_key(|p| p.id);
+        Ok(out)
+    }
+
+    async fn mark_started(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<Vec<(Uuid, Option<DateTime<Utc>>)>> {
+        let rows = sqlx::query(
+            "UPDATE plainjobs_jobprocess SET started_at = now() WHERE worker_id = $1 AND uuid = ANY($2) RETURNING uuid, started_at",
+        )
+        .bind(worker_id)
+        .bind(uuids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("uuid")?, r.try_get("started_at")?)))
+            .collect()
+    }
+
+    async fn finish_many(&self, worker_id: Uuid, items: &[Finish]) -> Result<Vec<Uuid>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let uuids: Vec<Uuid> = items.iter().map(|i| i.process_uuid).collect();
+        let statuses: Vec<&str> = items.iter().map(|i| i.status.as_str()).collect();
+        let errors: Vec<&str> = items.iter().map(|i| i.error.as_str()).collect();
+        let rows: Vec<Uuid> = sqlx::query_scalar(
+            "WITH input AS (
+                SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[]) AS t(process_uuid, status, error)
+             ), done AS (
+                DELETE FROM plainjobs_jobprocess p USING input i
+                WHERE p.uuid = i.process_uuid AND p.worker_id = $1
+                RETURNING p.*, i.status AS new_status, i.error AS new_error
+             )
+             INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id)
+             SELECT gen_random_uuid(), now(), uuid, started_at, now(), new_error, new_status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, NULL, trace_id, span_id
+             FROM done
+             RETURNING job_process_uuid",
+        )
+        .bind(worker_id)
+        .bind(uuids)
+        .bind(statuses)
+        .bind(errors)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    async fn hand_back(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<u64> {
+        if uuids.is_empty() {
+            return Ok(0);
+        }
+        let done = sqlx::query(
+            "WITH back AS (
+                DELETE FROM plainjobs_jobprocess
+                WHERE worker_id = $1 AND uuid = ANY($2) AND started_at IS NULL
+                RETURNING *
+             )
+             INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+             SELECT COALESCE(requested_at, created_at), job_request_uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, NULL, trace_id, span_id
+             FROM back ORDER BY id",
+        )
+        .bind(worker_id)
+        .bind(uuids)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn next_start_in(&self, queues: &[String]) -> Result<Option<Duration>> {
+        let secs: Option<f64> = sqlx::query_scalar(
+            "SELECT EXTRACT(EPOCH FROM (min(start_at) - now()))::float8 FROM plainjobs_jobrequest WHERE queue = ANY($1) AND start_at > now()",
+        )
+        .bind(queues)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
+    }
+
+    async fn stale_workers(&self, timeout: Duration) -> Result<Vec<Uuid>> {
+        let ids = sqlx::query_scalar(
+            "SELECT worker_id FROM plainjobs_workerheartbeat WHERE last_heartbeat_at < now() - $1 * interval '1 microsecond' ORDER BY last_heartbeat_at",
+        )
+        .bind(micros(timeout))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
+    async fn rescue_worker(&self, worker_id: Uuid, timeout: Duration) -> Result<Option<Vec<JobResult>>> {
+        let mut tx = self.pool.begin().await?;
+        let hb = sqlx::query(
+            "DELETE FROM plainjobs_workerheartbeat WHERE worker_id = $1 AND last_heartbeat_at < now() - $2 * interval '1 microsecond'
+             RETURNING hostname, pid, last_heartbeat_at",
+        )
+        .bind(worker_id)
+        .bind(micros(timeout))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(hb) = hb else {
+            return Ok(None);
+        };
+        let host: String = hb.try_get("hostname")?;
+        let pid: i32 = hb.try_get("pid")?;
+        let last: DateTime<Utc> = hb.try_get("last_heartbeat_at")?;
+        let error = format!(
+            "Lost: worker {worker_id} ({host}, pid {pid}) stopped heartbeating; its last heartbeat was at {}",
+            last.to_rfc3339()
+        );
+        let sql = lost_results_sql("worker_id = $1", "$2");
+        let rows = sqlx::query(&sql).bind(worker_id).bind(error).fetch_all(&mut *tx).await?;
+        let results = map_rows(rows, result_from)?;
+        tx.commit().await?;
+        Ok(Some(results))
+    }
+
+    async fn rescue_orphans(&self, worker_id: Uuid, timeout: Duration, held: &[Uuid]) -> Result<Vec<JobResult>> {
+        let sql = lost_results_sql(
+            "worker_id = $1 AND created_at < now() - $2 * interval '1 microsecond' AND NOT (uuid = ANY($3))",
+            "$4",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(worker_id)
+            .bind(micros(timeout))
+            .bind(held)
+            .bind(format!("Lost: worker {worker_id} no longer ran this job (its bookkeeping was lost)"))
+            .fetch_all(&self.pool)
+            .await?;
+        map_rows(rows, result_from)
+    }
+
+    async fn retryable_results(&self, limit: i64) -> Result<Vec<JobResult>> {
+        let sql = format!(
+            "SELECT {RES_COLS} FROM plainjobs_jobresult
+             WHERE retry_job_request_uuid IS NULL AND retries > 0 AND retry_attempt < retries
+               AND status IN ('ERRORED', 'LOST', 'CANCELLED')
+             ORDER BY id LIMIT $1"
+        );
+        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+        map_rows(rows, result_from)
+    }
+
+    async fn bump_retry_attempt(&self, result_uuid: Uuid) -> Result<()> {
+        sqlx::query("UPDATE plainjobs_jobresult SET retry_attempt = retry_attempt + 1 WHERE uuid = $1 AND retry_job_request_uuid IS NULL")
+            .bind(result_uuid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_results_before(&self, age: Duration, batch: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM plainjobs_jobresult WHERE id IN (
+                SELECT id FROM plainjobs_jobresult WHERE created_at < now() - $1 * interval '1 microsecond'
+                ORDER BY created_at LIMIT $2)",
+        )
+        .bind(micros(age))
+        .bind(batch)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn listen(&self, wake: Arc<Notify>, cancel: CancellationToken) -> Result<bool> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANNEL).await?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    msg = listener.try_recv() => match msg {
+                        Ok(Some(_)) => wake.notify_one(),
+                        Ok(None) => {
+                            // The connection dropped; the next call reconnects and re-listens.
+                            // Anything sent meanwhile was missed, so look now.
+                            tracing::warn!("LISTEN connection lost; reconnecting");
+                            wake.notify_one();
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "LISTEN failed; retrying in 1s (polling meanwhile)");
+                            tokio::select! {
+                                _ = cancel.cancelled() => break,
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            }
+                            wake.notify_one();
+                        }
+                    }
+                }
+            }
+        });
+        Ok(true)
+    }
+
+    async fn requests(&self, limit: i64) -> Result<Vec<JobRequest>> {
+        let sql = format!(
+            "SELECT {REQ_COLS} FROM plainjobs_jobrequest ORDER BY priority DESC, COALESCE(start_at, created_at), id LIMIT $1"
+        );
+        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+        map_rows(rows, request_from)
+    }
+
+    async fn processes(&self, limit: i64) -> Result<Vec<JobProcess>> {
+        let sql = format!("SELECT {PROC_COLS} FROM plainjobs_jobprocess ORDER BY id LIMIT $1");
+        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+        map_rows(rows, process_from)
+    }
+
+    async fn result_by_uuid(&self, uuid: Uuid) -> Result<Option<JobResult>> {
+        let sql = format!("SELECT {RES_COLS} FROM plainjobs_jobresult WHERE uuid = $1");
+        let row = sqlx::query(&sql).bind(uuid).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(result_from).transpose()?)
+    }
+
+    async fn results(&self, f: &ResultFilter) -> Result<Vec<JobResult>> {
+        let sql = format!(
+            "SELECT {RES_COLS} FROM plainjobs_jobresult
+             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR job_class = $3)
+             ORDER BY id DESC LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(f.status.map(|s| s.as_str()))
+            .bind(&f.queue)
+            .bind(&f.job_class)
+            .bind(f.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        map_rows(rows, result_from)
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerHeartbeat>> {
+        let rows = sqlx::query(
+            "SELECT id, worker_id, hostname, pid, queues, started_at, last_heartbeat_at FROM plainjobs_workerheartbeat ORDER BY started_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        map_rows(rows, heartbeat_from)
+    }
+
+    async fn stats(&self) -> Result<Vec<QueueStats>> {
+        let rows = sqlx::query(
+            "SELECT queue, 'ready' AS kind, count(*) AS n FROM plainjobs_jobrequest WHERE start_at IS NULL OR start_at <= now() GROUP BY queue
+             UNION ALL SELECT queue, 'scheduled', count(*) FROM plainjobs_jobrequest WHERE start_at > now() GROUP BY queue
+             UNION ALL SELECT queue, 'waiting', count(*) FROM plainjobs_jobprocess WHERE started_at IS NULL GROUP BY queue
+             UNION ALL SELECT queue, 'running', count(*) FROM plainjobs_jobprocess WHERE started_at IS NOT NULL GROUP BY queue
+             UNION ALL SELECT queue, 'result:' || status, count(*) FROM plainjobs_jobresult GROUP BY queue, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_queue: std::collections::BTreeMap<String, QueueStats> = Default::default();
+        for row in rows {
+            let queue: String = row.try_get("queue")?;
+            let kind: String = row.try_get("kind")?;
+            let n: i64 = row.try_get("n")?;
+            let entry = by_queue.entry(queue.clone()).or_insert_with(|| QueueStats { queue, ..Default::default() });
+            match kind.as_str() {
+                "ready" => entry.ready = n,
+                "scheduled" => entry.scheduled = n,
+                "waiting" => entry.waiting = n,
+                "running" => entry.running = n,
+                other => {
+                    let status = other.trim_start_matches("result:").to_string();
+                    entry.results.insert(status, n);
+                }
+            }
+        }
+        Ok(by_queue.into_values().collect())
+    }
+
+    async fn purge(&self) -> Result<(u64, u64)> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("DELETE FROM plainjobs_jobrequest").execute(&mut *tx).await?;
+        let p = sqlx::query("DELETE FROM plainjobs_jobprocess").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok((r.rows_affected(), p.rows_affected()))
+    }
+}

@@ -1,0 +1,250 @@
+//! The worker's periodic duties: heartbeat, rescue, retries, retention, schedules, stats.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::retry::retry_result;
+use super::run::{lock, Shared};
+use crate::enqueue::{build_request, enqueue_via_store, Options};
+use crate::model::{JobResult, JobStatus};
+use crate::registry::ErasedJob;
+use crate::schedule::Schedule;
+use crate::store::Start;
+
+/// A job with its schedule, as given to the worker.
+pub(crate) struct ScheduledJob {
+    pub job: Box<dyn ErasedJob>,
+    pub schedule: Schedule,
+    /// The occurrence last enqueued by a whole successful pass.
+    pub stamped: Option<DateTime<Utc>>,
+    /// Evaluate in the worker's configured time zone (a schedule given as text).
+    pub zone_from_config: bool,
+}
+
+/// Refreshes the heartbeat; while it cannot, the claim loop pauses.
+pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, done: CancellationToken) {
+    let every = shared.config.heartbeat_interval;
+    let mut next = every;
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = tokio::time::sleep(next) => {}
+        }
+        match shared.jobs.store().heartbeat(&shared.heartbeat).await {
+            Ok(()) => {
+                if !shared.heartbeat_ok.swap(true, Ordering::AcqRel) {
+                    tracing::info!("heartbeat written again; claiming resumes");
+                }
+                next = every;
+            }
+            Err(e) => {
+                if shared.heartbeat_ok.swap(false, Ordering::AcqRel) {
+                    tracing::warn!(error = %e, "cannot write the heartbeat; claiming paused until it can");
+                }
+                next = every.min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Runs `on_aborted` for LOST and CANCELLED results (after their transaction committed).
+/// Errors are logged and swallowed.
+pub(crate) async fn dispatch_aborted(shared: &Shared, results: &[JobResult]) {
+    for r in results.iter().filter(|r| matches!(r.status, JobStatus::Lost | JobStatus::Cancelled)) {
+        let job = match shared.registry.load(&r.job_class, r.parameters.as_ref()) {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::warn!(job_class = %r.job_class, job_result_uuid = %r.uuid, error = %e, "cannot load the job for on_aborted");
+                continue;
+            }
+        };
+        if let Err(e) = job.on_aborted(r, &shared.state).await {
+            tracing::warn!(job_class = %r.job_class, job_result_uuid = %r.uuid, error = %e.report(), "on_aborted failed");
+        }
+    }
+}
+
+/// After a rescue: hooks first, then the retries the results qualify for.
+async fn after_rescue(shared: &Shared, results: Vec<JobResult>) {
+    dispatch_aborted(shared, &results).await;
+    for r in results.iter().filter(|r| r.is_retryable()) {
+        if let Err(e) = retry_result(&shared.jobs, &shared.registry, r).await {
+            tracing::warn!(job_result_uuid = %r.uuid, error = %e, "retry after rescue failed; the retry pass will try again");
+        }
+    }
+}
+
+/// Rescues every dead worker (one transaction each) and this worker's own orphans.
+pub(crate) async fn rescue(shared: &Shared) {
+    let store = shared.jobs.store();
+    let timeout = shared.config.heartbeat_timeout;
+    match store.stale_workers(timeout).await {
+        Ok(ids) => {
+            for id in ids.into_iter().filter(|id| *id != shared.worker_id) {
+                match store.rescue_worker(id, timeout).await {
+                    Ok(Some(results)) => {
+                        tracing::warn!(dead_worker_id = %id, jobs = results.len(), "rescued a dead worker's jobs as LOST");
+                        after_rescue(shared, results).await;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(dead_worker_id = %id, error = %e, "rescue failed; retrying next pass"),
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not look for dead workers"),
+    }
+    let held: Vec<_> = lock(&shared.held).iter().copied().collect();
+    match store.rescue_orphans(shared.worker_id, timeout, &held).await {
+        Ok(results) if !results.is_empty() => {
+            tracing::warn!(jobs = results.len(), "rescued this worker's own orphaned jobs as LOST");
+            after_rescue(shared, results).await;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "orphan rescue failed"),
+    }
+}
+
+/// The safety-net retry pass.
+pub(crate) async fn retry_pass(shared: &Shared) {
+    match shared.jobs.store().retryable_results(100).await {
+        Ok(results) => {
+            for r in &results {
+                if let Err(e) = retry_result(&shared.jobs, &shared.registry, r).await {
+                    tracing::warn!(job_result_uuid = %r.uuid, error = %e, "retry failed");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not list retryable results"),
+    }
+}
+
+async fn retention_pass(shared: &Shared) {
+    match shared.jobs.clear_results(shared.config.retention).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deleted = n, "deleted results past retention"),
+        Err(e) => tracing::warn!(error = %e, "could not delete old results"),
+    }
+}
+
+/// The concurrency key of one scheduled occurrence: any number of workers enqueue it once.
+pub(crate) fn scheduled_key(default_key: &str, at: DateTime<Utc>) -> String {
+    format!("{default_key}:scheduled:{}", at.timestamp())
+}
+
+/// Enqueues the next occurrence of every schedule whose job's default queue this worker
+/// serves. Stamps only after the whole pass succeeded, so a failed pass is retried next tick.
+pub(crate) async fn schedule_pass(shared: &Shared, queues: &HashSet<String>, schedules: &mut [ScheduledJob]) {
+    let now = Utc::now();
+    let mut stamps = Vec::new();
+    for (i, s) in schedules.iter().enumerate() {
+        if !queues.contains(&s.job.default_queue()) {
+            continue;
+        }
+        let Some(next) = s.schedule.next_after(now) else { continue };
+        if s.stamped == Some(next) {
+            continue;
+        }
+        let opts = Options {
+            concurrency_key: Some(scheduled_key(&s.job.default_concurrency_key(), next)),
+            start: Some(Start::At(next)),
+            ..Options::default()
+        };
+        let source = format!("schedule {}", s.schedule);
+        let result = match build_request(&*s.job, &opts, source) {
+            Ok(req) => enqueue_via_store(&shared.jobs, &*s.job, req, None).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(queued) => {
+                if queued.is_some() {
+                    tracing::info!(job_class = %s.job.job_class(), at = %next.to_rfc3339(), schedule = %s.schedule, "scheduled");
+                }
+                stamps.push((i, next));
+            }
+            Err(e) => {
+                tracing::warn!(job_class = %s.job.job_class(), error = %e, "scheduling pass failed; retrying next tick");
+                return;
+            }
+        }
+    }
+    for (i, next) in stamps {
+        schedules[i].stamped = Some(next);
+    }
+}
+
+/// Runs rescue, the retry pass, retention and schedules, each at its own interval.
+pub(crate) async fn maintenance_loop(
+    shared: Arc<Shared>,
+    queues: Vec<String>,
+    mut schedules: Vec<ScheduledJob>,
+    done: CancellationToken,
+) {
+    let cfg = shared.config.clone();
+    let queues: HashSet<String> = queues.into_iter().collect();
+    for s in schedules.iter_mut().filter(|s| s.zone_from_config) {
+        s.schedule = s.schedule.clone().with_timezone(cfg.timezone);
+    }
+    let tick = cfg
+        .rescue_interval
+        .min(cfg.retry_interval)
+        .min(Duration::from_secs(10))
+        .max(Duration::from_millis(50));
+    let mut last_rescue: Option<Instant> = None;
+    let mut last_retry = Instant::now();
+    let mut last_retention: Option<Instant> = None;
+    loop {
+        if last_rescue.is_none_or(|t| t.elapsed() >= cfg.rescue_interval) {
+            rescue(&shared).await;
+            last_rescue = Some(Instant::now());
+        }
+        if last_retry.elapsed() >= cfg.retry_interval {
+            retry_pass(&shared).await;
+            last_retry = Instant::now();
+        }
+        if last_retention.is_none_or(|t| t.elapsed() >= cfg.retention_interval) {
+            retention_pass(&shared).await;
+            last_retention = Some(Instant::now());
+        }
+        if !schedules.is_empty() && !shared.stop.is_cancelled() {
+            schedule_pass(&shared, &queues, &mut schedules).await;
+        }
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
+/// Logs throughput now and then.
+pub(crate) async fn stats_loop(shared: Arc<Shared>, every: Duration, done: CancellationToken) {
+    let mut last = (0u64, 0u64, 0u64, 0u64);
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let s = &shared.stats;
+        let now = (
+            s.claimed.load(Ordering::Relaxed),
+            s.succeeded.load(Ordering::Relaxed),
+            s.failed.load(Ordering::Relaxed),
+            s.deferred.load(Ordering::Relaxed),
+        );
+        let secs = every.as_secs_f64().max(0.001);
+        tracing::info!(
+            claimed = now.0 - last.0,
+            succeeded = now.1 - last.1,
+            failed = now.2 - last.2,
+            deferred = now.3 - last.3,
+            per_second = format!("{:.1}", (now.1 + now.2 + now.3 - last.1 - last.2 - last.3) as f64 / secs),
+            holding = lock(&shared.held).len(),
+            "worker stats"
+        );
+        last = now;
+    }
+}

@@ -1,0 +1,512 @@
+//! The running worker: claim loop, job tasks, completer, shutdown.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::maintenance;
+use super::retry::{finish_with_follow_up, FollowUp};
+use super::{Worker, WorkerConfig};
+use crate::job::{JobContext, Outcome, State};
+use crate::model::{JobProcess, JobStatus};
+use crate::registry::Registry;
+use crate::store::{Finish, NewHeartbeat};
+use crate::{Error, Jobs, Result};
+
+/// Locks a mutex, recovering from poisoning (a panic elsewhere cannot corrupt these sets).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Everything the worker's tasks share.
+pub(crate) struct Shared {
+    pub jobs: Jobs,
+    pub registry: Registry,
+    pub state: State,
+    pub worker_id: Uuid,
+    pub heartbeat: NewHeartbeat,
+    pub config: WorkerConfig,
+    /// Processes this worker owns whose result is not written yet.
+    pub held: Mutex<HashSet<Uuid>>,
+    /// Job tasks that can be cancelled.
+    running: Mutex<HashMap<Uuid, (AbortHandle, JobProcess)>>,
+    pub heartbeat_ok: AtomicBool,
+    pub wake: Arc<Notify>,
+    /// Stop claiming (graceful shutdown begins).
+    pub stop: CancellationToken,
+    /// Give up on running jobs.
+    pub abort: CancellationToken,
+    finish_tx: Mutex<Option<mpsc::Sender<Finish>>>,
+    pub stats: Stats,
+}
+
+/// Counters for the periodic stats line.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub claimed: AtomicU64,
+    pub succeeded: AtomicU64,
+    pub failed: AtomicU64,
+    pub deferred: AtomicU64,
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+pub(crate) async fn run(worker: Worker, stop: CancellationToken, abort: CancellationToken) -> Result<()> {
+    let Worker { jobs, registry, state, queues, concurrency, max_pending, config, schedules } = worker;
+    let worker_id = Uuid::new_v4();
+    let heartbeat = NewHeartbeat {
+        worker_id,
+        hostname: hostname(),
+        pid: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
+        queues: queues.clone(),
+    };
+    // Register before anything is claimed: claims require this row.
+    jobs.store().heartbeat(&heartbeat).await?;
+    let (finish_tx, finish_rx) = mpsc::channel::<Finish>(concurrency * 4 + 1024);
+    let shared = Arc::new(Shared {
+        jobs,
+        registry,
+        state,
+        worker_id,
+        heartbeat,
+        config,
+        held: Mutex::new(HashSet::new()),
+        running: Mutex::new(HashMap::new()),
+        heartbeat_ok: AtomicBool::new(true),
+        wake: Arc::new(Notify::new()),
+        stop,
+        abort,
+        finish_tx: Mutex::new(Some(finish_tx)),
+        stats: Stats::default(),
+    });
+    tracing::info!(worker_id = %worker_id, queues = ?queues, concurrency, max_pending, "worker started");
+
+    // Background tasks live until `done` (after the last result is written).
+    let done = CancellationToken::new();
+    if shared.config.listen {
+        match shared.jobs.store().listen(shared.wake.clone(), done.clone()).await {
+            Ok(true) => {}
+            Ok(false) => tracing::info!("this backend has no LISTEN; polling"),
+            Err(e) => tracing::warn!(error = %e, "LISTEN failed; polling instead"),
+        }
+    }
+    let heartbeat_task = tokio::spawn(maintenance::heartbeat_loop(shared.clone(), done.clone()));
+    let maintenance_task = tokio::spawn(maintenance::maintenance_loop(shared.clone(), queues.clone(), schedules, done.clone()));
+    let stats_task = shared
+        .config
+        .stats_interval
+        .map(|every| tokio::spawn(maintenance::stats_loop(shared.clone(), every, done.clone())));
+    let completer = tokio::spawn(completer(shared.clone(), finish_rx));
+
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let mut buffer: VecDeque<JobProcess> = VecDeque::new();
+    let outcome = claim_loop(&shared, &queues, &slots, max_pending, &mut buffer).await;
+    shared.stop.cancel();
+
+    // Shutdown: hand back what never started, let running jobs finish (or cancel them).
+    hand_back(&shared, &mut buffer).await;
+    drain(&shared, &slots, concurrency).await;
+    // All job tasks are done: close the completer's channel and let it flush.
+    lock(&shared.finish_tx).take();
+    if let Err(e) = completer.await {
+        tracing::error!(error = %e, "result writer failed");
+    }
+    done.cancel();
+    let _ = maintenance_task.await;
+    let _ = heartbeat_task.await;
+    if let Some(t) = stats_task {
+        let _ = t.await;
+    }
+    match shared.jobs.store().deregister(worker_id).await {
+        Ok(true) => tracing::info!(worker_id = %worker_id, "worker stopped"),
+        Ok(false) => tracing::warn!(worker_id = %worker_id, "worker stopped with jobs of its own still recorded; its heartbeat is left to go stale so that they are rescued"),
+        Err(e) => tracing::warn!(worker_id = %worker_id, error = %e, "could not deregister; the heartbeat will go stale"),
+    }
+    outcome
+}
+
+async fn sleep_or_stop(stop: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+async fn claim_loop(
+    shared: &Arc<Shared>,
+    queues: &[String],
+    slots: &Arc<Semaphore>,
+    max_pending: usize,
+    buffer: &mut VecDeque<JobProcess>,
+) -> Result<()> {
+    let store = shared.jobs.store();
+    let mut more = true;
+    let mut failures: u32 = 0;
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => return Ok(()),
+            p = slots.clone().acquire_owned() => p.map_err(|_| Error::Worker("slots closed".into()))?,
+        };
+        let mut permits = vec![first];
+        while let Ok(p) = slots.clone().try_acquire_owned() {
+            permits.push(p);
+        }
+
+        // Jobs claimed ahead start first.
+        if !buffer.is_empty() {
+            let take = permits.len().min(buffer.len());
+            let batch: Vec<JobProcess> = buffer.drain(..take).collect();
+            let uuids: Vec<Uuid> = batch.iter().map(|p| p.uuid).collect();
+            match store.mark_started(shared.worker_id, &uuids).await {
+                Ok(started) => {
+                    let started: HashMap<Uuid, _> = started.into_iter().collect();
+                    for mut p in batch {
+                        match started.get(&p.uuid) {
+                            Some(at) => {
+                                p.started_at = *at;
+                                if let Some(permit) = permits.pop() {
+                                    spawn_job(shared, p, permit);
+                                }
+                            }
+                            None => {
+                                // Rescued meanwhile: it is no longer ours.
+                                lock(&shared.held).remove(&p.uuid);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not mark buffered jobs started; retrying");
+                    for p in batch.into_iter().rev() {
+                        buffer.push_front(p);
+                    }
+                    if sleep_or_stop(&shared.stop, Duration::from_millis(200)).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
+            if permits.is_empty() {
+                continue;
+            }
+        }
+
+        if !shared.heartbeat_ok.load(Ordering::Acquire) {
+            drop(permits);
+            if sleep_or_stop(&shared.stop, Duration::from_millis(250)).await {
+                return Ok(());
+            }
+            continue;
+        }
+
+        if !more {
+            let wait = match store.next_start_in(queues).await {
+                Ok(Some(d)) => d.min(shared.config.poll_interval),
+                _ => shared.config.poll_interval,
+            };
+            tokio::select! {
+                biased;
+                _ = shared.stop.cancelled() => return Ok(()),
+                _ = shared.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+
+        let start = permits.len();
+        let prefetch = max_pending.saturating_sub(buffer.len());
+        let want = start + prefetch;
+        match store.claim(shared.worker_id, queues, start as i64, prefetch as i64).await {
+            Ok(rows) => {
+                failures = 0;
+                more = rows.len() == want;
+                shared.stats.claimed.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                {
+                    let mut held = lock(&shared.held);
+                    for p in &rows {
+                        held.insert(p.uuid);
+                    }
+                }
+                for p in rows {
+                    if p.started_at.is_some() {
+                        if let Some(permit) = permits.pop() {
+                            spawn_job(shared, p, permit);
+                            continue;
+                        }
+                    }
+                    buffer.push_back(p);
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, failures, "claim failed");
+                if failures >= shared.config.max_claim_failures {
+                    return Err(Error::Worker(format!(
+                        "claiming failed {failures} times in a row; last error: {e}"
+                    )));
+                }
+                drop(permits);
+                let backoff = Duration::from_millis(100 * u64::from(failures.min(50)));
+                if sleep_or_stop(&shared.stop, backoff).await {
+                    return Ok(());
+                }
+                more = true;
+            }
+        }
+    }
+}
+
+fn spawn_job(shared: &Arc<Shared>, process: JobProcess, permit: OwnedSemaphorePermit) {
+    let uuid = process.uuid;
+    // Holding the lock while spawning: the task cannot look itself up before it is recorded.
+    let mut running = lock(&shared.running);
+    let task = tokio::spawn(execute(shared.clone(), process.clone(), permit));
+    running.insert(uuid, (task.abort_handle(), process));
+}
+
+enum Ran {
+    Success,
+    Defer { delay: Duration, increment_retries: bool },
+    Failed { error: String },
+}
+
+async fn execute(shared: Arc<Shared>, process: JobProcess, permit: OwnedSemaphorePermit) {
+    let began = Instant::now();
+    let queue_wait_ms = match (process.started_at, process.requested_at) {
+        (Some(s), Some(r)) => (s - r).num_milliseconds(),
+        _ => 0,
+    };
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format!("process {}", process.queue),
+        job_class = %process.job_class,
+        job_process_uuid = %process.uuid,
+        job_request_uuid = %process.job_request_uuid,
+        queue = %process.queue,
+        trace_id = process.trace_id.as_deref().unwrap_or(""),
+        span_id = process.span_id.as_deref().unwrap_or(""),
+    );
+    let job = shared.registry.load(&process.job_class, process.parameters.as_ref());
+    let ran = async {
+        tracing::info!(queue_wait_ms, attempt = process.retry_attempt, "job started");
+        match &job {
+            Err(e) => Ran::Failed { error: e.to_string() },
+            Ok(job) => {
+                let ctx = JobContext {
+                    process: process.clone(),
+                    state: shared.state.clone(),
+                    jobs: shared.jobs.clone(),
+                    shutdown: shared.stop.clone(),
+                };
+                match AssertUnwindSafe(job.run(&ctx)).catch_unwind().await {
+                    Ok(Ok(Outcome::Success)) => Ran::Success,
+                    Ok(Ok(Outcome::Defer { delay, increment_retries })) => Ran::Defer { delay, increment_retries },
+                    Ok(Err(e)) => Ran::Failed { error: e.report() },
+                    Err(panic) => Ran::Failed { error: format!("panicked: {}", panic_message(&*panic)) },
+                }
+            }
+        }
+    }
+    .instrument(span.clone())
+    .await;
+
+    // If a shutdown timeout cancelled this job meanwhile, the shutdown writes its result.
+    if lock(&shared.running).remove(&process.uuid).is_none() {
+        return;
+    }
+    let job = job.ok();
+    let duration_ms = began.elapsed().as_millis() as u64;
+    let _enter = span.enter();
+    match ran {
+        Ran::Success => {
+            shared.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(status = "SUCCESSFUL", duration_ms, "job finished");
+            send_finish(&shared, Finish { process_uuid: process.uuid, status: JobStatus::Successful, error: String::new() }).await;
+        }
+        Ran::Failed { error } => {
+            shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(status = "ERRORED", duration_ms, error = %error, "job failed");
+            let retry = job.is_some() && process.retries > 0 && process.retry_attempt < process.retries;
+            if retry {
+                follow_up(&shared, &process, JobStatus::Errored, &error, job.as_deref(), FollowUp::Retry).await;
+            } else {
+                send_finish(&shared, Finish { process_uuid: process.uuid, status: JobStatus::Errored, error }).await;
+            }
+        }
+        Ran::Defer { delay, increment_retries } => {
+            shared.stats.deferred.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(status = "DEFERRED", duration_ms, delay_s = delay.as_secs_f64(), "job deferred");
+            follow_up(&shared, &process, JobStatus::Deferred, "", job.as_deref(), FollowUp::Defer { delay, increment_retries }).await;
+        }
+    }
+    drop(permit);
+}
+
+async fn send_finish(shared: &Shared, finish: Finish) {
+    let tx = lock(&shared.finish_tx).clone();
+    if let Some(tx) = tx {
+        if tx.send(finish).await.is_err() {
+            tracing::error!("result writer is gone; the job's process row stays and will be rescued");
+        }
+    }
+}
+
+/// Writes a result with a follow-up request (retry, deferral) in its own transaction, retrying
+/// through database outages. Gives up after a while: the process row stays, and the worker's
+/// orphan rescue turns it LOST (and retries it) later.
+pub(crate) async fn follow_up(
+    shared: &Shared,
+    process: &JobProcess,
+    status: JobStatus,
+    error: &str,
+    job: Option<&dyn crate::registry::ErasedJob>,
+    follow: FollowUp,
+) -> Option<crate::model::JobResult> {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=20 {
+        match finish_with_follow_up(&shared.jobs, shared.worker_id, process, status, error, job, follow).await {
+            Ok(result) => {
+                lock(&shared.held).remove(&process.uuid);
+                if result.is_none() {
+                    tracing::info!(job_process_uuid = %process.uuid, "result already written by a rescuer; this late finish is dropped");
+                }
+                return result;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, job_process_uuid = %process.uuid, "could not write the result; retrying");
+                if shared.abort.is_cancelled() {
+                    break;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    tracing::error!(job_process_uuid = %process.uuid, "gave up writing the result; the job will be rescued as LOST");
+    None
+}
+
+/// Writes results of finished jobs, as many per statement as have arrived.
+async fn completer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Finish>) {
+    let store = shared.jobs.store();
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 1000).await > 0 {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match store.finish_many(shared.worker_id, &batch).await {
+                Ok(written) => {
+                    if written.len() < batch.len() {
+                        let written: HashSet<Uuid> = written.into_iter().collect();
+                        for f in batch.iter().filter(|f| !written.contains(&f.process_uuid)) {
+                            tracing::info!(job_process_uuid = %f.process_uuid, "result already written by a rescuer; this late finish is dropped");
+                        }
+                    }
+                    let mut held = lock(&shared.held);
+                    for f in &batch {
+                        held.remove(&f.process_uuid);
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, jobs = batch.len(), "could not write results; retrying");
+                    if shared.abort.is_cancelled() && shared.stop.is_cancelled() && delay >= Duration::from_secs(5) {
+                        tracing::error!(jobs = batch.len(), "giving up writing results at shutdown; the jobs will be rescued as LOST");
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Returns claimed-but-unstarted jobs to the queue (no retry used).
+async fn hand_back(shared: &Shared, buffer: &mut VecDeque<JobProcess>) {
+    if buffer.is_empty() {
+        return;
+    }
+    let uuids: Vec<Uuid> = buffer.iter().map(|p| p.uuid).collect();
+    for attempt in 1..=10 {
+        match shared.jobs.store().hand_back(shared.worker_id, &uuids).await {
+            Ok(n) => {
+                tracing::info!(jobs = n, "handed unstarted jobs back to the queue");
+                let mut held = lock(&shared.held);
+                for u in &uuids {
+                    held.remove(u);
+                }
+                buffer.clear();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "could not hand jobs back; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+        }
+    }
+    tracing::error!(jobs = uuids.len(), "could not hand jobs back; they will be rescued as LOST");
+}
+
+/// Waits for running jobs; after the shutdown timeout (or an abort) cancels the rest.
+async fn drain(shared: &Arc<Shared>, slots: &Arc<Semaphore>, concurrency: usize) {
+    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+    let running = concurrency - slots.available_permits();
+    if running > 0 {
+        tracing::info!(running, "waiting for running jobs to finish");
+    }
+    let timeout = async {
+        match shared.config.shutdown_timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = slots.acquire_many(all) => return,
+        _ = timeout => tracing::warn!("shutdown timeout reached: cancelling running jobs"),
+        _ = shared.abort.cancelled() => tracing::warn!("cancelling running jobs"),
+    }
+    shared.abort.cancel();
+    let cancelled: Vec<(AbortHandle, JobProcess)> = lock(&shared.running).drain().map(|(_, v)| v).collect();
+    for (handle, _) in &cancelled {
+        handle.abort();
+    }
+    let mut results = Vec::new();
+    for (_, process) in cancelled {
+        let job = shared.registry.load(&process.job_class, process.parameters.as_ref()).ok();
+        let follow = if job.is_some() { FollowUp::Retry } else { FollowUp::None };
+        let error = "Cancelled: the worker shut down before the job finished";
+        if let Some(r) = follow_up(shared, &process, JobStatus::Cancelled, error, job.as_deref(), follow).await {
+            results.push(r);
+        }
+    }
+    maintenance::dispatch_aborted(shared, &results).await;
+    // Cancelled tasks release their slots as they unwind.
+    let _ = tokio::time::timeout(Duration::from_secs(5), slots.acquire_many(all)).await;
+}
