@@ -1,0 +1,665 @@
+//! The job lifecycle against a real PostgreSQL: every transition and status.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use plainjobs::{Error, Job, JobStatus, Jobs, Worker};
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(20);
+
+fn worker(db: &TestDb, rec: &Arc<Recorder>) -> Worker {
+    Worker::new(db.jobs.clone())
+        .register::<Probe>()
+        .state(rec.clone())
+        .config(fast_config())
+        .concurrency(4)
+}
+
+async fn wait_results(db: &TestDb, n: usize) -> Vec<plainjobs::JobResult> {
+    let ok = wait_until(T, || async { db.results().await.len() >= n }).await;
+    let results = db.results().await;
+    assert!(ok, "expected {n} results, got {results:#?}");
+    results
+}
+
+#[tokio::test]
+async fn success_moves_request_to_process_to_result() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    let req = db.jobs.enqueue(Probe::new("a", Action::Succeed)).await.unwrap().expect("enqueued");
+    assert_eq!(req.job_class, "tests.Probe");
+    assert_eq!(req.queue, "default");
+    assert_eq!(req.priority, 0);
+    assert_eq!(req.start_at, None);
+    assert!(req.source.contains("lifecycle.rs:"), "source is the caller's file:line, got {}", req.source);
+    assert_eq!(req.parameters, Some(json!({"args": [], "kwargs": {"id": "a", "action": "Succeed", "retries": 0, "key": ""}})));
+    assert_eq!(db.requests().await, 1);
+
+    let w = worker(&db, &rec).spawn();
+    let results = wait_results(&db, 1).await;
+    w.stop().await.unwrap();
+
+    let r = &results[0];
+    assert_eq!(r.status, JobStatus::Successful);
+    assert_eq!(r.error, "");
+    assert_eq!(r.job_request_uuid, req.uuid);
+    assert_eq!(r.requested_at, Some(req.created_at));
+    assert!(r.started_at.is_some() && r.ended_at.is_some());
+    assert!(r.started_at <= r.ended_at);
+    assert_eq!(rec.run_ids(), vec!["a"]);
+    assert_eq!(db.requests().await, 0);
+    assert_eq!(db.processes().await, 0);
+    // The worker deregistered on clean shutdown.
+    assert_eq!(db.count("SELECT count(*) FROM plainjobs_workerheartbeat").await, 0);
+}
+
+#[tokio::test]
+async fn errors_and_panics_are_errored_and_the_worker_carries_on() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    db.jobs.enqueue(Probe::new("fails", Action::Fail)).await.unwrap();
+    db.jobs.enqueue(Probe::new("panics", Action::Panic)).await.unwrap();
+    let w = worker(&db, &rec).concurrency(1).spawn();
+    wait_results(&db, 2).await;
+    // Still alive after a panic: a later job runs.
+    db.jobs.enqueue(Probe::new("after", Action::Succeed)).await.unwrap();
+    let results = wait_results(&db, 3).await;
+    w.stop().await.unwrap();
+
+    let by_id = |id: &str| {
+        results
+            .iter()
+            .find(|r| r.parameters.as_ref().unwrap()["kwargs"]["id"] == id)
+            .unwrap_or_else(|| panic!("no result for {id}"))
+            .clone()
+    };
+    let failed = by_id("fails");
+    assert_eq!(failed.status, JobStatus::Errored);
+    assert!(failed.error.contains("while probing"), "{}", failed.error);
+    assert!(failed.error.contains("Caused by: probe fails failed on purpose"), "{}", failed.error);
+    let panicked = by_id("panics");
+    assert_eq!(panicked.status, JobStatus::Errored);
+    assert!(panicked.error.contains("panicked: probe panics panicked on purpose"), "{}", panicked.error);
+    assert_eq!(by_id("after").status, JobStatus::Successful);
+    // No retries were allowed: nothing follows.
+    assert!(results.iter().all(|r| r.retry_job_request_uuid.is_none()));
+    assert_eq!(db.requests().await, 0);
+}
+
+#[tokio::test]
+async fn deferral_makes_a_deferred_result_and_a_linked_request() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    db.jobs
+        .enqueue(Probe::new("d", Action::Defer { secs: 3600, increment_retries: false }))
+        .priority(5)
+        .queue("default")
+        .await
+        .unwrap();
+    db.jobs
+        .enqueue(Probe::new("d2", Action::Defer { secs: 3600, increment_retries: true }).retries(2))
+        .await
+        .unwrap();
+    let w = worker(&db, &rec).spawn();
+    let results = wait_results(&db, 2).await;
+    w.stop().await.unwrap();
+
+    for r in &results {
+        assert_eq!(r.status, JobStatus::Deferred);
+        assert_eq!(r.error, "Deferred for 3600 seconds");
+        let link = r.retry_job_request_uuid.expect("linked to the new request");
+        let (attempt, prio, secs): (i16, i16, f64) = sqlx::query_as(
+            "SELECT retry_attempt, priority, EXTRACT(EPOCH FROM start_at - now())::float8 FROM plainjobs_jobrequest WHERE uuid = $1",
+        )
+        .bind(link)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        let id = r.parameters.as_ref().unwrap()["kwargs"]["id"].as_str().unwrap().to_string();
+        if id == "d" {
+            assert_eq!((attempt, prio), (0, 5), "same priority, same attempt");
+        } else {
+            assert_eq!(attempt, 1, "increment_retries bumps the attempt");
+        }
+        assert!(secs > 3500.0 && secs <= 3600.0, "start_at is now + delay, got {secs}");
+    }
+    assert_eq!(db.requests().await, 2);
+}
+
+#[tokio::test]
+async fn deferral_whose_re_enqueue_is_refused_is_still_deferred_without_link() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    db.jobs
+        .enqueue(Probe::new("d", Action::Defer { secs: 60, increment_retries: false }).key("k1"))
+        .await
+        .unwrap()
+        .expect("first enqueue");
+    // A second request with the same key, as a raw insert would make it, so the re-enqueue is
+    // refused by the default uniqueness rule.
+    db.exec(
+        "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at)
+         VALUES (now(), gen_random_uuid(), 'tests.Probe', '{\"args\": [], \"kwargs\": {\"id\": \"other\", \"action\": \"Succeed\"}}', 0, '', 'default', 0, 0, 'k1', now() + interval '1 hour')",
+    )
+    .await;
+    let w = worker(&db, &rec).spawn();
+    let results = wait_results(&db, 1).await;
+    w.stop().await.unwrap();
+    let r = &results[0];
+    assert_eq!(r.status, JobStatus::Deferred);
+    assert_eq!(r.retry_job_request_uuid, None);
+    assert!(r.error.starts_with("Deferred for 60 seconds (re-enqueue skipped"), "{}", r.error);
+    assert!(r.error.contains("'k1'"), "{}", r.error);
+    assert_eq!(db.requests().await, 1, "only the other request");
+}
+
+#[tokio::test]
+async fn retry_chain_reaches_retries_and_stops() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    db.jobs.enqueue(Probe::new("r", Action::Fail).retries(2)).await.unwrap();
+    let w = worker(&db, &rec).spawn();
+    let results = wait_results(&db, 3).await;
+    // Give a wrongly continuing chain the chance to show itself.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    w.stop().await.unwrap();
+    let results_after = db.results().await;
+    assert_eq!(results_after.len(), 3, "{results_after:#?}");
+    let attempts: Vec<i16> = results.iter().map(|r| r.retry_attempt).collect();
+    assert_eq!(attempts, vec![0, 1, 2]);
+    assert!(results.iter().all(|r| r.status == JobStatus::Errored && r.retries == 2));
+    // Each failed attempt links to the next; the last is not retryable.
+    assert!(results[0].retry_job_request_uuid.is_some());
+    assert_eq!(results[0].retry_job_request_uuid, Some(results[1].job_request_uuid));
+    assert_eq!(results[1].retry_job_request_uuid, Some(results[2].job_request_uuid));
+    assert_eq!(results[2].retry_job_request_uuid, None);
+    assert!(!results[2].is_retryable());
+    assert_eq!(rec.runs(), vec![("r".into(), 0), ("r".into(), 1), ("r".into(), 2)]);
+    assert_eq!(db.requests().await, 0);
+}
+
+#[tokio::test]
+async fn retry_succeeds_after_failures() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    db.jobs.enqueue(Probe::new("r", Action::FailUntilAttempt(1)).retries(3)).await.unwrap();
+    let w = worker(&db, &rec).spawn();
+    let results = wait_results(&db, 2).await;
+    w.stop().await.unwrap();
+    assert_eq!(results[0].status, JobStatus::Errored);
+    assert_eq!(results[1].status, JobStatus::Successful);
+    assert_eq!(results[1].retry_attempt, 1);
+}
+
+#[tokio::test]
+async fn uniqueness_under_fifty_concurrent_enqueuers() {
+    let db = test_db().await;
+    let jobs = Jobs::connect_with(&db.url, plainjobs::ConnectOptions { max_connections: 50, ..Default::default() })
+        .await
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let jobs = jobs.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            jobs.enqueue(Probe::new(format!("u{i}"), Action::Succeed).key("the-key")).await
+        }));
+    }
+    let mut enqueued = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap().is_some() {
+            enqueued += 1;
+        }
+    }
+    assert_eq!(enqueued, 1, "exactly one enqueue wins");
+    assert_eq!(db.count("SELECT count(*) FROM plainjobs_jobrequest WHERE concurrency_key = 'the-key'").await, 1);
+    // An empty key never deduplicates.
+    for _ in 0..3 {
+        assert!(jobs.enqueue(Probe::new("e", Action::Succeed)).await.unwrap().is_some());
+    }
+    // A processing job with the key still blocks a new one.
+    db.exec("DELETE FROM plainjobs_jobrequest").await;
+    let rec = Recorder::new();
+    db.jobs.enqueue(Probe::new("blocker", Action::Block).key("k")).await.unwrap().unwrap();
+    let w = worker(&db, &rec).spawn();
+    assert!(wait_until(T, || async { db.processes().await == 1 }).await);
+    assert!(db.jobs.enqueue(Probe::new("dup", Action::Succeed).key("k")).await.unwrap().is_none());
+    rec.open_gate();
+    assert!(wait_until(T, || async { db.processes().await == 0 }).await);
+    w.stop().await.unwrap();
+    assert!(db.jobs.enqueue(Probe::new("dup", Action::Succeed).key("k")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn advisory_lock_id_matches_plain_jobs() {
+    // md5("tests.Probe::k") = 0x…; plain.jobs: int.from_bytes(digest[:8], "big", signed=True).
+    let db = test_db().await;
+    let expected: i64 = db
+        .count("SELECT ('x' || substr(md5('tests.Probe::k'), 1, 16))::bit(64)::bigint")
+        .await;
+    assert_eq!(plainjobs::advisory_lock_id("tests.Probe", "k"), expected);
+}
+
+#[tokio::test]
+async fn enqueue_in_the_callers_transaction() {
+    let db = test_db().await;
+    let mut tx = db.jobs.pg_pool().unwrap().begin().await.unwrap();
+    db.jobs.enqueue(Probe::new("rolled-back", Action::Succeed)).in_transaction(&mut tx).await.unwrap();
+    db.jobs.enqueue(Probe::new("rolled-back-keyed", Action::Succeed).key("k")).in_transaction(&mut tx).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(db.requests().await, 0, "a rolled-back transaction leaves no job");
+
+    let mut tx = db.jobs.pg_pool().unwrap().begin().await.unwrap();
+    sqlx::query("CREATE TABLE app_users (id int)").execute(&mut *tx).await.unwrap();
+    db.jobs.enqueue(Probe::new("committed", Action::Succeed)).in_transaction(&mut tx).await.unwrap().unwrap();
+    // Not visible outside until commit.
+    assert_eq!(db.requests().await, 0);
+    let many = db
+        .jobs
+        .enqueue_many((0..5).map(|i| Probe::new(format!("m{i}"), Action::Succeed)))
+        .in_transaction(&mut tx)
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 5);
+    tx.commit().await.unwrap();
+    assert_eq!(db.requests().await, 6);
+}
+
+#[tokio::test]
+async fn bulk_enqueue_in_one_call() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    let made = db
+        .jobs
+        .enqueue_many((0..1000).map(|i| Probe::new(format!("b{i}"), Action::Succeed)))
+        .priority(3)
+        .await
+        .unwrap();
+    assert_eq!(made.len(), 1000);
+    assert!(made.iter().all(|r| r.priority == 3));
+    // Keyed jobs in a bulk go through uniqueness: two with the same key make one row.
+    let keyed = db
+        .jobs
+        .enqueue_many(vec![Probe::new("k1", Action::Succeed).key("same"), Probe::new("k2", Action::Succeed).key("same")])
+        .await
+        .unwrap();
+    assert_eq!(keyed.len(), 1);
+    let w = worker(&db, &rec).concurrency(8).spawn();
+    wait_results(&db, 1001).await;
+    w.stop().await.unwrap();
+    let mut ids = rec.run_ids();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 1001, "every job ran exactly once");
+    assert_eq!(rec.runs().len(), 1001);
+}
+
+#[tokio::test]
+async fn priority_then_fifo_order() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    for (id, prio) in [("low1", -5), ("mid1", 0), ("high1", 10), ("mid2", 0), ("high2", 10), ("low2", -5), ("mid3", 0)] {
+        db.jobs.enqueue(Probe::new(id, Action::Succeed)).priority(prio).await.unwrap();
+    }
+    // A job whose start_at has passed ranks by start_at, before younger requests.
+    db.jobs
+        .enqueue(Probe::new("mid0-scheduled-earlier", Action::Succeed))
+        .start_at(chrono::Utc::now() - chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    // A job not ready yet is not taken.
+    db.jobs.enqueue(Probe::new("future", Action::Succeed)).priority(100).delay(Duration::from_secs(3600)).await.unwrap();
+    let w = worker(&db, &rec).concurrency(1).spawn();
+    wait_results(&db, 8).await;
+    w.stop().await.unwrap();
+    assert_eq!(
+        rec.run_ids(),
+        vec!["high1", "high2", "mid0-scheduled-earlier", "mid1", "mid2", "mid3", "low1", "low2"]
+    );
+    assert_eq!(db.requests().await, 1, "the future job waits");
+}
+
+#[tokio::test]
+async fn delayed_job_runs_when_due_without_polling() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    let mut cfg = fast_config();
+    cfg.poll_interval = Duration::from_secs(30); // only the next start_at can wake it in time
+    let w = worker(&db, &rec).config(cfg).spawn();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let req = db.jobs.enqueue(Probe::new("later", Action::Succeed)).delay(Duration::from_millis(1500)).await.unwrap().unwrap();
+    assert!(req.start_at.is_some());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(rec.runs().is_empty(), "not before its time");
+    let results = wait_results(&db, 1).await;
+    w.stop().await.unwrap();
+    assert!(results[0].started_at.unwrap() >= req.start_at.unwrap());
+}
+
+#[tokio::test]
+async fn notify_wakes_an_idle_worker_for_rows_written_by_any_producer() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    let mut cfg = fast_config();
+    cfg.poll_interval = Duration::from_secs(60);
+    let w = worker(&db, &rec).config(cfg).spawn();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Raw SQL, as a Python producer writes it: the trigger's NOTIFY wakes the worker.
+    db.exec(
+        "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key)
+         VALUES (now(), gen_random_uuid(), 'tests.Probe', '{\"args\": [], \"kwargs\": {\"id\": \"raw\", \"action\": \"Succeed\"}}', 0, '', 'default', 0, 0, '')",
+    )
+    .await;
+    assert!(wait_until(Duration::from_secs(10), || async { rec.runs().len() == 1 }).await, "woken long before the 60 s poll");
+    w.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_row_written_by_plain_jobs_runs_on_a_rust_worker() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    // Exactly as plain.jobs' run_in_worker writes it (Python class path as job_class, the
+    // args/kwargs envelope, Python's source format, no trace).
+    db.exec(
+        "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+         VALUES (now(), gen_random_uuid(), 'app.jobs.SendReport', '{\"args\": [42, \"__plain://date/2024-01-15\"], \"kwargs\": {}}', 0,
+                 '/srv/app/app/views.py:87', 'default', 0, 0, '', NULL, NULL, NULL)",
+    )
+    .await;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct SendReport(i64, #[serde(with = "plainjobs::params::plain_date")] chrono::NaiveDate);
+    impl Job for SendReport {
+        const NAME: &'static str = "app.jobs.SendReport";
+        async fn run(&self, ctx: &plainjobs::JobContext) -> Result<plainjobs::Outcome, plainjobs::JobError> {
+            let rec = ctx.state::<Arc<Recorder>>()?;
+            rec.runs.lock().unwrap().push((format!("{}:{}", self.0, self.1), 0));
+            Ok(plainjobs::Outcome::Success)
+        }
+    }
+    let w = Worker::new(db.jobs.clone()).register::<SendReport>().state(rec.clone()).config(fast_config()).spawn();
+    let results = wait_results(&db, 1).await;
+    w.stop().await.unwrap();
+    assert_eq!(results[0].status, JobStatus::Successful, "{}", results[0].error);
+    assert_eq!(rec.run_ids(), vec!["42:2024-01-15"]);
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors_and_loses_nothing() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    // Unknown job name and parameters that do not fit: ERRORED with an exact message.
+    db.exec(
+        "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key)
+         VALUES (now(), gen_random_uuid(), 'app.jobs.NoSuchJob', '{\"args\": [], \"kwargs\": {}}', 0, '', 'default', 0, 0, ''),
+                (now(), gen_random_uuid(), 'tests.Probe', '{\"args\": [], \"kwargs\": {\"id\": 5}}', 0, '', 'default', 0, 0, ''),
+                (now(), gen_random_uuid(), 'tests.Probe', '[1, 2, 3]', 0, '', 'default', 0, 0, '')",
+    )
+    .await;
+    let w = worker(&db, &rec).spawn();
+    let results = wait_results(&db, 3).await;
+    w.stop().await.unwrap();
+    assert!(results.iter().all(|r| r.status == JobStatus::Errored));
+    let errors: Vec<&str> = results.iter().map(|r| r.error.as_str()).collect();
+    assert!(errors.iter().any(|e| e.contains("unknown job name \"app.jobs.NoSuchJob\"")), "{errors:#?}");
+    assert!(errors.iter().any(|e| e.contains("do not fit job type tests.Probe") && e.contains("invalid type")), "{errors:#?}");
+    assert!(errors.iter().any(|e| e.contains("not a plain.jobs envelope")), "{errors:#?}");
+    assert!(rec.runs().is_empty());
+
+    // A queue name over 255 characters is refused before anything is written.
+    let long = "q".repeat(256);
+    let err = db.jobs.enqueue(Probe::new("x", Action::Succeed)).queue(long).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { field: "queue", .. }), "{err:?}");
+    assert!(err.to_string().contains("256 characters long; the limit is 255"), "{err}");
+    let err = db.jobs.enqueue(Probe::new("x", Action::Succeed)).concurrency_key("k".repeat(300)).await.unwrap_err();
+    assert!(err.to_string().contains("concurrency_key"), "{err}");
+    let err = db.jobs.enqueue(Probe::new("x", Action::Succeed)).trace_context("abc", "0x0000000000000001").await.unwrap_err();
+    assert!(err.to_string().contains("trace_id"), "{err}");
+    assert_eq!(db.requests().await, 0);
+    // A valid trace context is stored.
+    let r = db
+        .jobs
+        .enqueue(Probe::new("x", Action::Succeed))
+        .trace_context(format!("0x{}", "ab".repeat(16)), "0x00000000000000ff")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.span_id.as_deref(), Some("0x00000000000000ff"));
+
+    // An unreachable database: a clear error with the password redacted.
+    let err = Jobs::connect_with(
+        "postgres://app:hunter2@127.0.0.1:1/nope",
+        plainjobs::ConnectOptions { connect_timeout: Duration::from_secs(2), ..Default::default() },
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("cannot connect to the database at postgres://app:***@127.0.0.1:1/nope"), "{text}");
+    assert!(!text.contains("hunter2"));
+    let err = Jobs::connect("mysql://x@y/z").await.unwrap_err();
+    assert!(matches!(err, Error::UnsupportedUrl(_)), "{err}");
+}
+
+#[tokio::test]
+async fn queues_are_served_only_by_their_workers() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    db.jobs.enqueue(Probe::new("mail", Action::Succeed)).queue("mail").await.unwrap();
+    db.jobs.enqueue(Probe::new("default", Action::Succeed)).await.unwrap();
+    db.jobs.enqueue(Probe::new("reports", Action::Succeed)).queue("reports").await.unwrap();
+    let w = worker(&db, &rec).queues(["mail", "reports"]).spawn();
+    wait_results(&db, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.stop().await.unwrap();
+    let mut ids = rec.run_ids();
+    ids.sort();
+    assert_eq!(ids, vec!["mail", "reports"]);
+    assert_eq!(db.requests().await, 1);
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_accept_existing_tables() {
+    let db = test_db().await;
+    db.jobs.migrate().await.unwrap();
+    db.jobs.migrate().await.unwrap();
+    assert_eq!(db.count("SELECT count(*) FROM plainjobs_rs_migrations").await, 1);
+    // Tables created by plain.jobs (without our history table) are accepted as they are.
+    db.exec("DROP TABLE plainjobs_rs_migrations").await;
+    db.exec("ALTER TABLE plainjobs_jobrequest DROP COLUMN trace_id").await;
+    db.exec("ALTER TABLE plainjobs_jobrequest ADD COLUMN trace_id varchar(34)").await;
+    db.jobs.migrate().await.unwrap();
+    db.jobs.enqueue(Probe::new("after-migrate", Action::Succeed)).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn claim_uses_the_claim_index() {
+    let db = test_db().await;
+    db.jobs.enqueue_many((0..2000).map(|i| Probe::new(format!("{i}"), Action::Succeed))).await.unwrap();
+    db.exec("ANALYZE plainjobs_jobrequest").await;
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT id FROM plainjobs_jobrequest WHERE queue = 'default' AND (start_at IS NULL OR start_at <= now())
+         ORDER BY priority DESC, COALESCE(start_at, created_at), id LIMIT 10 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("plainjobs_jobrequest_claim_idx"), "{plan}");
+    assert!(!plan.contains("Sort"), "no sort: the index yields claim order\n{plan}");
+}
+
+#[tokio::test]
+async fn retention_deletes_old_results() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    db.jobs.enqueue_many((0..3).map(|i| Probe::new(format!("{i}"), Action::Succeed))).await.unwrap();
+    let w = worker(&db, &rec).spawn();
+    wait_results(&db, 3).await;
+    w.stop().await.unwrap();
+    db.exec("UPDATE plainjobs_jobresult SET created_at = now() - interval '8 days' WHERE id IN (SELECT min(id) FROM plainjobs_jobresult)").await;
+    assert_eq!(db.jobs.clear_results(Duration::from_secs(7 * 24 * 3600)).await.unwrap(), 1);
+    assert_eq!(db.results().await.len(), 2);
+    // The worker does it by itself too.
+    db.exec("UPDATE plainjobs_jobresult SET created_at = now() - interval '8 days'").await;
+    let w = worker(&db, &rec).spawn();
+    assert!(wait_until(T, || async { db.results().await.is_empty() }).await);
+    w.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn periodic_retry_pass_retries_results_it_did_not_write() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    // A LOST result with retries left, as a rescuer that did not know the job type leaves it;
+    // and one whose job type no longer exists.
+    db.exec(
+        "INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key)
+         VALUES (gen_random_uuid(), now(), gen_random_uuid(), now(), now(), '', 'LOST', gen_random_uuid(), now(), 'tests.Probe', '{\"args\": [], \"kwargs\": {\"id\": \"lost\", \"action\": \"Succeed\"}}', 0, '', 'default', 2, 0, ''),
+                (gen_random_uuid(), now(), gen_random_uuid(), now(), now(), '', 'ERRORED', gen_random_uuid(), now(), 'app.Gone', '{\"args\": [], \"kwargs\": {}}', 0, '', 'default', 2, 0, '')",
+    )
+    .await;
+    let w = worker(&db, &rec).spawn();
+    assert!(wait_until(T, || async { rec.runs().len() == 1 }).await);
+    assert!(
+        wait_until(T, || async {
+            db.count("SELECT retry_attempt::int8 FROM plainjobs_jobresult WHERE job_class = 'app.Gone'").await == 2
+        })
+        .await,
+        "an unbuildable retry bumps retry_attempt until it is no longer retryable"
+    );
+    w.stop().await.unwrap();
+    assert_eq!(rec.runs(), vec![("lost".to_string(), 1)]);
+    let lost_link = db.count("SELECT count(*) FROM plainjobs_jobresult WHERE status = 'LOST' AND retry_job_request_uuid IS NOT NULL").await;
+    assert_eq!(lost_link, 1);
+}
+
+#[tokio::test]
+async fn operator_retry_of_a_result() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    db.jobs.enqueue(Probe::new("once", Action::FailUntilAttempt(1))).await.unwrap();
+    let w = worker(&db, &rec).spawn();
+    let results = wait_results(&db, 1).await;
+    assert_eq!(results[0].status, JobStatus::Errored);
+    let registry = {
+        let mut r = plainjobs::Registry::new();
+        r.register::<Probe>();
+        r
+    };
+    assert!(db.jobs.retry_result(results[0].uuid, &registry, false).await.unwrap().is_none(), "no retries allowed");
+    let again = db.jobs.retry_result(results[0].uuid, &registry, true).await.unwrap().expect("forced retry");
+    assert_eq!(again.retry_attempt, 1);
+    let results = wait_results(&db, 2).await;
+    w.stop().await.unwrap();
+    assert_eq!(results[1].status, JobStatus::Successful);
+    assert!(db.jobs.retry_result(results[0].uuid, &registry, true).await.unwrap().is_none(), "already retried");
+}
+
+#[tokio::test]
+async fn heartbeat_row_is_registered_refreshed_and_recreated() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    let w = worker(&db, &rec).queues(["a", "b"]).spawn();
+    assert!(wait_until(T, || async { db.jobs.workers().await.unwrap().len() == 1 }).await);
+    let hb = db.jobs.workers().await.unwrap().remove(0);
+    assert_eq!(hb.queues, vec!["a", "b"]);
+    assert_eq!(hb.pid, std::process::id() as i32);
+    assert!(
+        wait_until(T, || async { db.jobs.workers().await.unwrap().first().map(|h| h.last_heartbeat_at) > Some(hb.last_heartbeat_at) }).await,
+        "refreshed"
+    );
+    db.exec("DELETE FROM plainjobs_workerheartbeat").await;
+    assert!(wait_until(T, || async { db.jobs.workers().await.unwrap().len() == 1 }).await, "re-created");
+    w.stop().await.unwrap();
+    assert!(db.jobs.workers().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn own_orphans_become_lost() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    let w = worker(&db, &rec).spawn();
+    assert!(wait_until(T, || async { db.jobs.workers().await.unwrap().len() == 1 }).await);
+    let worker_id = db.jobs.workers().await.unwrap()[0].worker_id;
+    // A process row of this worker that it is not running (its bookkeeping was lost).
+    sqlx::query(
+        "INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, worker_id)
+         VALUES (gen_random_uuid(), now() - interval '1 hour', now() - interval '1 hour', gen_random_uuid(), now(), 'tests.Probe', '{\"args\": [], \"kwargs\": {\"id\": \"orphan\", \"action\": \"Succeed\"}}', 0, '', 'default', 1, 0, '', $1)",
+    )
+    .bind(worker_id)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let results = wait_results(&db, 1).await;
+    assert_eq!(results[0].status, JobStatus::Lost);
+    // on_aborted ran, and the retry it had left ran.
+    assert!(wait_until(T, || async { rec.runs().len() == 1 }).await);
+    w.stop().await.unwrap();
+    assert_eq!(rec.aborted(), vec![("orphan".to_string(), JobStatus::Lost)]);
+    assert_eq!(rec.runs(), vec![("orphan".to_string(), 1)]);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_hands_back_unstarted_and_finishes_running() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    db.jobs.enqueue_many((0..10).map(|i| Probe::new(format!("s{i}"), Action::Sleep { ms: 700 }))).await.unwrap();
+    let w = worker(&db, &rec).concurrency(2).max_pending(5).spawn();
+    // Two running, five claimed ahead, three still queued.
+    assert!(wait_until(T, || async { db.processes().await == 7 }).await);
+    assert_eq!(db.count("SELECT count(*) FROM plainjobs_jobprocess WHERE started_at IS NULL").await, 5);
+    w.stop().await.unwrap();
+    let results = db.results().await;
+    assert_eq!(results.len(), 2, "the two running jobs finished");
+    assert!(results.iter().all(|r| r.status == JobStatus::Successful));
+    assert_eq!(db.processes().await, 0);
+    assert_eq!(db.requests().await, 8, "unstarted jobs handed back, nothing lost");
+    assert_eq!(db.count("SELECT count(*) FROM plainjobs_jobrequest WHERE retry_attempt > 0").await, 0, "no retry used");
+    // Another worker drains the rest: every job exactly once.
+    let w = worker(&db, &rec).concurrency(10).spawn();
+    wait_results(&db, 10).await;
+    w.stop().await.unwrap();
+    let mut ids = rec.run_ids();
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!((before, ids.len()), (10, 10));
+}
+
+#[tokio::test]
+async fn shutdown_timeout_cancels_running_jobs_and_retries_them() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    db.jobs.enqueue(Probe::new("long", Action::HangFirstAttempt).retries(1)).await.unwrap();
+    let w = worker(&db, &rec).shutdown_timeout(Duration::from_millis(300)).spawn();
+    assert!(wait_until(T, || async { rec.runs().len() == 1 }).await);
+    w.stop().await.unwrap();
+    let results = db.results().await;
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].status, JobStatus::Cancelled);
+    assert!(results[0].retry_job_request_uuid.is_some(), "retried");
+    assert_eq!(rec.aborted(), vec![("long".to_string(), JobStatus::Cancelled)]);
+    assert_eq!(db.count("SELECT count(*) FROM plainjobs_jobrequest WHERE retry_attempt = 1").await, 1);
+    assert_eq!(db.processes().await, 0);
+}
+
+#[tokio::test]
+async fn worker_exits_after_consecutive_claim_failures() {
+    let db = test_db().await;
+    let rec = Recorder::new();
+    let mut cfg = fast_config();
+    cfg.max_claim_failures = 3;
+    let w = worker(&db, &rec).config(cfg).spawn();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    db.exec("ALTER TABLE plainjobs_jobrequest RENAME TO plainjobs_jobrequest_gone").await;
+    db.exec("INSERT INTO plainjobs_jobrequest_gone (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key) VALUES (now(), gen_random_uuid(), 'x', NULL, 0, '', 'default', 0, 0, '')").await;
+    let out = tokio::time::timeout(T, w.join()).await.expect("the worker exits by itself");
+    let err = out.unwrap_err();
+    assert!(err.to_string().contains("claiming failed 3 times in a row"), "{err}");
+}
