@@ -197,16 +197,41 @@ pub(crate) async fn enqueue_on(
     Ok(rows.pop())
 }
 
+/// Whether the server closed the connection (administrator command, crash, restart) before our
+/// work could commit: such a statement can safely be tried again on a fresh connection.
+pub(crate) fn is_terminated_connection(err: &Error) -> bool {
+    match err {
+        Error::Database(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03"))
+        }
+        _ => false,
+    }
+}
+
 /// Enqueues through the store: in one autocommit statement when the key is empty, else in a
-/// transaction of its own.
+/// transaction of its own. A connection the server had closed while it sat in the pool is
+/// replaced once.
 pub(crate) async fn enqueue_via_store(
     jobs: &Jobs,
     job: &dyn ErasedJob,
     req: NewRequest,
     exclude_process: Option<Uuid>,
 ) -> Result<Option<JobRequest>> {
-    let span = tracing::debug_span!("send", queue = %req.queue, job_class = %req.job_class);
-    let _enter = span.enter();
+    match enqueue_once(jobs, job, req.clone(), exclude_process).await {
+        Err(e) if is_terminated_connection(&e) => {
+            tracing::debug!(error = %e, "connection was closed by the server; enqueueing again");
+            enqueue_once(jobs, job, req, exclude_process).await
+        }
+        other => other,
+    }
+}
+
+async fn enqueue_once(
+    jobs: &Jobs,
+    job: &dyn ErasedJob,
+    req: NewRequest,
+    exclude_process: Option<Uuid>,
+) -> Result<Option<JobRequest>> {
     if req.concurrency_key.is_empty() {
         let mut conn = jobs.store().autocommit().await?;
         enqueue_on(&mut *conn, job, req, exclude_process).await
@@ -384,7 +409,7 @@ impl<'j> EnqueueMany<'j> {
         self
     }
 
-    async fn enqueue_all(self, conn: &mut dyn Conn) -> Result<Vec<JobRequest>> {
+    async fn enqueue_all(&self, conn: &mut dyn Conn) -> Result<Vec<JobRequest>> {
         let mut simple = Vec::new();
         let mut out = Vec::new();
         for job in &self.items {
@@ -409,8 +434,14 @@ impl<'j> EnqueueMany<'j> {
     }
 
     async fn run(self) -> Result<Vec<JobRequest>> {
-        let jobs = self.jobs;
-        let mut tx = jobs.store().begin().await?;
+        match self.run_once().await {
+            Err(e) if is_terminated_connection(&e) => self.run_once().await,
+            other => other,
+        }
+    }
+
+    async fn run_once(&self) -> Result<Vec<JobRequest>> {
+        let mut tx = self.jobs.store().begin().await?;
         let out = self.enqueue_all(&mut *tx).await?;
         tx.commit().await?;
         Ok(out)

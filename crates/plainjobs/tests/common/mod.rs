@@ -32,6 +32,11 @@ pub struct TestDb {
 
 /// A new schema with the plainjobs tables, and a `Jobs` on it.
 pub async fn test_db() -> TestDb {
+    // Logs with RUST_LOG=plainjobs=debug (shown for failing tests).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
     let admin = PgPool::connect(&base_url()).await.expect("test database reachable (run scripts/test)");
     sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
