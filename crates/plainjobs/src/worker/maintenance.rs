@@ -16,6 +16,9 @@ use crate::registry::ErasedJob;
 use crate::schedule::Schedule;
 use crate::store::Start;
 
+/// Where the scheduling pass reads the time.
+pub(crate) type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
 /// A job with its schedule, as given to the worker.
 pub(crate) struct ScheduledJob {
     pub job: Box<dyn ErasedJob>,
@@ -138,8 +141,12 @@ pub(crate) fn scheduled_key(default_key: &str, at: DateTime<Utc>) -> String {
 
 /// Enqueues the next occurrence of every schedule whose job's default queue this worker
 /// serves. Stamps only after the whole pass succeeded, so a failed pass is retried next tick.
-pub(crate) async fn schedule_pass(shared: &Shared, queues: &HashSet<String>, schedules: &mut [ScheduledJob]) {
-    let now = Utc::now();
+pub(crate) async fn schedule_pass(
+    shared: &Shared,
+    queues: &HashSet<String>,
+    schedules: &mut [ScheduledJob],
+    now: DateTime<Utc>,
+) {
     let mut stamps = Vec::new();
     for (i, s) in schedules.iter().enumerate() {
         if !queues.contains(&s.job.default_queue()) {
@@ -182,6 +189,7 @@ pub(crate) async fn maintenance_loop(
     shared: Arc<Shared>,
     queues: Vec<String>,
     mut schedules: Vec<ScheduledJob>,
+    clock: Option<Clock>,
     done: CancellationToken,
 ) {
     let cfg = shared.config.clone();
@@ -211,7 +219,8 @@ pub(crate) async fn maintenance_loop(
             last_retention = Some(Instant::now());
         }
         if !schedules.is_empty() && !shared.stop.is_cancelled() {
-            schedule_pass(&shared, &queues, &mut schedules).await;
+            let now = clock.as_ref().map_or_else(Utc::now, |c| c());
+            schedule_pass(&shared, &queues, &mut schedules, now).await;
         }
         tokio::select! {
             _ = done.cancelled() => return,

@@ -102,6 +102,7 @@ pub struct Worker {
     pub(crate) max_pending: usize,
     pub(crate) config: WorkerConfig,
     pub(crate) schedules: Vec<maintenance::ScheduledJob>,
+    pub(crate) clock: Option<maintenance::Clock>,
 }
 
 impl Worker {
@@ -116,7 +117,17 @@ impl Worker {
             max_pending: 0,
             config: WorkerConfig::default(),
             schedules: Vec::new(),
+            clock: None,
         }
+    }
+
+    /// Replaces the clock the scheduling pass reads ("now"), for tests that step through
+    /// several occurrences without waiting for them. Ready-times and heartbeats always use the
+    /// database's clock.
+    #[doc(hidden)]
+    pub fn schedule_clock(mut self, now: impl Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync + 'static) -> Self {
+        self.clock = Some(std::sync::Arc::new(now));
+        self
     }
 
     /// Registers a job type (by its name and aliases).

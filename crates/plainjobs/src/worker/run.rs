@@ -78,7 +78,7 @@ fn hostname() -> String {
 }
 
 pub(crate) async fn run(worker: Worker, stop: CancellationToken, abort: CancellationToken) -> Result<()> {
-    let Worker { jobs, registry, state, queues, concurrency, max_pending, config, schedules } = worker;
+    let Worker { jobs, registry, state, queues, concurrency, max_pending, config, schedules, clock } = worker;
     let worker_id = Uuid::new_v4();
     let heartbeat = NewHeartbeat {
         worker_id,
@@ -117,7 +117,7 @@ pub(crate) async fn run(worker: Worker, stop: CancellationToken, abort: Cancella
         }
     }
     let heartbeat_task = tokio::spawn(maintenance::heartbeat_loop(shared.clone(), done.clone()));
-    let maintenance_task = tokio::spawn(maintenance::maintenance_loop(shared.clone(), queues.clone(), schedules, done.clone()));
+    let maintenance_task = tokio::spawn(maintenance::maintenance_loop(shared.clone(), queues.clone(), schedules, clock, done.clone()));
     let stats_task = shared
         .config
         .stats_interval
