@@ -6,7 +6,7 @@ redact() { sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#' <<<"$1"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
 apt_install() {
-  if [ "$(id -u)" = 0 ] && have apt-get && [ "${PLAINJOBS_NO_INSTALL:-}" != 1 ]; then
+  if [ "$(id -u)" = 0 ] && have apt-get && [ "${NO_AUTO_INSTALL:-}" != 1 ]; then
     echo "installing $* with apt-get" >&2
     (apt-get update -qq >/dev/null 2>&1 || true)
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null

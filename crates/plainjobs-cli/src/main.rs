@@ -1,1 +1,63 @@
-fn main(){}
+//! `plainjobs`: run workers, look at queues and fix problems from a terminal; `plainjobs demo`
+//! shows the whole system working.
+
+mod demo;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use plainjobs::cli::{self, Command, GlobalArgs};
+use plainjobs::Registry;
+use tracing_subscriber::EnvFilter;
+
+/// Background jobs in PostgreSQL, compatible with plain.jobs.
+///
+/// Configuration comes from plainjobs.toml, PLAINJOBS_* environment variables and flags (in
+/// increasing precedence). The database URL: --database-url, PLAINJOBS_DATABASE_URL,
+/// DATABASE_URL, or `database_url` in plainjobs.toml.
+#[derive(Debug, Parser)]
+#[command(name = "plainjobs", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Debug, Subcommand)]
+enum Top {
+    #[command(flatten)]
+    Jobs(Command),
+    /// A tour: enqueue a success, a failure retried with backoff, a deferral, a delayed job, a
+    /// duplicate refused by its concurrency key, a scheduled job and a shell command; run a
+    /// worker with a live progress view; print the results.
+    Demo(demo::DemoArgs),
+}
+
+fn init_logging(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Top::Jobs(command) => {
+            init_logging(if matches!(command, Command::Worker(_)) { "info" } else { "warn" });
+            cli::run(cli.global, command, Registry::new()).await
+        }
+        Top::Demo(args) => {
+            // The demo's own view shows what happens; logs only for real trouble.
+            init_logging("error");
+            demo::run(cli.global, args).await
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -199,6 +199,11 @@ impl JobError {
         &*self.inner
     }
 
+    /// The message and its causes, one per line (what logs show).
+    pub fn chain(&self) -> String {
+        crate::error::error_chain(&*self.inner)
+    }
+
     /// The text stored in the result's `error` column: message, causes, backtrace.
     pub fn report(&self) -> String {
         let mut out = crate::error::error_chain(&*self.inner);

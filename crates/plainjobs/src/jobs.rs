@@ -42,6 +42,18 @@ impl std::fmt::Debug for Jobs {
     }
 }
 
+/// A job found by [`Jobs::find`].
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "table", rename_all = "snake_case")]
+pub enum Found {
+    /// Pending.
+    Request(JobRequest),
+    /// Claimed or running.
+    Process(JobProcess),
+    /// Finished.
+    Result(JobResult),
+}
+
 /// Connection settings for [`Jobs::connect_with`].
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -165,6 +177,20 @@ impl Jobs {
     /// A database error.
     pub async fn retry_result(&self, result_uuid: Uuid, registry: &Registry, force: bool) -> Result<Option<JobRequest>> {
         crate::worker::retry::retry_now(self, registry, result_uuid, force).await
+    }
+
+    /// Finds a job by uuid: a request, a process (by its own or its request's uuid), or a result.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn find(&self, uuid: Uuid) -> Result<Option<Found>> {
+        if let Some(r) = self.store().request_by_uuid(uuid).await? {
+            return Ok(Some(Found::Request(r)));
+        }
+        if let Some(p) = self.store().process_by_uuid(uuid).await? {
+            return Ok(Some(Found::Process(p)));
+        }
+        Ok(self.store().result_by_uuid(uuid).await?.map(Found::Result))
     }
 
     /// Pending requests, in claim order.

@@ -89,13 +89,16 @@ pub mod model;
 pub mod params;
 mod registry;
 pub mod schedule;
+pub mod settings;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod store;
 mod worker;
 
 pub use enqueue::{advisory_lock_id, Enqueue, EnqueueMany, TransactionConn, UniqueCheck, MAX_NAME_LEN};
 pub use error::{redact_url, Error, Result};
 pub use job::{Job, JobContext, JobError, KeyLock, LockStrategy, Outcome, State};
-pub use jobs::{ConnectOptions, Jobs};
+pub use jobs::{ConnectOptions, Found, Jobs};
 pub use model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 pub use registry::{LoadError, Registry};
 pub use store::QueueStats;

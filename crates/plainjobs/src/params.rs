@@ -227,7 +227,8 @@ pub mod plain_datetime {
         })
     }
 
-    pub(crate) fn parse(text: &str) -> Option<DateTime<Utc>> {
+    /// Reads plain's form or an ISO 8601 datetime; None when it is neither.
+    pub fn parse(text: &str) -> Option<DateTime<Utc>> {
         let body = text.strip_prefix(DATETIME_PREFIX).unwrap_or(text);
         if let Ok(dt) = DateTime::parse_from_rfc3339(body) {
             return Some(dt.with_timezone(&Utc));

@@ -12,11 +12,11 @@ use plainjobs::{Jobs, JobStatus, Worker};
 const T: Duration = Duration::from_secs(30);
 
 /// Not a test of its own: the body of a worker process that the tests below start and kill.
-/// It runs only when PLAINJOBS_CHILD_URL is set.
+/// It runs only when TEST_CHILD_DATABASE_URL is set.
 #[tokio::test]
 #[ignore = "run as a child process by the failure tests"]
 async fn child_worker() {
-    let Ok(url) = std::env::var("PLAINJOBS_CHILD_URL") else { return };
+    let Ok(url) = std::env::var("TEST_CHILD_DATABASE_URL") else { return };
     let jobs = Jobs::connect(&url).await.expect("child connects");
     let rec = Recorder::new();
     Worker::new(jobs)
@@ -33,7 +33,7 @@ fn spawn_child(db: &TestDb) -> tokio::process::Child {
     let exe = std::env::current_exe().expect("test binary path");
     tokio::process::Command::new(exe)
         .args(["child_worker", "--exact", "--ignored", "--nocapture"])
-        .env("PLAINJOBS_CHILD_URL", &db.url)
+        .env("TEST_CHILD_DATABASE_URL", &db.url)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .kill_on_drop(true)

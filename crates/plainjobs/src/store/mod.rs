@@ -175,6 +175,10 @@ pub(crate) trait Store: Send + Sync + 'static {
     async fn requests(&self, limit: i64) -> Result<Vec<JobRequest>>;
     /// Processes.
     async fn processes(&self, limit: i64) -> Result<Vec<JobProcess>>;
+    /// One request by uuid.
+    async fn request_by_uuid(&self, uuid: Uuid) -> Result<Option<JobRequest>>;
+    /// One process by uuid.
+    async fn process_by_uuid(&self, uuid: Uuid) -> Result<Option<JobProcess>>;
     /// One result by uuid.
     async fn result_by_uuid(&self, uuid: Uuid) -> Result<Option<JobResult>>;
     /// Results, newest first.

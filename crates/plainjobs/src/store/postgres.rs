@@ -652,6 +652,18 @@ impl Store for PgStore {
         map_rows(rows, process_from)
     }
 
+    async fn request_by_uuid(&self, uuid: Uuid) -> Result<Option<JobRequest>> {
+        let sql = format!("SELECT {REQ_COLS} FROM plainjobs_jobrequest WHERE uuid = $1");
+        let row = sqlx::query(&sql).bind(uuid).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(request_from).transpose()?)
+    }
+
+    async fn process_by_uuid(&self, uuid: Uuid) -> Result<Option<JobProcess>> {
+        let sql = format!("SELECT {PROC_COLS} FROM plainjobs_jobprocess WHERE uuid = $1 OR job_request_uuid = $1");
+        let row = sqlx::query(&sql).bind(uuid).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(process_from).transpose()?)
+    }
+
     async fn result_by_uuid(&self, uuid: Uuid) -> Result<Option<JobResult>> {
         let sql = format!("SELECT {RES_COLS} FROM plainjobs_jobresult WHERE uuid = $1");
         let row = sqlx::query(&sql).bind(uuid).fetch_optional(&self.pool).await?;

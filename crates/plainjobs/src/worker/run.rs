@@ -293,7 +293,8 @@ fn spawn_job(shared: &Arc<Shared>, process: JobProcess, permit: OwnedSemaphorePe
 enum Ran {
     Success,
     Defer { delay: Duration, increment_retries: bool },
-    Failed { error: String },
+    /// `error` is stored (with a backtrace when captured); `summary` is logged.
+    Failed { error: String, summary: String },
 }
 
 async fn execute(shared: Arc<Shared>, process: JobProcess, permit: OwnedSemaphorePermit) {
@@ -316,7 +317,7 @@ async fn execute(shared: Arc<Shared>, process: JobProcess, permit: OwnedSemaphor
     let ran = async {
         tracing::info!(queue_wait_ms, attempt = process.retry_attempt, "job started");
         match &job {
-            Err(e) => Ran::Failed { error: e.to_string() },
+            Err(e) => Ran::Failed { error: e.to_string(), summary: e.to_string() },
             Ok(job) => {
                 let ctx = JobContext {
                     process: process.clone(),
@@ -327,8 +328,11 @@ async fn execute(shared: Arc<Shared>, process: JobProcess, permit: OwnedSemaphor
                 match AssertUnwindSafe(job.run(&ctx)).catch_unwind().await {
                     Ok(Ok(Outcome::Success)) => Ran::Success,
                     Ok(Ok(Outcome::Defer { delay, increment_retries })) => Ran::Defer { delay, increment_retries },
-                    Ok(Err(e)) => Ran::Failed { error: e.report() },
-                    Err(panic) => Ran::Failed { error: format!("panicked: {}", panic_message(&*panic)) },
+                    Ok(Err(e)) => Ran::Failed { error: e.report(), summary: e.chain() },
+                    Err(panic) => {
+                        let text = format!("panicked: {}", panic_message(&*panic));
+                        Ran::Failed { error: text.clone(), summary: text }
+                    }
                 }
             }
         }
@@ -349,9 +353,9 @@ async fn execute(shared: Arc<Shared>, process: JobProcess, permit: OwnedSemaphor
             tracing::info!(status = "SUCCESSFUL", duration_ms, "job finished");
             send_finish(&shared, Finish { process_uuid: process.uuid, status: JobStatus::Successful, error: String::new() }).await;
         }
-        Ran::Failed { error } => {
+        Ran::Failed { error, summary } => {
             shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(status = "ERRORED", duration_ms, error = %error, "job failed");
+            tracing::warn!(status = "ERRORED", duration_ms, error = %summary, "job failed");
             let retry = job.is_some() && process.retries > 0 && process.retry_attempt < process.retries;
             if retry {
                 follow_up(&shared, &process, JobStatus::Errored, &error, job.as_deref(), FollowUp::Retry).await;

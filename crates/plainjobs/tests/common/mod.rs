@@ -9,9 +9,9 @@ use plainjobs::{Job, JobContext, JobError, JobResult, JobStatus, Jobs, Outcome, 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-/// The server to test against (scripts/test sets PLAINJOBS_TEST_URL to a fresh database).
+/// The server to test against (scripts/test sets TEST_DATABASE_URL to a fresh database).
 pub fn base_url() -> String {
-    std::env::var("PLAINJOBS_TEST_URL")
+    std::env::var("TEST_DATABASE_URL")
         .or_else(|_| std::env::var("DATABASE_URL"))
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }

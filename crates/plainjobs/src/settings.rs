@@ -1,0 +1,390 @@
+//! Configuration: defaults, then a `plainjobs.toml` file, then environment variables (then the
+//! CLI's flags), each overriding the one before.
+//!
+//! | setting | file key | environment | default |
+//! |---|---|---|---|
+//! | database URL | `database_url` | `PLAINJOBS_DATABASE_URL`, else `DATABASE_URL` | none |
+//! | results retention | `retention` | `PLAINJOBS_RETENTION` | `7d` |
+//! | heartbeat interval | `heartbeat_interval` | `PLAINJOBS_HEARTBEAT_INTERVAL` | `60s` |
+//! | heartbeat timeout | `heartbeat_timeout` | `PLAINJOBS_HEARTBEAT_TIMEOUT` | `300s` |
+//! | worker concurrency | `concurrency` | `PLAINJOBS_CONCURRENCY` | `10` |
+//! | jobs claimed ahead | `max_pending` | `PLAINJOBS_MAX_PENDING` | `0` |
+//! | stats log interval (0 = off) | `stats_every` | `PLAINJOBS_STATS_EVERY` | `60s` |
+//! | shutdown timeout (0 = none) | `shutdown_timeout` | `PLAINJOBS_SHUTDOWN_TIMEOUT` | none |
+//! | poll interval | `poll_interval` | `PLAINJOBS_POLL_INTERVAL` | `1s` |
+//! | LISTEN/NOTIFY wake-ups | `listen` | `PLAINJOBS_LISTEN` | `true` |
+//! | queues | `queues` | `PLAINJOBS_QUEUES` (comma-separated) | `["default"]` |
+//! | schedule time zone | `timezone` | `PLAINJOBS_TIMEZONE` | `UTC` |
+//! | schedules | `schedule` (pairs) | `PLAINJOBS_SCHEDULE` (`target=cron;…`) | none |
+//!
+//! Durations accept `90`, `90s`, `500ms`, `5m`, `2h`, `7d`. Unknown keys and bad values are
+//! errors that name the key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::WorkerConfig;
+
+/// A setting that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// A key the file or environment names that plainjobs does not know.
+    #[error("unknown setting {key} in {origin} (known: {known})")]
+    UnknownKey {
+        /// The key.
+        key: String,
+        /// Where it was found.
+        origin: String,
+        /// The known keys.
+        known: String,
+    },
+    /// A value that does not parse.
+    #[error("invalid value for {key} in {origin}: {problem}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// Where it was found.
+        origin: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The file could not be read or is not TOML.
+    #[error("cannot read {path}: {problem}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        problem: String,
+    },
+}
+
+/// The settings of a plainjobs deployment.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Settings {
+    /// Where the jobs are stored.
+    pub database_url: Option<String>,
+    /// How long results are kept.
+    pub retention: Duration,
+    /// Heartbeat refresh interval.
+    pub heartbeat_interval: Duration,
+    /// Heartbeat age after which a worker is dead.
+    pub heartbeat_timeout: Duration,
+    /// Jobs run at once per worker.
+    pub concurrency: usize,
+    /// Jobs claimed ahead of a free slot.
+    pub max_pending: usize,
+    /// Stats log interval (None: off).
+    pub stats_every: Option<Duration>,
+    /// Time running jobs get after a shutdown request (None: unlimited).
+    pub shutdown_timeout: Option<Duration>,
+    /// Longest sleep between claims without a notification.
+    pub poll_interval: Duration,
+    /// Use LISTEN/NOTIFY.
+    pub listen: bool,
+    /// Queues a worker serves.
+    pub queues: Vec<String>,
+    /// Time zone of schedules.
+    pub timezone: chrono_tz::Tz,
+    /// `(job name or "cmd:<command>", cron)` pairs, like plain's JOBS_SCHEDULE.
+    pub schedules: Vec<(String, String)>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: None,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            heartbeat_interval: Duration::from_secs(60),
+            heartbeat_timeout: Duration::from_secs(300),
+            concurrency: 10,
+            max_pending: 0,
+            stats_every: Some(Duration::from_secs(60)),
+            shutdown_timeout: None,
+            poll_interval: Duration::from_secs(1),
+            listen: true,
+            queues: vec!["default".to_string()],
+            timezone: chrono_tz::UTC,
+            schedules: Vec::new(),
+        }
+    }
+}
+
+const KEYS: &[&str] = &[
+    "database_url",
+    "retention",
+    "heartbeat_interval",
+    "heartbeat_timeout",
+    "concurrency",
+    "max_pending",
+    "stats_every",
+    "shutdown_timeout",
+    "poll_interval",
+    "listen",
+    "queues",
+    "timezone",
+    "schedule",
+];
+
+/// Parses a duration: `90` (seconds), `90s`, `500ms`, `5m`, `2h`, `7d`.
+///
+/// # Errors
+/// A message saying what is accepted.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(plainjobs::settings::parse_duration("5m"), Ok(Duration::from_secs(300)));
+/// assert!(plainjobs::settings::parse_duration("5 minutes").is_err());
+/// ```
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("{text:?} is not a duration (use 90, 90s, 500ms, 5m, 2h or 7d)");
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(bad());
+    }
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| bad())
+}
+
+fn bad(key: &str, origin: &str, problem: impl Into<String>) -> SettingsError {
+    SettingsError::BadValue { key: key.to_string(), origin: origin.to_string(), problem: problem.into() }
+}
+
+fn optional(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+impl Settings {
+    /// Defaults, then `file` (or `./plainjobs.toml` when it exists), then the environment.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming the key or file at fault.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let mut s = Settings::default();
+        let default_file = Path::new("plainjobs.toml");
+        let file = file.or_else(|| default_file.exists().then_some(default_file));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| SettingsError::File { path: path.to_path_buf(), problem: e.to_string() })?;
+            s.apply_toml(&text, &path.display().to_string())?;
+        }
+        s.apply_env(std::env::vars())?;
+        Ok(s)
+    }
+
+    /// Applies the keys of a TOML document.
+    ///
+    /// # Errors
+    /// [`SettingsError`] for an unknown key or a bad value.
+    pub fn apply_toml(&mut self, text: &str, origin: &str) -> Result<(), SettingsError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| SettingsError::File { path: origin.into(), problem: e.to_string() })?;
+        for (key, value) in table {
+            let as_text = match &value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                _ => String::new(),
+            };
+            match key.as_str() {
+                "queues" => {
+                    let items = value.as_array().ok_or_else(|| bad(&key, origin, "expected a list of queue names"))?;
+                    self.queues = items
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| bad(&key, origin, "queue names are strings")))
+                        .collect::<Result<_, _>>()?;
+                }
+                "schedule" => {
+                    let items = value
+                        .as_array()
+                        .ok_or_else(|| bad(&key, origin, "expected a list of [\"job name or cmd:…\", \"cron\"] pairs"))?;
+                    for item in items {
+                        let pair = item.as_array().filter(|a| a.len() == 2).and_then(|a| Some((a[0].as_str()?, a[1].as_str()?)));
+                        let (target, cron) =
+                            pair.ok_or_else(|| bad(&key, origin, format!("{item:?} is not a [\"target\", \"cron\"] pair")))?;
+                        self.schedules.push((target.to_string(), cron.to_string()));
+                    }
+                }
+                "listen" => {
+                    self.listen = value.as_bool().ok_or_else(|| bad(&key, origin, "expected true or false"))?;
+                }
+                k if KEYS.contains(&k) => self.set(k, &as_text, origin)?,
+                other => {
+                    return Err(SettingsError::UnknownKey {
+                        key: other.to_string(),
+                        origin: origin.to_string(),
+                        known: KEYS.join(", "),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `PLAINJOBS_*` variables (and `DATABASE_URL` when `PLAINJOBS_DATABASE_URL` is
+    /// absent). An unknown `PLAINJOBS_*` variable is an error.
+    ///
+    /// # Errors
+    /// [`SettingsError`] for an unknown variable or a bad value.
+    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<(), SettingsError> {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let has_own_url = vars.iter().any(|(k, _)| k == "PLAINJOBS_DATABASE_URL");
+        for (name, value) in &vars {
+            if name == "DATABASE_URL" && !has_own_url && !value.is_empty() {
+                self.database_url = Some(value.clone());
+                continue;
+            }
+            let Some(key) = name.strip_prefix("PLAINJOBS_") else { continue };
+            let key = key.to_ascii_lowercase();
+            let origin = format!("environment variable {name}");
+            match key.as_str() {
+                "queues" => {
+                    self.queues = value.split(',').map(|q| q.trim().to_string()).filter(|q| !q.is_empty()).collect();
+                }
+                "schedule" => {
+                    for item in value.split(';').map(str::trim).filter(|i| !i.is_empty()) {
+                        let (target, cron) =
+                            item.split_once('=').ok_or_else(|| bad(name, &origin, format!("{item:?} is not target=cron")))?;
+                        self.schedules.push((target.trim().to_string(), cron.trim().to_string()));
+                    }
+                }
+                "listen" => {
+                    self.listen = match value.to_ascii_lowercase().as_str() {
+                        "1" | "true" | "yes" | "on" => true,
+                        "0" | "false" | "no" | "off" => false,
+                        _ => return Err(bad(name, &origin, format!("{value:?} is not true or false"))),
+                    }
+                }
+                k if KEYS.contains(&k) => self.set(k, value, &origin)?,
+                _ => {
+                    return Err(SettingsError::UnknownKey {
+                        key: name.clone(),
+                        origin: "the environment".into(),
+                        known: KEYS.iter().map(|k| format!("PLAINJOBS_{}", k.to_ascii_uppercase())).collect::<Vec<_>>().join(", "),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<(), SettingsError> {
+        let dur = || parse_duration(value).map_err(|p| bad(key, origin, p));
+        let count = || value.trim().parse::<usize>().map_err(|_| bad(key, origin, format!("{value:?} is not a whole number")));
+        match key {
+            "database_url" => self.database_url = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "retention" => self.retention = dur()?,
+            "heartbeat_interval" => self.heartbeat_interval = dur()?,
+            "heartbeat_timeout" => self.heartbeat_timeout = dur()?,
+            "poll_interval" => self.poll_interval = dur()?,
+            "stats_every" => self.stats_every = optional(dur()?),
+            "shutdown_timeout" => self.shutdown_timeout = optional(dur()?),
+            "concurrency" => {
+                let n = count()?;
+                if n == 0 {
+                    return Err(bad(key, origin, "must be at least 1"));
+                }
+                self.concurrency = n;
+            }
+            "max_pending" => self.max_pending = count()?,
+            "timezone" => {
+                self.timezone = value
+                    .parse()
+                    .map_err(|_| bad(key, origin, format!("{value:?} is not an IANA time zone (like Europe/Berlin)")))?
+            }
+            _ => return Err(bad(key, origin, "cannot be set from text")),
+        }
+        Ok(())
+    }
+
+    /// The worker timing these settings describe.
+    pub fn worker_config(&self) -> WorkerConfig {
+        let mut c = WorkerConfig::default();
+        c.heartbeat_interval = self.heartbeat_interval;
+        c.heartbeat_timeout = self.heartbeat_timeout;
+        c.rescue_interval = self.heartbeat_interval;
+        c.poll_interval = self.poll_interval;
+        c.retention = self.retention;
+        c.shutdown_timeout = self.shutdown_timeout;
+        c.listen = self.listen;
+        c.stats_interval = self.stats_every;
+        c.timezone = self.timezone;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
+        for bad in ["", "m", "5x", "-1s", "1.2.3s", "five"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_then_env() {
+        let mut s = Settings::default();
+        s.apply_toml(
+            "database_url = \"postgres://a@b/c\"\nretention = \"2d\"\nconcurrency = 4\nqueues = [\"a\", \"b\"]\nstats_every = 0\nschedule = [[\"cmd:echo hi\", \"@daily\"]]\ntimezone = \"Europe/Berlin\"\nlisten = false",
+            "plainjobs.toml",
+        )
+        .unwrap();
+        assert_eq!(s.retention, Duration::from_secs(2 * 86400));
+        assert_eq!(s.concurrency, 4);
+        assert_eq!(s.queues, vec!["a", "b"]);
+        assert_eq!(s.stats_every, None);
+        assert_eq!(s.schedules, vec![("cmd:echo hi".to_string(), "@daily".to_string())]);
+        assert_eq!(s.timezone, chrono_tz::Europe::Berlin);
+        assert!(!s.listen);
+        s.apply_env([
+            ("DATABASE_URL".to_string(), "postgres://fallback".to_string()),
+            ("PLAINJOBS_DATABASE_URL".to_string(), "postgres://own".to_string()),
+            ("PLAINJOBS_CONCURRENCY".to_string(), "8".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ])
+        .unwrap();
+        assert_eq!(s.database_url.as_deref(), Some("postgres://own"));
+        assert_eq!(s.concurrency, 8);
+        let mut s = Settings::default();
+        s.apply_env([("DATABASE_URL".to_string(), "postgres://fallback".to_string())]).unwrap();
+        assert_eq!(s.database_url.as_deref(), Some("postgres://fallback"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let mut s = Settings::default();
+        let e = s.apply_toml("concurency = 3", "plainjobs.toml").unwrap_err().to_string();
+        assert!(e.contains("unknown setting concurency in plainjobs.toml"), "{e}");
+        let e = s.apply_toml("retention = \"forever\"", "plainjobs.toml").unwrap_err().to_string();
+        assert!(e.contains("invalid value for retention") && e.contains("forever"), "{e}");
+        let e = s.apply_env([("PLAINJOBS_CONCURENCY".to_string(), "3".to_string())]).unwrap_err().to_string();
+        assert!(e.contains("PLAINJOBS_CONCURENCY"), "{e}");
+        let e = s.apply_env([("PLAINJOBS_TIMEZONE".to_string(), "Mars/Base".to_string())]).unwrap_err().to_string();
+        assert!(e.contains("PLAINJOBS_TIMEZONE") && e.contains("Mars/Base"), "{e}");
+        let e = s.apply_toml("concurrency = 0", "f.toml").unwrap_err().to_string();
+        assert!(e.contains("at least 1"), "{e}");
+    }
+}
