@@ -244,8 +244,10 @@ async fn enqueue_once(
 }
 
 /// A connection in the caller's own transaction, to enqueue jobs that exist if and only if that
-/// transaction commits. Implemented for `sqlx::Transaction<'_, Postgres>` and
-/// `sqlx::PgConnection` (in a transaction you began).
+/// transaction commits. Implemented for `sqlx::Transaction` and the connection types of
+/// PostgreSQL and SQLite. On SQLite, begin the transaction with
+/// `pool.begin_with("BEGIN IMMEDIATE")` when it enqueues jobs with a concurrency key, so the
+/// uniqueness check and the insert hold the write lock together.
 pub trait TransactionConn: sealed::Sealed + Send {
     #[doc(hidden)]
     fn as_conn(&mut self) -> Box<dyn Conn + '_>;
@@ -255,6 +257,20 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for sqlx::Transaction<'_, sqlx::Postgres> {}
     impl Sealed for sqlx::PgConnection {}
+    impl Sealed for sqlx::Transaction<'_, sqlx::Sqlite> {}
+    impl Sealed for sqlx::SqliteConnection {}
+}
+
+impl TransactionConn for sqlx::Transaction<'_, sqlx::Sqlite> {
+    fn as_conn(&mut self) -> Box<dyn Conn + '_> {
+        Box::new(crate::store::sqlite::SqliteConn(&mut **self))
+    }
+}
+
+impl TransactionConn for sqlx::SqliteConnection {
+    fn as_conn(&mut self) -> Box<dyn Conn + '_> {
+        Box::new(crate::store::sqlite::SqliteConn(self))
+    }
 }
 
 impl TransactionConn for sqlx::Transaction<'_, sqlx::Postgres> {

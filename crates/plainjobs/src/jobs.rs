@@ -14,6 +14,7 @@ use crate::job::Job;
 use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::registry::{RawJob, Registry};
 use crate::store::postgres::PgStore;
+use crate::store::sqlite::SqliteStore;
 use crate::store::{QueueStats, ResultFilter, Store};
 use crate::{redact_url, Error, Result};
 
@@ -34,6 +35,7 @@ pub struct Jobs {
 struct Inner {
     store: Arc<dyn Store>,
     pool: Option<PgPool>,
+    sqlite: Option<sqlx::SqlitePool>,
 }
 
 impl std::fmt::Debug for Jobs {
@@ -78,7 +80,8 @@ pub(crate) fn raw_job(job_class: &str, parameters: Option<&Value>) -> RawJob {
 }
 
 impl Jobs {
-    /// Connects to `url` (`postgres://…`).
+    /// Connects to `url`: `postgres://…` (or `postgresql://…`), or `sqlite://path` (created if
+    /// missing; `sqlite::memory:` for a database that lives as long as this handle).
     ///
     /// # Errors
     /// [`Error::UnsupportedUrl`] for another scheme, [`Error::Connect`] (password redacted) when
@@ -92,10 +95,15 @@ impl Jobs {
     /// # Errors
     /// As [`Jobs::connect`].
     pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Jobs> {
+        let connect = |source| Error::Connect { url: redact_url(url), source };
+        if url.starts_with("sqlite:") {
+            let store = SqliteStore::open(url, options.max_connections).await.map_err(connect)?;
+            let pool = store.pool().clone();
+            return Ok(Jobs { inner: Arc::new(Inner { store: Arc::new(store), pool: None, sqlite: Some(pool) }) });
+        }
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(Error::UnsupportedUrl(redact_url(url)));
         }
-        let connect = |source| Error::Connect { url: redact_url(url), source };
         let opts: PgConnectOptions = url.parse().map_err(connect)?;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(2))
@@ -110,7 +118,7 @@ impl Jobs {
     /// Uses an existing PostgreSQL pool (the application's own).
     pub fn from_pool(pool: PgPool) -> Jobs {
         Jobs {
-            inner: Arc::new(Inner { store: Arc::new(PgStore::new(pool.clone())), pool: Some(pool) }),
+            inner: Arc::new(Inner { store: Arc::new(PgStore::new(pool.clone())), pool: Some(pool), sqlite: None }),
         }
     }
 
@@ -118,9 +126,24 @@ impl Jobs {
         &*self.inner.store
     }
 
-    /// The PostgreSQL pool, for applications that want to share it.
+    /// The PostgreSQL pool, for applications that want to share it (None on SQLite).
     pub fn pg_pool(&self) -> Option<&PgPool> {
         self.inner.pool.as_ref()
+    }
+
+    /// The SQLite pool (None on PostgreSQL). Begin your own transactions on it with
+    /// `begin_with("BEGIN IMMEDIATE")` when they enqueue jobs with a concurrency key.
+    pub fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
+        self.inner.sqlite.as_ref()
+    }
+
+    /// Which backend this is: `"postgres"` or `"sqlite"`.
+    pub fn backend(&self) -> &'static str {
+        if self.inner.sqlite.is_some() {
+            "sqlite"
+        } else {
+            "postgres"
+        }
     }
 
     /// Creates or upgrades the schema (idempotent; accepts tables plain.jobs created).

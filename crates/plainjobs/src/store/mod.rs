@@ -15,6 +15,7 @@ use crate::Result;
 
 pub(crate) mod migrations;
 pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
 /// When a new request may start.
 #[derive(Debug, Clone, Copy, PartialEq)]

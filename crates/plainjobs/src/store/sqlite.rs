@@ -1,0 +1,862 @@
+//! The SQLite backend: the same four tables in one file, for one machine.
+//!
+//! Where PostgreSQL uses `FOR UPDATE SKIP LOCKED` and advisory locks, SQLite serializes every
+//! write transaction (`BEGIN IMMEDIATE` takes the write lock up front, WAL mode lets readers go
+//! on, and a busy timeout makes writers from other processes wait instead of failing). Times are
+//! stored as integer microseconds since the Unix epoch; uuids and JSON as text. "Now" is the
+//! host's clock, which every process on one machine shares.
+//!
+//! Wake-ups: an insert wakes workers of the same process at once; other processes notice the
+//! commit through `PRAGMA data_version`, which a worker checks every 50 ms.
+
+use std::collections::HashMap;
+use std::ops::DerefMut;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::migrations::SQLITE as MIGRATIONS;
+use super::{Conn, Finish, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start, Store, StoreTx};
+use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
+use crate::{Error, Result};
+
+const REQ_COLS: &str = "id, created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id";
+const PROC_COLS: &str = "id, uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id";
+const RES_COLS: &str = "id, uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id";
+
+/// Rows per multi-row INSERT (SQLite binds at most 32,766 values per statement).
+const CHUNK: usize = 500;
+
+fn now_us() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+fn us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn decode_err(column: &str, msg: String) -> sqlx::Error {
+    sqlx::Error::ColumnDecode { index: column.to_string(), source: msg.into() }
+}
+
+fn time(row: &SqliteRow, col: &str) -> sqlx::Result<DateTime<Utc>> {
+    let v: i64 = row.try_get(col)?;
+    DateTime::from_timestamp_micros(v).ok_or_else(|| decode_err(col, format!("{v} is not a time")))
+}
+
+fn opt_time(row: &SqliteRow, col: &str) -> sqlx::Result<Option<DateTime<Utc>>> {
+    let v: Option<i64> = row.try_get(col)?;
+    v.map(|v| DateTime::from_timestamp_micros(v).ok_or_else(|| decode_err(col, format!("{v} is not a time"))))
+        .transpose()
+}
+
+fn uuid(row: &SqliteRow, col: &str) -> sqlx::Result<Uuid> {
+    let v: String = row.try_get(col)?;
+    Uuid::parse_str(&v).map_err(|e| decode_err(col, format!("{v:?}: {e}")))
+}
+
+fn opt_uuid(row: &SqliteRow, col: &str) -> sqlx::Result<Option<Uuid>> {
+    let v: Option<String> = row.try_get(col)?;
+    v.map(|v| Uuid::parse_str(&v).map_err(|e| decode_err(col, format!("{v:?}: {e}")))).transpose()
+}
+
+fn json(row: &SqliteRow, col: &str) -> sqlx::Result<Option<Value>> {
+    let v: Option<String> = row.try_get(col)?;
+    v.map(|v| serde_json::from_str(&v).map_err(|e| decode_err(col, e.to_string()))).transpose()
+}
+
+fn small(row: &SqliteRow, col: &str) -> sqlx::Result<i16> {
+    let v: i64 = row.try_get(col)?;
+    i16::try_from(v).map_err(|_| decode_err(col, format!("{v} is out of range")))
+}
+
+fn request_from(row: &SqliteRow) -> sqlx::Result<JobRequest> {
+    Ok(JobRequest {
+        id: row.try_get("id")?,
+        created_at: time(row, "created_at")?,
+        uuid: uuid(row, "uuid")?,
+        job_class: row.try_get("job_class")?,
+        parameters: json(row, "parameters")?,
+        priority: small(row, "priority")?,
+        source: row.try_get("source")?,
+        queue: row.try_get("queue")?,
+        retries: small(row, "retries")?,
+        retry_attempt: small(row, "retry_attempt")?,
+        concurrency_key: row.try_get("concurrency_key")?,
+        start_at: opt_time(row, "start_at")?,
+        trace_id: row.try_get("trace_id")?,
+        span_id: row.try_get("span_id")?,
+    })
+}
+
+fn process_from(row: &SqliteRow) -> sqlx::Result<JobProcess> {
+    Ok(JobProcess {
+        id: row.try_get("id")?,
+        uuid: uuid(row, "uuid")?,
+        created_at: time(row, "created_at")?,
+        started_at: opt_time(row, "started_at")?,
+        job_request_uuid: uuid(row, "job_request_uuid")?,
+        requested_at: opt_time(row, "requested_at")?,
+        job_class: row.try_get("job_class")?,
+        parameters: json(row, "parameters")?,
+        priority: small(row, "priority")?,
+        source: row.try_get("source")?,
+        queue: row.try_get("queue")?,
+        retries: small(row, "retries")?,
+        retry_attempt: small(row, "retry_attempt")?,
+        concurrency_key: row.try_get("concurrency_key")?,
+        trace_id: row.try_get("trace_id")?,
+        span_id: row.try_get("span_id")?,
+        worker_id: uuid(row, "worker_id")?,
+    })
+}
+
+fn result_from(row: &SqliteRow) -> sqlx::Result<JobResult> {
+    let status: String = row.try_get("status")?;
+    let status = status.parse::<JobStatus>().map_err(|e| decode_err("status", e.to_string()))?;
+    Ok(JobResult {
+        id: row.try_get("id")?,
+        uuid: uuid(row, "uuid")?,
+        created_at: time(row, "created_at")?,
+        job_process_uuid: uuid(row, "job_process_uuid")?,
+        started_at: opt_time(row, "started_at")?,
+        ended_at: opt_time(row, "ended_at")?,
+        error: row.try_get("error")?,
+        status,
+        job_request_uuid: uuid(row, "job_request_uuid")?,
+        requested_at: opt_time(row, "requested_at")?,
+        job_class: row.try_get("job_class")?,
+        parameters: json(row, "parameters")?,
+        priority: small(row, "priority")?,
+        source: row.try_get("source")?,
+        queue: row.try_get("queue")?,
+        retries: small(row, "retries")?,
+        retry_attempt: small(row, "retry_attempt")?,
+        concurrency_key: row.try_get("concurrency_key")?,
+        retry_job_request_uuid: opt_uuid(row, "retry_job_request_uuid")?,
+        trace_id: row.try_get("trace_id")?,
+        span_id: row.try_get("span_id")?,
+    })
+}
+
+fn heartbeat_from(row: &SqliteRow) -> sqlx::Result<WorkerHeartbeat> {
+    let queues: String = row.try_get("queues")?;
+    let queues: Vec<String> = serde_json::from_str(&queues).map_err(|e| decode_err("queues", e.to_string()))?;
+    Ok(WorkerHeartbeat {
+        id: row.try_get("id")?,
+        worker_id: uuid(row, "worker_id")?,
+        hostname: row.try_get("hostname")?,
+        pid: row.try_get("pid")?,
+        queues,
+        started_at: time(row, "started_at")?,
+        last_heartbeat_at: time(row, "last_heartbeat_at")?,
+    })
+}
+
+fn map_rows<T>(rows: Vec<SqliteRow>, f: fn(&SqliteRow) -> sqlx::Result<T>) -> Result<Vec<T>> {
+    rows.iter().map(|r| f(r).map_err(Error::from)).collect()
+}
+
+fn placeholders(rows: usize, cols: usize) -> String {
+    let one = format!("({})", vec!["?"; cols].join(", "));
+    vec![one; rows].join(", ")
+}
+
+fn params_text(v: &Option<Value>) -> Option<String> {
+    v.as_ref().map(Value::to_string)
+}
+
+/// In-process wake-ups: every SQLite worker of this process, woken when any of its stores
+/// inserts requests.
+fn local_waiters() -> &'static Mutex<Vec<Weak<Notify>>> {
+    static WAITERS: OnceLock<Mutex<Vec<Weak<Notify>>>> = OnceLock::new();
+    WAITERS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+fn wake_local() {
+    let mut waiters = local_waiters().lock().unwrap_or_else(|e| e.into_inner());
+    waiters.retain(|w| match w.upgrade() {
+        Some(n) => {
+            n.notify_one();
+            true
+        }
+        None => false,
+    });
+}
+
+async fn insert_requests(conn: &mut SqliteConnection, rows: &[NewRequest]) -> Result<Vec<JobRequest>> {
+    let mut out = Vec::with_capacity(rows.len());
+    let now = now_us();
+    for chunk in rows.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+             VALUES {} RETURNING {REQ_COLS}",
+            placeholders(chunk.len(), 13)
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            let start_at = match r.start {
+                Start::Now => None,
+                Start::After(d) => Some(now.saturating_add(micros(d))),
+                Start::At(t) => Some(us(t)),
+            };
+            q = q
+                .bind(now)
+                .bind(Uuid::new_v4().to_string())
+                .bind(&r.job_class)
+                .bind(r.parameters.to_string())
+                .bind(r.priority)
+                .bind(&r.source)
+                .bind(&r.queue)
+                .bind(r.retries)
+                .bind(r.retry_attempt)
+                .bind(&r.concurrency_key)
+                .bind(start_at)
+                .bind(&r.trace_id)
+                .bind(&r.span_id);
+        }
+        let rows = q.fetch_all(&mut *conn).await?;
+        out.extend(map_rows(rows, request_from)?);
+    }
+    out.sort_by_key(|r| r.id);
+    if !out.is_empty() {
+        wake_local();
+    }
+    Ok(out)
+}
+
+/// Inserts results for processes already deleted, in chunks; returns them.
+async fn insert_results(
+    conn: &mut SqliteConnection,
+    items: &[(&JobProcess, JobStatus, &str, Option<Uuid>)],
+) -> Result<Vec<JobResult>> {
+    let mut out = Vec::with_capacity(items.len());
+    let now = now_us();
+    for chunk in items.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id)
+             VALUES {} RETURNING {RES_COLS}",
+            placeholders(chunk.len(), 20)
+        );
+        let mut q = sqlx::query(&sql);
+        for (p, status, error, retry) in chunk {
+            q = q
+                .bind(Uuid::new_v4().to_string())
+                .bind(now)
+                .bind(p.uuid.to_string())
+                .bind(p.started_at.map(us))
+                .bind(now)
+                .bind(*error)
+                .bind(status.as_str())
+                .bind(p.job_request_uuid.to_string())
+                .bind(p.requested_at.map(us))
+                .bind(&p.job_class)
+                .bind(params_text(&p.parameters))
+                .bind(p.priority)
+                .bind(&p.source)
+                .bind(&p.queue)
+                .bind(p.retries)
+                .bind(p.retry_attempt)
+                .bind(&p.concurrency_key)
+                .bind(retry.map(|u| u.to_string()))
+                .bind(&p.trace_id)
+                .bind(&p.span_id);
+        }
+        let rows = q.fetch_all(&mut *conn).await?;
+        out.extend(map_rows(rows, result_from)?);
+    }
+    out.sort_by_key(|r| r.id);
+    Ok(out)
+}
+
+/// Deletes this worker's processes matching `uuids` (all of them when None) and returns them.
+async fn delete_processes(conn: &mut SqliteConnection, worker_id: Uuid, uuids: Option<&[Uuid]>) -> Result<Vec<JobProcess>> {
+    let rows = match uuids {
+        Some(uuids) => {
+            let list = serde_json::to_string(&uuids.iter().map(Uuid::to_string).collect::<Vec<_>>())
+                .map_err(|e| Error::Worker(e.to_string()))?;
+            let sql = format!(
+                "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 AND uuid IN (SELECT value FROM json_each(?2)) RETURNING {PROC_COLS}"
+            );
+            sqlx::query(&sql).bind(worker_id.to_string()).bind(list).fetch_all(&mut *conn).await?
+        }
+        None => {
+            let sql = format!("DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 RETURNING {PROC_COLS}");
+            sqlx::query(&sql).bind(worker_id.to_string()).fetch_all(&mut *conn).await?
+        }
+    };
+    let mut out = map_rows(rows, process_from)?;
+    out.sort_by_key(|p| p.id);
+    Ok(out)
+}
+
+/// The SQLite store.
+pub(crate) struct SqliteStore {
+    pool: SqlitePool,
+    /// Where `PRAGMA data_version` can be watched (None for in-memory databases).
+    watch: Option<SqliteConnectOptions>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path`, `sqlite:path` or
+    /// `sqlite::memory:`), in WAL mode with a busy timeout.
+    pub(crate) async fn open(url: &str, max_connections: u32) -> std::result::Result<SqliteStore, sqlx::Error> {
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(if memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(false);
+        // An in-memory database lives in one connection: the pool must not open a second.
+        let max = if memory { 1 } else { max_connections.max(2) };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(if memory { 1 } else { 0 })
+            .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(if memory { None } else { Some(Duration::from_secs(1800)) })
+            .connect_with(opts.clone())
+            .await?;
+        Ok(SqliteStore { pool, watch: (!memory).then_some(opts) })
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// A SQLite connection seen through [`Conn`].
+pub(crate) struct SqliteConn<C>(pub(crate) C);
+
+#[async_trait::async_trait]
+impl<C: DerefMut<Target = SqliteConnection> + Send> Conn for SqliteConn<C> {
+    async fn advisory_lock(&mut self, _id: i64) -> Result<()> {
+        // SQLite has one writer at a time: the enqueue's `BEGIN IMMEDIATE` transaction already
+        // serializes it against every other writer.
+        Ok(())
+    }
+
+    async fn count_requests(&mut self, job_class: &str, key: &str, include_retries: bool) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM plainjobs_jobrequest WHERE job_class = ?1 AND concurrency_key = ?2 AND (?3 OR retry_attempt = 0)",
+        )
+        .bind(job_class)
+        .bind(key)
+        .bind(include_retries)
+        .fetch_one(&mut *self.0)
+        .await?)
+    }
+
+    async fn count_processes(&mut self, job_class: &str, key: &str, include_retries: bool, exclude: Option<Uuid>) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM plainjobs_jobprocess WHERE job_class = ?1 AND concurrency_key = ?2 AND (?3 OR retry_attempt = 0) AND (?4 IS NULL OR uuid <> ?4)",
+        )
+        .bind(job_class)
+        .bind(key)
+        .bind(include_retries)
+        .bind(exclude.map(|u| u.to_string()))
+        .fetch_one(&mut *self.0)
+        .await?)
+    }
+
+    async fn insert_requests(&mut self, rows: &[NewRequest]) -> Result<Vec<JobRequest>> {
+        insert_requests(&mut self.0, rows).await
+    }
+}
+
+#[async_trait::async_trait]
+impl StoreTx for SqliteConn<Transaction<'static, Sqlite>> {
+    async fn delete_process(&mut self, process_uuid: Uuid, worker_id: Uuid) -> Result<Option<JobProcess>> {
+        Ok(delete_processes(&mut self.0, worker_id, Some(&[process_uuid])).await?.pop())
+    }
+
+    async fn insert_result(&mut self, p: &JobProcess, status: JobStatus, error: &str, retry: Option<Uuid>) -> Result<JobResult> {
+        let mut rows = insert_results(&mut self.0, &[(p, status, error, retry)]).await?;
+        rows.pop().ok_or_else(|| Error::Worker("the result insert returned no row".into()))
+    }
+
+    async fn lock_retryable(&mut self, result_uuid: Uuid, force: bool) -> Result<Option<JobResult>> {
+        // The transaction holds SQLite's write lock: no other retry of this result can run.
+        let sql = format!(
+            "SELECT {RES_COLS} FROM plainjobs_jobresult
+             WHERE uuid = ?1 AND retry_job_request_uuid IS NULL AND (?2 OR (retries > 0 AND retry_attempt < retries))
+               AND status IN ('ERRORED', 'LOST', 'CANCELLED')"
+        );
+        let row = sqlx::query(&sql).bind(result_uuid.to_string()).bind(force).fetch_optional(&mut *self.0).await?;
+        Ok(row.as_ref().map(result_from).transpose()?)
+    }
+
+    async fn link_retry(&mut self, result_uuid: Uuid, request_uuid: Uuid) -> Result<()> {
+        sqlx::query("UPDATE plainjobs_jobresult SET retry_job_request_uuid = ?2 WHERE uuid = ?1")
+            .bind(result_uuid.to_string())
+            .bind(request_uuid.to_string())
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.0.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM plainjobs_rs_migrations").fetch_all(&mut *tx).await?;
+        for m in MIGRATIONS {
+            if done.contains(&m.version) {
+                continue;
+            }
+            for stmt in m.statements {
+                sqlx::query(stmt).execute(&mut *tx).await.map_err(|source| Error::Migration {
+                    version: m.version,
+                    name: m.name,
+                    source,
+                })?;
+            }
+            sqlx::query("INSERT INTO plainjobs_rs_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(now_us())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {
+        Ok(Box::new(SqliteConn(self.write_tx().await?)))
+    }
+
+    async fn autocommit(&self) -> Result<Box<dyn Conn + '_>> {
+        Ok(Box::new(SqliteConn(self.pool.acquire().await?)))
+    }
+
+    async fn heartbeat(&self, hb: &NewHeartbeat) -> Result<()> {
+        let now = now_us();
+        sqlx::query(
+            "INSERT INTO plainjobs_workerheartbeat (worker_id, hostname, pid, queues, started_at, last_heartbeat_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (worker_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at",
+        )
+        .bind(hb.worker_id.to_string())
+        .bind(&hb.hostname)
+        .bind(hb.pid)
+        .bind(serde_json::json!(hb.queues).to_string())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn deregister(&self, worker_id: Uuid) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM plainjobs_workerheartbeat WHERE worker_id = ?1
+             AND NOT EXISTS (SELECT 1 FROM plainjobs_jobprocess WHERE worker_id = ?1)",
+        )
+        .bind(worker_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn claim(&self, worker_id: Uuid, queues: &[String], start: i64, prefetch: i64) -> Result<Vec<JobProcess>> {
+        let limit = start + prefetch;
+        if limit <= 0 || queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_us();
+        let queue_filter = if queues.len() == 1 { "queue = ?1" } else { "queue IN (SELECT value FROM json_each(?1))" };
+        let queue_arg = if queues.len() == 1 {
+            queues[0].clone()
+        } else {
+            serde_json::to_string(queues).map_err(|e| Error::Worker(e.to_string()))?
+        };
+        let sql = format!(
+            "DELETE FROM plainjobs_jobrequest WHERE id IN (
+                SELECT id FROM plainjobs_jobrequest
+                WHERE {queue_filter} AND (start_at IS NULL OR start_at <= ?2)
+                  AND EXISTS (SELECT 1 FROM plainjobs_workerheartbeat WHERE worker_id = ?3)
+                ORDER BY priority DESC, COALESCE(start_at, created_at), id
+                LIMIT ?4)
+             RETURNING {REQ_COLS}"
+        );
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(&sql)
+            .bind(queue_arg)
+            .bind(now)
+            .bind(worker_id.to_string())
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut taken = map_rows(rows, request_from)?;
+        if taken.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        taken.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.start_at.unwrap_or(a.created_at).cmp(&b.start_at.unwrap_or(b.created_at)))
+                .then(a.id.cmp(&b.id))
+        });
+        let mut out = Vec::with_capacity(taken.len());
+        for (chunk_no, chunk) in taken.chunks(CHUNK).enumerate() {
+            let sql = format!(
+                "INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id)
+                 VALUES {} RETURNING {PROC_COLS}",
+                placeholders(chunk.len(), 16)
+            );
+            let mut q = sqlx::query(&sql);
+            for (i, r) in chunk.iter().enumerate() {
+                let n = (chunk_no * CHUNK + i) as i64;
+                q = q
+                    .bind(Uuid::new_v4().to_string())
+                    .bind(now)
+                    .bind((n < start).then_some(now))
+                    .bind(r.uuid.to_string())
+                    .bind(us(r.created_at))
+                    .bind(&r.job_class)
+                    .bind(params_text(&r.parameters))
+                    .bind(r.priority)
+                    .bind(&r.source)
+                    .bind(&r.queue)
+                    .bind(r.retries)
+                    .bind(r.retry_attempt)
+                    .bind(&r.concurrency_key)
+                    .bind(&r.trace_id)
+                    .bind(&r.span_id)
+                    .bind(worker_id.to_string());
+            }
+            let rows = q.fetch_all(&mut *tx).await?;
+            out.extend(map_rows(rows, process_from)?);
+        }
+        tx.commit().await?;
+        out.sort_by_key(|p| p.id);
+        Ok(out)
+    }
+
+    async fn mark_started(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<Vec<(Uuid, Option<DateTime<Utc>>)>> {
+        let list = serde_json::to_string(&uuids.iter().map(Uuid::to_string).collect::<Vec<_>>())
+            .map_err(|e| Error::Worker(e.to_string()))?;
+        let rows = sqlx::query(
+            "UPDATE plainjobs_jobprocess SET started_at = ?1 WHERE worker_id = ?2 AND uuid IN (SELECT value FROM json_each(?3)) RETURNING uuid, started_at",
+        )
+        .bind(now_us())
+        .bind(worker_id.to_string())
+        .bind(list)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((uuid(r, "uuid")?, opt_time(r, "started_at")?))).collect()
+    }
+
+    async fn finish_many(&self, worker_id: Uuid, items: &[Finish]) -> Result<Vec<Uuid>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let uuids: Vec<Uuid> = items.iter().map(|i| i.process_uuid).collect();
+        let by_uuid: HashMap<Uuid, &Finish> = items.iter().map(|i| (i.process_uuid, i)).collect();
+        let mut tx = self.write_tx().await?;
+        let gone = delete_processes(&mut tx, worker_id, Some(&uuids)).await?;
+        let rows: Vec<(&JobProcess, JobStatus, &str, Option<Uuid>)> = gone
+            .iter()
+            .filter_map(|p| by_uuid.get(&p.uuid).map(|f| (p, f.status, f.error.as_str(), None)))
+            .collect();
+        insert_results(&mut tx, &rows).await?;
+        tx.commit().await?;
+        Ok(gone.iter().map(|p| p.uuid).collect())
+    }
+
+    async fn hand_back(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<u64> {
+        let list = serde_json::to_string(&uuids.iter().map(Uuid::to_string).collect::<Vec<_>>())
+            .map_err(|e| Error::Worker(e.to_string()))?;
+        let mut tx = self.write_tx().await?;
+        // Only unstarted jobs go back; a started one stays ours.
+        let sql = format!(
+            "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 AND started_at IS NULL AND uuid IN (SELECT value FROM json_each(?2)) RETURNING {PROC_COLS}"
+        );
+        let rows = sqlx::query(&sql).bind(worker_id.to_string()).bind(list).fetch_all(&mut *tx).await?;
+        let mut gone = map_rows(rows, process_from)?;
+        gone.sort_by_key(|p| p.id);
+        for chunk in gone.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+                 VALUES {}",
+                placeholders(chunk.len(), 13)
+            );
+            let mut q = sqlx::query(&sql);
+            for p in chunk {
+                q = q
+                    .bind(us(p.requested_at.unwrap_or(p.created_at)))
+                    .bind(p.job_request_uuid.to_string())
+                    .bind(&p.job_class)
+                    .bind(params_text(&p.parameters))
+                    .bind(p.priority)
+                    .bind(&p.source)
+                    .bind(&p.queue)
+                    .bind(p.retries)
+                    .bind(p.retry_attempt)
+                    .bind(&p.concurrency_key)
+                    .bind(None::<i64>)
+                    .bind(&p.trace_id)
+                    .bind(&p.span_id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        wake_local();
+        Ok(gone.len() as u64)
+    }
+
+    async fn next_start_in(&self, queues: &[String]) -> Result<Option<Duration>> {
+        let list = serde_json::to_string(queues).map_err(|e| Error::Worker(e.to_string()))?;
+        let now = now_us();
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT min(start_at) FROM plainjobs_jobrequest WHERE queue IN (SELECT value FROM json_each(?1)) AND start_at > ?2",
+        )
+        .bind(list)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(next.map(|t| Duration::from_micros(u64::try_from(t - now).unwrap_or(0))))
+    }
+
+    async fn stale_workers(&self, timeout: Duration) -> Result<Vec<Uuid>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT worker_id FROM plainjobs_workerheartbeat WHERE last_heartbeat_at < ?1 ORDER BY last_heartbeat_at",
+        )
+        .bind(now_us() - micros(timeout))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|s| Uuid::parse_str(s).map_err(|e| Error::Worker(format!("bad worker id {s:?}: {e}")))).collect()
+    }
+
+    async fn rescue_worker(&self, worker_id: Uuid, timeout: Duration) -> Result<Option<Vec<JobResult>>> {
+        let mut tx = self.write_tx().await?;
+        let hb = sqlx::query(
+            "DELETE FROM plainjobs_workerheartbeat WHERE worker_id = ?1 AND last_heartbeat_at < ?2 RETURNING hostname, pid, last_heartbeat_at",
+        )
+        .bind(worker_id.to_string())
+        .bind(now_us() - micros(timeout))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(hb) = hb else {
+            return Ok(None);
+        };
+        let host: String = hb.try_get("hostname")?;
+        let pid: i32 = hb.try_get("pid")?;
+        let last = time(&hb, "last_heartbeat_at")?;
+        let error = format!(
+            "Lost: worker {worker_id} ({host}, pid {pid}) stopped heartbeating; its last heartbeat was at {}",
+            last.to_rfc3339()
+        );
+        let gone = delete_processes(&mut tx, worker_id, None).await?;
+        let rows: Vec<_> = gone.iter().map(|p| (p, JobStatus::Lost, error.as_str(), None)).collect();
+        let results = insert_results(&mut tx, &rows).await?;
+        tx.commit().await?;
+        Ok(Some(results))
+    }
+
+    async fn rescue_orphans(&self, worker_id: Uuid, timeout: Duration, held: &[Uuid]) -> Result<Vec<JobResult>> {
+        let held = serde_json::to_string(&held.iter().map(Uuid::to_string).collect::<Vec<_>>())
+            .map_err(|e| Error::Worker(e.to_string()))?;
+        let mut tx = self.write_tx().await?;
+        let sql = format!(
+            "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 AND created_at < ?2 AND uuid NOT IN (SELECT value FROM json_each(?3)) RETURNING {PROC_COLS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(worker_id.to_string())
+            .bind(now_us() - micros(timeout))
+            .bind(held)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut gone = map_rows(rows, process_from)?;
+        gone.sort_by_key(|p| p.id);
+        let error = format!("Lost: worker {worker_id} no longer ran this job (its bookkeeping was lost)");
+        let rows: Vec<_> = gone.iter().map(|p| (p, JobStatus::Lost, error.as_str(), None)).collect();
+        let results = insert_results(&mut tx, &rows).await?;
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    async fn retryable_results(&self, limit: i64) -> Result<Vec<JobResult>> {
+        let sql = format!(
+            "SELECT {RES_COLS} FROM plainjobs_jobresult
+             WHERE retry_job_request_uuid IS NULL AND retries > 0 AND retry_attempt < retries
+               AND status IN ('ERRORED', 'LOST', 'CANCELLED')
+             ORDER BY id LIMIT ?1"
+        );
+        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+        map_rows(rows, result_from)
+    }
+
+    async fn bump_retry_attempt(&self, result_uuid: Uuid) -> Result<()> {
+        sqlx::query("UPDATE plainjobs_jobresult SET retry_attempt = retry_attempt + 1 WHERE uuid = ?1 AND retry_job_request_uuid IS NULL")
+            .bind(result_uuid.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_results_before(&self, age: Duration, batch: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM plainjobs_jobresult WHERE id IN (SELECT id FROM plainjobs_jobresult WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+        )
+        .bind(now_us().saturating_sub(micros(age)))
+        .bind(batch)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn listen(&self, wake: Arc<Notify>, cancel: CancellationToken) -> Result<bool> {
+        local_waiters().lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&wake));
+        let Some(opts) = self.watch.clone() else {
+            return Ok(true);
+        };
+        // Other processes' commits show up as a change of PRAGMA data_version on a connection
+        // of our own; checking it reads shared memory only.
+        let mut conn = SqliteConnection::connect_with(&opts).await?;
+        tokio::spawn(async move {
+            let mut last: Option<i64> = None;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+                match sqlx::query_scalar::<_, i64>("PRAGMA data_version").fetch_one(&mut conn).await {
+                    Ok(v) => {
+                        if last.is_some_and(|l| l != v) {
+                            wake.notify_one();
+                        }
+                        last = Some(v);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot watch the SQLite file for changes; polling");
+                        break;
+                    }
+                }
+            }
+            let _ = conn.close().await;
+        });
+        Ok(true)
+    }
+
+    async fn requests(&self, limit: i64) -> Result<Vec<JobRequest>> {
+        let sql = format!("SELECT {REQ_COLS} FROM plainjobs_jobrequest ORDER BY priority DESC, COALESCE(start_at, created_at), id LIMIT ?1");
+        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+        map_rows(rows, request_from)
+    }
+
+    async fn processes(&self, limit: i64) -> Result<Vec<JobProcess>> {
+        let sql = format!("SELECT {PROC_COLS} FROM plainjobs_jobprocess ORDER BY id LIMIT ?1");
+        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+        map_rows(rows, process_from)
+    }
+
+    async fn request_by_uuid(&self, id: Uuid) -> Result<Option<JobRequest>> {
+        let sql = format!("SELECT {REQ_COLS} FROM plainjobs_jobrequest WHERE uuid = ?1");
+        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(request_from).transpose()?)
+    }
+
+    async fn process_by_uuid(&self, id: Uuid) -> Result<Option<JobProcess>> {
+        let sql = format!("SELECT {PROC_COLS} FROM plainjobs_jobprocess WHERE uuid = ?1 OR job_request_uuid = ?1");
+        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(process_from).transpose()?)
+    }
+
+    async fn result_by_uuid(&self, id: Uuid) -> Result<Option<JobResult>> {
+        let sql = format!("SELECT {RES_COLS} FROM plainjobs_jobresult WHERE uuid = ?1");
+        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(result_from).transpose()?)
+    }
+
+    async fn results(&self, f: &ResultFilter) -> Result<Vec<JobResult>> {
+        let sql = format!(
+            "SELECT {RES_COLS} FROM plainjobs_jobresult
+             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR queue = ?2) AND (?3 IS NULL OR job_class = ?3)
+             ORDER BY id DESC LIMIT ?4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(f.status.map(|s| s.as_str()))
+            .bind(&f.queue)
+            .bind(&f.job_class)
+            .bind(f.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        map_rows(rows, result_from)
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerHeartbeat>> {
+        let rows = sqlx::query(
+            "SELECT id, worker_id, hostname, pid, queues, started_at, last_heartbeat_at FROM plainjobs_workerheartbeat ORDER BY started_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        map_rows(rows, heartbeat_from)
+    }
+
+    async fn stats(&self) -> Result<Vec<QueueStats>> {
+        let rows = sqlx::query(
+            "SELECT queue, 'ready' AS kind, count(*) AS n FROM plainjobs_jobrequest WHERE start_at IS NULL OR start_at <= ?1 GROUP BY queue
+             UNION ALL SELECT queue, 'scheduled', count(*) FROM plainjobs_jobrequest WHERE start_at > ?1 GROUP BY queue
+             UNION ALL SELECT queue, 'waiting', count(*) FROM plainjobs_jobprocess WHERE started_at IS NULL GROUP BY queue
+             UNION ALL SELECT queue, 'running', count(*) FROM plainjobs_jobprocess WHERE started_at IS NOT NULL GROUP BY queue
+             UNION ALL SELECT queue, 'result:' || status, count(*) FROM plainjobs_jobresult GROUP BY queue, status",
+        )
+        .bind(now_us())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_queue: std::collections::BTreeMap<String, QueueStats> = Default::default();
+        for row in rows {
+            let queue: String = row.try_get("queue")?;
+            let kind: String = row.try_get("kind")?;
+            let n: i64 = row.try_get("n")?;
+            let entry = by_queue.entry(queue.clone()).or_insert_with(|| QueueStats { queue, ..Default::default() });
+            match kind.as_str() {
+                "ready" => entry.ready = n,
+                "scheduled" => entry.scheduled = n,
+                "waiting" => entry.waiting = n,
+                "running" => entry.running = n,
+                other => {
+                    entry.results.insert(other.trim_start_matches("result:").to_string(), n);
+                }
+            }
+        }
+        Ok(by_queue.into_values().collect())
+    }
+
+    async fn purge(&self) -> Result<(u64, u64)> {
+        let mut tx = self.write_tx().await?;
+        let r = sqlx::query("DELETE FROM plainjobs_jobrequest").execute(&mut *tx).await?;
+        let p = sqlx::query("DELETE FROM plainjobs_jobprocess").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok((r.rows_affected(), p.rows_affected()))
+    }
+}
