@@ -198,6 +198,15 @@ impl Registry {
         self
     }
 
+    /// Adds every name of `other` (its entries win over same-named ones here).
+    pub fn extend(&mut self, other: &Registry) -> &mut Self {
+        let map = Arc::make_mut(&mut self.entries);
+        for (k, v) in other.entries.iter() {
+            map.insert(k.clone(), v.clone());
+        }
+        self
+    }
+
     /// Whether `name` is registered (as a name or alias).
     pub fn contains(&self, name: &str) -> bool {
         self.entries.contains_key(name)

@@ -468,7 +468,7 @@ async fn migrations_are_idempotent_and_accept_existing_tables() {
     let db = test_db().await;
     db.jobs.migrate().await.unwrap();
     db.jobs.migrate().await.unwrap();
-    assert_eq!(db.count("SELECT count(*) FROM plainjobs_rs_migrations").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM plainjobs_rs_migrations").await, 2);
     // Tables created by plain.jobs (without our history table) are accepted as they are.
     db.exec("DROP TABLE plainjobs_rs_migrations").await;
     db.exec("ALTER TABLE plainjobs_jobrequest DROP COLUMN trace_id").await;

@@ -675,11 +675,9 @@ async fn a_cmd_row_written_by_plain_runs_on_a_worker_that_registered_the_command
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "from plain\n");
 }
 
-// ---- Library bugs found while writing these tests (ignored until fixed). ----
+// ---- Regressions: bugs these tests found, now fixed. ----
 
 #[tokio::test]
-#[ignore = "library bug: schedule_pass uses the worker's clock and only checks pending/running rows, \
-            so a worker whose clock lags the database re-enqueues an occurrence that already ran"]
 async fn an_occurrence_that_already_ran_is_not_enqueued_again_by_a_lagging_worker() {
     let db = test_db().await;
     let rec = Recorder::new();
@@ -726,8 +724,6 @@ async fn an_occurrence_that_already_ran_is_not_enqueued_again_by_a_lagging_worke
 }
 
 #[tokio::test]
-#[ignore = "library bug: Worker::registry replaces the registry (its docs say it merges), \
-            dropping the ScheduledCommand that schedule_by_name(\"cmd:…\") registered"]
 async fn a_cmd_schedule_still_runs_after_a_registry_is_given() {
     let db = test_db().await;
     let dir = TempDir::new();

@@ -125,6 +125,14 @@ pub(crate) const POSTGRES: &[Migration] = &[
             "ALTER TABLE plainjobs_jobprocess SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000, autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 5000, autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 5000)",
         ],
     },
+    Migration {
+        version: 2,
+        name: "results by job class and concurrency key",
+        statements: &[
+            // Scheduled occurrences are enqueued once: the pass checks finished results by key.
+            "CREATE INDEX IF NOT EXISTS plainjobs_jobresult_class_key_idx ON plainjobs_jobresult (job_class, concurrency_key)",
+        ],
+    },
 ];
 
 /// SQLite migrations: the same tables with SQLite types (times as integer microseconds since the
@@ -216,5 +224,6 @@ pub(crate) const SQLITE: &[Migration] = &[Migration {
         "CREATE INDEX IF NOT EXISTS plainjobs_jobresult_queue_idx ON plainjobs_jobresult (queue)",
         "CREATE INDEX IF NOT EXISTS plainjobs_jobresult_retryable_idx ON plainjobs_jobresult (id) WHERE retry_job_request_uuid IS NULL AND retries > 0 AND retry_attempt < retries AND status IN ('ERRORED', 'LOST', 'CANCELLED')",
         "CREATE INDEX IF NOT EXISTS plainjobs_workerheartbeat_last_heartbeat_at_idx ON plainjobs_workerheartbeat (last_heartbeat_at)",
+        "CREATE INDEX IF NOT EXISTS plainjobs_jobresult_class_key_idx ON plainjobs_jobresult (job_class, concurrency_key)",
     ],
 }];

@@ -103,6 +103,8 @@ pub trait Conn: Send {
         include_retries: bool,
         exclude: Option<Uuid>,
     ) -> Result<i64>;
+    /// Results of this class and key (used to enqueue each scheduled occurrence once).
+    async fn count_results(&mut self, job_class: &str, key: &str) -> Result<i64>;
     /// Inserts requests in one statement, returning them in order.
     async fn insert_requests(&mut self, rows: &[NewRequest]) -> Result<Vec<JobRequest>>;
 }
@@ -134,6 +136,8 @@ pub(crate) trait StoreTx: Conn {
 pub(crate) trait Store: Send + Sync + 'static {
     /// Creates or upgrades the schema.
     async fn migrate(&self) -> Result<()>;
+    /// The database's clock.
+    async fn now(&self) -> Result<DateTime<Utc>>;
     /// Begins a transaction.
     async fn begin(&self) -> Result<Box<dyn StoreTx + '_>>;
     /// A pooled connection in autocommit mode.

@@ -253,6 +253,15 @@ impl<C: DerefMut<Target = PgConnection> + Send> Conn for PgConn<C> {
         Ok(n)
     }
 
+    async fn count_results(&mut self, job_class: &str, key: &str) -> Result<i64> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM plainjobs_jobresult WHERE job_class = $1 AND concurrency_key = $2")
+            .bind(job_class)
+            .bind(key)
+            .fetch_one(&mut *self.0)
+            .await?;
+        Ok(n)
+    }
+
     async fn insert_requests(&mut self, rows: &[NewRequest]) -> Result<Vec<JobRequest>> {
         insert_requests(&mut self.0, rows).await
     }
@@ -374,6 +383,10 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn now(&self) -> Result<DateTime<Utc>> {
+        Ok(sqlx::query_scalar("SELECT now()").fetch_one(&self.pool).await?)
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {

@@ -375,6 +375,14 @@ impl<C: DerefMut<Target = SqliteConnection> + Send> Conn for SqliteConn<C> {
         .await?)
     }
 
+    async fn count_results(&mut self, job_class: &str, key: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM plainjobs_jobresult WHERE job_class = ?1 AND concurrency_key = ?2")
+            .bind(job_class)
+            .bind(key)
+            .fetch_one(&mut *self.0)
+            .await?)
+    }
+
     async fn insert_requests(&mut self, rows: &[NewRequest]) -> Result<Vec<JobRequest>> {
         insert_requests(&mut self.0, rows).await
     }
@@ -447,6 +455,10 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn now(&self) -> Result<DateTime<Utc>> {
+        Ok(Utc::now())
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {

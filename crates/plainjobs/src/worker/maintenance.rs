@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::retry::retry_result;
 use super::run::{lock, Shared};
-use crate::enqueue::{build_request, enqueue_via_store, Options};
+use crate::enqueue::{build_request, Options};
 use crate::model::{JobResult, JobStatus};
 use crate::registry::ErasedJob;
 use crate::schedule::Schedule;
@@ -139,6 +139,20 @@ pub(crate) fn scheduled_key(default_key: &str, at: DateTime<Utc>) -> String {
     format!("{default_key}:scheduled:{}", at.timestamp())
 }
 
+/// Enqueues one occurrence unless it is pending, running, or already finished: the default
+/// uniqueness rule sees only requests and processes, so an occurrence that already ran must not
+/// be enqueued again by a worker whose pass began before it was due.
+async fn enqueue_occurrence(shared: &Shared, job: &dyn ErasedJob, req: crate::store::NewRequest) -> crate::Result<Option<crate::JobRequest>> {
+    let mut tx = shared.jobs.store().begin().await?;
+    tx.advisory_lock(crate::advisory_lock_id(&req.job_class, &req.concurrency_key)).await?;
+    if tx.count_results(&req.job_class, &req.concurrency_key).await? > 0 {
+        return Ok(None);
+    }
+    let out = crate::enqueue::enqueue_on(&mut *tx, job, req, None).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
 /// Enqueues the next occurrence of every schedule whose job's default queue this worker
 /// serves. Stamps only after the whole pass succeeded, so a failed pass is retried next tick.
 pub(crate) async fn schedule_pass(
@@ -163,7 +177,7 @@ pub(crate) async fn schedule_pass(
         };
         let source = format!("schedule {}", s.schedule);
         let result = match build_request(&*s.job, &opts, source) {
-            Ok(req) => enqueue_via_store(&shared.jobs, &*s.job, req, None).await,
+            Ok(req) => enqueue_occurrence(shared, &*s.job, req).await,
             Err(e) => Err(e),
         };
         match result {
@@ -206,7 +220,7 @@ pub(crate) async fn maintenance_loop(
     let mut last_retry = Instant::now();
     let mut last_retention: Option<Instant> = None;
     loop {
-        if last_rescue.is_none_or(|t| t.elapsed() >= cfg.rescue_interval) {
+        if last_rescue.map_or(true, |t| t.elapsed() >= cfg.rescue_interval) {
             rescue(&shared).await;
             last_rescue = Some(Instant::now());
         }
@@ -214,13 +228,25 @@ pub(crate) async fn maintenance_loop(
             retry_pass(&shared).await;
             last_retry = Instant::now();
         }
-        if last_retention.is_none_or(|t| t.elapsed() >= cfg.retention_interval) {
+        if last_retention.map_or(true, |t| t.elapsed() >= cfg.retention_interval) {
             retention_pass(&shared).await;
             last_retention = Some(Instant::now());
         }
         if !schedules.is_empty() && !shared.stop.is_cancelled() {
-            let now = clock.as_ref().map_or_else(Utc::now, |c| c());
-            schedule_pass(&shared, &queues, &mut schedules, now).await;
+            // The database's clock decides which occurrence is next, like every other time.
+            let now = match &clock {
+                Some(c) => Some(c()),
+                None => match shared.jobs.store().now().await {
+                    Ok(now) => Some(now),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the database clock; scheduling next tick");
+                        None
+                    }
+                },
+            };
+            if let Some(now) = now {
+                schedule_pass(&shared, &queues, &mut schedules, now).await;
+            }
         }
         tokio::select! {
             _ = done.cancelled() => return,

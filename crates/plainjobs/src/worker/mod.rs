@@ -136,9 +136,9 @@ impl Worker {
         self
     }
 
-    /// Uses (merges in) a prepared registry.
+    /// Merges in a prepared registry (names registered before stay, unless it has them too).
     pub fn registry(mut self, registry: Registry) -> Self {
-        self.registry = registry;
+        self.registry.extend(&registry);
         self
     }
 
@@ -170,7 +170,8 @@ impl Worker {
         self
     }
 
-    /// Replaces the timing configuration.
+    /// Replaces the timing configuration, time zone included: call it before
+    /// [`timezone`](Worker::timezone) and [`shutdown_timeout`](Worker::shutdown_timeout).
     pub fn config(mut self, config: WorkerConfig) -> Self {
         self.config = config;
         self
