@@ -41,9 +41,8 @@ fn spawn_child(db: &TestDb) -> tokio::process::Child {
         .expect("start child worker")
 }
 
-#[tokio::test]
-async fn sigkilled_worker_jobs_become_lost_hook_runs_once_and_retry_follows() {
-    let db = test_db().await;
+async fn sigkilled_worker_jobs_become_lost_hook_runs_once_and_retry_follows(backend: Backend) {
+    let db = test_db_for(backend).await;
     db.jobs.enqueue(Probe::new("victim", Action::HangFirstAttempt).retries(1)).await.unwrap();
     db.jobs.enqueue(Probe::new("no-retries", Action::HangFirstAttempt)).await.unwrap();
     let mut child = spawn_child(&db);
@@ -53,11 +52,7 @@ async fn sigkilled_worker_jobs_become_lost_hook_runs_once_and_retry_follows() {
         "the child worker started both jobs"
     );
     let child_pid = child.id().expect("child pid") as i32;
-    let child_worker: uuid::Uuid = sqlx::query_scalar("SELECT worker_id FROM plainjobs_workerheartbeat WHERE pid = $1")
-        .bind(child_pid)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let child_worker = db.jobs.workers().await.unwrap().into_iter().find(|w| w.pid == child_pid).expect("the child's heartbeat").worker_id;
     // SIGKILL: no shutdown code runs.
     child.start_kill().unwrap();
     let status = child.wait().await.unwrap();
@@ -94,9 +89,8 @@ async fn sigkilled_worker_jobs_become_lost_hook_runs_once_and_retry_follows() {
     assert_eq!(db.requests().await, 0);
 }
 
-#[tokio::test]
-async fn two_rescuers_rescue_a_dead_worker_once() {
-    let db = test_db().await;
+async fn two_rescuers_rescue_a_dead_worker_once(backend: Backend) {
+    let db = test_db_for(backend).await;
     db.jobs.enqueue_many((0..6).map(|i| Probe::new(format!("h{i}"), Action::HangFirstAttempt))).await.unwrap();
     let mut child = spawn_child(&db);
     assert!(wait_until(T, || async { db.count("SELECT count(*) FROM plainjobs_jobprocess WHERE started_at IS NOT NULL").await == 4 }).await);
@@ -114,9 +108,8 @@ async fn two_rescuers_rescue_a_dead_worker_once() {
     assert_eq!(db.requests().await, 2, "the two never claimed stay queued");
 }
 
-#[tokio::test]
-async fn late_finish_after_rescue_makes_no_second_result() {
-    let db = test_db().await;
+async fn late_finish_after_rescue_makes_no_second_result(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let mut slow_heartbeat = fast_config();
     slow_heartbeat.heartbeat_interval = Duration::from_secs(3600); // it will look dead
@@ -126,7 +119,7 @@ async fn late_finish_after_rescue_makes_no_second_result() {
     let alive = Worker::new(db.jobs.clone()).register::<Probe>().state(rec.clone()).config(slow_heartbeat).spawn();
     assert!(wait_until(T, || async { rec.runs().len() == 2 }).await);
     // Its heartbeat goes stale (as in a long database outage); a peer rescues the job.
-    db.exec("UPDATE plainjobs_workerheartbeat SET last_heartbeat_at = now() - interval '1 hour'").await;
+    db.exec(&format!("UPDATE plainjobs_workerheartbeat SET last_heartbeat_at = {}", db.ago_sql(3600))).await;
     let peer_rec = Recorder::new();
     let peer = Worker::new(db.jobs.clone()).register::<Probe>().state(peer_rec.clone()).config(fast_config()).queues(["none"]).spawn();
     assert!(wait_until(T, || async { db.count("SELECT count(*) FROM plainjobs_jobresult WHERE status = 'LOST'").await == 2 }).await);
@@ -176,11 +169,7 @@ async fn connections_terminated_while_jobs_run_every_job_ends_exactly_once() {
         }
     }
     let done = wait_until(Duration::from_secs(60), || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM plainjobs_jobresult")
-            .fetch_one(&db.pool)
-            .await
-            .map(|n| n == total)
-            .unwrap_or(false)
+        db.try_count("SELECT count(*) FROM plainjobs_jobresult").await.map(|n| n == total).unwrap_or(false)
     })
     .await;
     w.stop().await.unwrap();
@@ -193,9 +182,8 @@ async fn connections_terminated_while_jobs_run_every_job_ends_exactly_once() {
     assert_eq!(db.requests().await, 0);
 }
 
-#[tokio::test]
-async fn a_worker_that_cannot_heartbeat_stops_claiming() {
-    let db = test_db().await;
+async fn a_worker_that_cannot_heartbeat_stops_claiming(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let w = Worker::new(db.jobs.clone()).register::<Probe>().state(rec.clone()).config(fast_config()).spawn();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -211,9 +199,8 @@ async fn a_worker_that_cannot_heartbeat_stops_claiming() {
     w.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_job_running_for_long_on_a_live_worker_is_never_lost() {
-    let db = test_db().await;
+async fn a_job_running_for_long_on_a_live_worker_is_never_lost(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     db.jobs.enqueue(Probe::new("long", Action::Sleep { ms: 4500 })).await.unwrap();
     let w = Worker::new(db.jobs.clone()).register::<Probe>().state(rec.clone()).config(fast_config()).spawn();
@@ -230,3 +217,11 @@ async fn a_job_running_for_long_on_a_live_worker_is_never_lost() {
 
 #[allow(dead_code)]
 fn _assert_send(_: Arc<()>) {}
+
+conformance!(
+    sigkilled_worker_jobs_become_lost_hook_runs_once_and_retry_follows,
+    two_rescuers_rescue_a_dead_worker_once,
+    late_finish_after_rescue_makes_no_second_result,
+    a_worker_that_cannot_heartbeat_stops_claiming,
+    a_job_running_for_long_on_a_live_worker_is_never_lost,
+);

@@ -26,9 +26,8 @@ async fn wait_results(db: &TestDb, n: usize) -> Vec<plainjobs::JobResult> {
     results
 }
 
-#[tokio::test]
-async fn success_moves_request_to_process_to_result() {
-    let db = test_db().await;
+async fn success_moves_request_to_process_to_result(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let req = db.jobs.enqueue(Probe::new("a", Action::Succeed)).await.unwrap().expect("enqueued");
     assert_eq!(req.job_class, "tests.Probe");
@@ -57,9 +56,8 @@ async fn success_moves_request_to_process_to_result() {
     assert_eq!(db.count("SELECT count(*) FROM plainjobs_workerheartbeat").await, 0);
 }
 
-#[tokio::test]
-async fn errors_and_panics_are_errored_and_the_worker_carries_on() {
-    let db = test_db().await;
+async fn errors_and_panics_are_errored_and_the_worker_carries_on(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     db.jobs.enqueue(Probe::new("fails", Action::Fail)).await.unwrap();
     db.jobs.enqueue(Probe::new("panics", Action::Panic)).await.unwrap();
@@ -90,9 +88,8 @@ async fn errors_and_panics_are_errored_and_the_worker_carries_on() {
     assert_eq!(db.requests().await, 0);
 }
 
-#[tokio::test]
-async fn deferral_makes_a_deferred_result_and_a_linked_request() {
-    let db = test_db().await;
+async fn deferral_makes_a_deferred_result_and_a_linked_request(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     db.jobs
         .enqueue(Probe::new("d", Action::Defer { secs: 3600, increment_retries: false }))
@@ -112,13 +109,11 @@ async fn deferral_makes_a_deferred_result_and_a_linked_request() {
         assert_eq!(r.status, JobStatus::Deferred);
         assert_eq!(r.error, "Deferred for 3600 seconds");
         let link = r.retry_job_request_uuid.expect("linked to the new request");
-        let (attempt, prio, secs): (i16, i16, f64) = sqlx::query_as(
-            "SELECT retry_attempt, priority, EXTRACT(EPOCH FROM start_at - now())::float8 FROM plainjobs_jobrequest WHERE uuid = $1",
-        )
-        .bind(link)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+        let Some(plainjobs::Found::Request(next)) = db.jobs.find(link).await.unwrap() else {
+            panic!("the linked request exists")
+        };
+        let (attempt, prio) = (next.retry_attempt, next.priority);
+        let secs = (next.start_at.unwrap() - chrono::Utc::now()).num_milliseconds() as f64 / 1000.0;
         let id = r.parameters.as_ref().unwrap()["kwargs"]["id"].as_str().unwrap().to_string();
         if id == "d" {
             assert_eq!((attempt, prio), (0, 5), "same priority, same attempt");
@@ -130,9 +125,8 @@ async fn deferral_makes_a_deferred_result_and_a_linked_request() {
     assert_eq!(db.requests().await, 2);
 }
 
-#[tokio::test]
-async fn deferral_whose_re_enqueue_is_refused_is_still_deferred_without_link() {
-    let db = test_db().await;
+async fn deferral_whose_re_enqueue_is_refused_is_still_deferred_without_link(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     db.jobs
         .enqueue(Probe::new("d", Action::Defer { secs: 60, increment_retries: false }).key("k1"))
@@ -141,9 +135,11 @@ async fn deferral_whose_re_enqueue_is_refused_is_still_deferred_without_link() {
         .expect("first enqueue");
     // A second request with the same key, as a raw insert would make it, so the re-enqueue is
     // refused by the default uniqueness rule.
-    db.exec(
-        "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at)
-         VALUES (now(), gen_random_uuid(), 'tests.Probe', '{\"args\": [], \"kwargs\": {\"id\": \"other\", \"action\": \"Succeed\"}}', 0, '', 'default', 0, 0, 'k1', now() + interval '1 hour')",
+    db.insert_raw_request(
+        "tests.Probe",
+        r#"{"args": [], "kwargs": {"id": "other", "action": "Succeed"}}"#,
+        "k1",
+        Some(db.ago_sql(-3600)),
     )
     .await;
     let w = worker(&db, &rec).spawn();
@@ -157,9 +153,8 @@ async fn deferral_whose_re_enqueue_is_refused_is_still_deferred_without_link() {
     assert_eq!(db.requests().await, 1, "only the other request");
 }
 
-#[tokio::test]
-async fn retry_chain_reaches_retries_and_stops() {
-    let db = test_db().await;
+async fn retry_chain_reaches_retries_and_stops(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     db.jobs.enqueue(Probe::new("r", Action::Fail).retries(2)).await.unwrap();
     let w = worker(&db, &rec).spawn();
@@ -182,9 +177,8 @@ async fn retry_chain_reaches_retries_and_stops() {
     assert_eq!(db.requests().await, 0);
 }
 
-#[tokio::test]
-async fn retry_succeeds_after_failures() {
-    let db = test_db().await;
+async fn retry_succeeds_after_failures(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     db.jobs.enqueue(Probe::new("r", Action::FailUntilAttempt(1)).retries(3)).await.unwrap();
     let w = worker(&db, &rec).spawn();
@@ -195,9 +189,8 @@ async fn retry_succeeds_after_failures() {
     assert_eq!(results[1].retry_attempt, 1);
 }
 
-#[tokio::test]
-async fn uniqueness_under_fifty_concurrent_enqueuers() {
-    let db = test_db().await;
+async fn uniqueness_under_fifty_concurrent_enqueuers(backend: Backend) {
+    let db = test_db_for(backend).await;
     let jobs = Jobs::connect_with(&db.url, plainjobs::ConnectOptions { max_connections: 50, ..Default::default() })
         .await
         .unwrap();
@@ -246,34 +239,51 @@ async fn advisory_lock_id_matches_plain_jobs() {
     assert_eq!(plainjobs::advisory_lock_id("tests.Probe", "k"), expected);
 }
 
-#[tokio::test]
-async fn enqueue_in_the_callers_transaction() {
-    let db = test_db().await;
-    let mut tx = db.jobs.pg_pool().unwrap().begin().await.unwrap();
-    db.jobs.enqueue(Probe::new("rolled-back", Action::Succeed)).in_transaction(&mut tx).await.unwrap();
-    db.jobs.enqueue(Probe::new("rolled-back-keyed", Action::Succeed).key("k")).in_transaction(&mut tx).await.unwrap();
-    tx.rollback().await.unwrap();
-    assert_eq!(db.requests().await, 0, "a rolled-back transaction leaves no job");
+async fn enqueue_in_the_callers_transaction(backend: Backend) {
+    let db = test_db_for(backend).await;
+    // The same steps on each backend's own transaction type.
+    macro_rules! steps {
+        ($begin:expr) => {{
+            let mut tx = $begin.await.unwrap();
+            db.jobs.enqueue(Probe::new("rolled-back", Action::Succeed)).in_transaction(&mut tx).await.unwrap();
+            db.jobs.enqueue(Probe::new("rolled-back-keyed", Action::Succeed).key("k")).in_transaction(&mut tx).await.unwrap();
+            tx.rollback().await.unwrap();
+            assert_eq!(db.requests().await, 0, "a rolled-back transaction leaves no job");
 
-    let mut tx = db.jobs.pg_pool().unwrap().begin().await.unwrap();
-    sqlx::query("CREATE TABLE app_users (id int)").execute(&mut *tx).await.unwrap();
-    db.jobs.enqueue(Probe::new("committed", Action::Succeed)).in_transaction(&mut tx).await.unwrap().unwrap();
-    // Not visible outside until commit.
-    assert_eq!(db.requests().await, 0);
-    let many = db
-        .jobs
-        .enqueue_many((0..5).map(|i| Probe::new(format!("m{i}"), Action::Succeed)))
-        .in_transaction(&mut tx)
-        .await
-        .unwrap();
-    assert_eq!(many.len(), 5);
-    tx.commit().await.unwrap();
-    assert_eq!(db.requests().await, 6);
+            let mut tx = $begin.await.unwrap();
+            sqlx::query("CREATE TABLE app_users (id int)").execute(&mut *tx).await.unwrap();
+            db.jobs.enqueue(Probe::new("committed", Action::Succeed)).in_transaction(&mut tx).await.unwrap().unwrap();
+            let many = db
+                .jobs
+                .enqueue_many((0..5).map(|i| Probe::new(format!("m{i}"), Action::Succeed)))
+                .in_transaction(&mut tx)
+                .await
+                .unwrap();
+            assert_eq!(many.len(), 5);
+            tx.commit().await.unwrap();
+            assert_eq!(db.requests().await, 6);
+        }};
+    }
+    match backend {
+        Backend::Postgres => {
+            let pool = db.jobs.pg_pool().unwrap().clone();
+            steps!(pool.begin());
+            // Not visible outside until commit.
+            let mut tx = pool.begin().await.unwrap();
+            db.jobs.enqueue(Probe::new("invisible", Action::Succeed)).in_transaction(&mut tx).await.unwrap();
+            assert_eq!(db.requests().await, 6);
+            tx.commit().await.unwrap();
+            assert_eq!(db.requests().await, 7);
+        }
+        Backend::Sqlite => {
+            let pool = db.jobs.sqlite_pool().unwrap().clone();
+            steps!(pool.begin_with("BEGIN IMMEDIATE"));
+        }
+    }
 }
 
-#[tokio::test]
-async fn bulk_enqueue_in_one_call() {
-    let db = test_db().await;
+async fn bulk_enqueue_in_one_call(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let made = db
         .jobs
@@ -300,9 +310,8 @@ async fn bulk_enqueue_in_one_call() {
     assert_eq!(rec.runs().len(), 1001);
 }
 
-#[tokio::test]
-async fn priority_then_fifo_order() {
-    let db = test_db().await;
+async fn priority_then_fifo_order(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     for (id, prio) in [("low1", -5), ("mid1", 0), ("high1", 10), ("mid2", 0), ("high2", 10), ("low2", -5), ("mid3", 0)] {
         db.jobs.enqueue(Probe::new(id, Action::Succeed)).priority(prio).await.unwrap();
@@ -325,9 +334,8 @@ async fn priority_then_fifo_order() {
     assert_eq!(db.requests().await, 1, "the future job waits");
 }
 
-#[tokio::test]
-async fn delayed_job_runs_when_due_without_polling() {
-    let db = test_db().await;
+async fn delayed_job_runs_when_due_without_polling(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let mut cfg = fast_config();
     cfg.poll_interval = Duration::from_secs(30); // only the next start_at can wake it in time
@@ -342,36 +350,25 @@ async fn delayed_job_runs_when_due_without_polling() {
     assert!(results[0].started_at.unwrap() >= req.start_at.unwrap());
 }
 
-#[tokio::test]
-async fn notify_wakes_an_idle_worker_for_rows_written_by_any_producer() {
-    let db = test_db().await;
+async fn notify_wakes_an_idle_worker_for_rows_written_by_any_producer(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let mut cfg = fast_config();
     cfg.poll_interval = Duration::from_secs(60);
     let w = worker(&db, &rec).config(cfg).spawn();
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Raw SQL, as a Python producer writes it: the trigger's NOTIFY wakes the worker.
-    db.exec(
-        "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key)
-         VALUES (now(), gen_random_uuid(), 'tests.Probe', '{\"args\": [], \"kwargs\": {\"id\": \"raw\", \"action\": \"Succeed\"}}', 0, '', 'default', 0, 0, '')",
-    )
-    .await;
+    db.insert_raw_request("tests.Probe", r#"{"args": [], "kwargs": {"id": "raw", "action": "Succeed"}}"#, "", None).await;
     assert!(wait_until(Duration::from_secs(10), || async { rec.runs().len() == 1 }).await, "woken long before the 60 s poll");
     w.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_row_written_by_plain_jobs_runs_on_a_rust_worker() {
-    let db = test_db().await;
+async fn a_row_written_by_plain_jobs_runs_on_a_rust_worker(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     // Exactly as plain.jobs' run_in_worker writes it (Python class path as job_class, the
     // args/kwargs envelope, Python's source format, no trace).
-    db.exec(
-        "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
-         VALUES (now(), gen_random_uuid(), 'app.jobs.SendReport', '{\"args\": [42, \"__plain://date/2024-01-15\"], \"kwargs\": {}}', 0,
-                 '/srv/app/app/views.py:87', 'default', 0, 0, '', NULL, NULL, NULL)",
-    )
-    .await;
+    db.insert_raw_request("app.jobs.SendReport", r#"{"args": [42, "__plain://date/2024-01-15"], "kwargs": {}}"#, "", None).await;
 
     #[derive(serde::Serialize, serde::Deserialize)]
     struct SendReport(i64, #[serde(with = "plainjobs::params::plain_date")] chrono::NaiveDate);
@@ -390,18 +387,13 @@ async fn a_row_written_by_plain_jobs_runs_on_a_rust_worker() {
     assert_eq!(rec.run_ids(), vec!["42:2024-01-15"]);
 }
 
-#[tokio::test]
-async fn bad_input_gets_clear_errors_and_loses_nothing() {
-    let db = test_db().await;
+async fn bad_input_gets_clear_errors_and_loses_nothing(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     // Unknown job name and parameters that do not fit: ERRORED with an exact message.
-    db.exec(
-        "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key)
-         VALUES (now(), gen_random_uuid(), 'app.jobs.NoSuchJob', '{\"args\": [], \"kwargs\": {}}', 0, '', 'default', 0, 0, ''),
-                (now(), gen_random_uuid(), 'tests.Probe', '{\"args\": [], \"kwargs\": {\"id\": 5}}', 0, '', 'default', 0, 0, ''),
-                (now(), gen_random_uuid(), 'tests.Probe', '[1, 2, 3]', 0, '', 'default', 0, 0, '')",
-    )
-    .await;
+    db.insert_raw_request("app.jobs.NoSuchJob", r#"{"args": [], "kwargs": {}}"#, "", None).await;
+    db.insert_raw_request("tests.Probe", r#"{"args": [], "kwargs": {"id": 5}}"#, "", None).await;
+    db.insert_raw_request("tests.Probe", "[1, 2, 3]", "", None).await;
     let w = worker(&db, &rec).spawn();
     let results = wait_results(&db, 3).await;
     w.stop().await.unwrap();
@@ -446,9 +438,8 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
     assert!(matches!(err, Error::UnsupportedUrl(_)), "{err}");
 }
 
-#[tokio::test]
-async fn queues_are_served_only_by_their_workers() {
-    let db = test_db().await;
+async fn queues_are_served_only_by_their_workers(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     db.jobs.enqueue(Probe::new("mail", Action::Succeed)).queue("mail").await.unwrap();
     db.jobs.enqueue(Probe::new("default", Action::Succeed)).await.unwrap();
@@ -486,7 +477,10 @@ async fn claim_uses_the_claim_index() {
         "EXPLAIN SELECT id FROM plainjobs_jobrequest WHERE queue = 'default' AND (start_at IS NULL OR start_at <= now())
          ORDER BY priority DESC, COALESCE(start_at, created_at), id LIMIT 10 FOR UPDATE SKIP LOCKED",
     )
-    .fetch_all(&db.pool)
+    .fetch_all(match &db.raw {
+        Raw::Pg(p) => p,
+        Raw::Sqlite(_) => unreachable!("a PostgreSQL test"),
+    })
     .await
     .unwrap();
     let plan = plan.join("\n");
@@ -494,41 +488,47 @@ async fn claim_uses_the_claim_index() {
     assert!(!plan.contains("Sort"), "no sort: the index yields claim order\n{plan}");
 }
 
-#[tokio::test]
-async fn retention_deletes_old_results() {
-    let db = test_db().await;
+async fn retention_deletes_old_results(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     db.jobs.enqueue_many((0..3).map(|i| Probe::new(format!("{i}"), Action::Succeed))).await.unwrap();
     let w = worker(&db, &rec).spawn();
     wait_results(&db, 3).await;
     w.stop().await.unwrap();
-    db.exec("UPDATE plainjobs_jobresult SET created_at = now() - interval '8 days' WHERE id IN (SELECT min(id) FROM plainjobs_jobresult)").await;
+    db.exec(&format!("UPDATE plainjobs_jobresult SET created_at = {} WHERE id IN (SELECT min(id) FROM plainjobs_jobresult)", db.ago_sql(8 * 86400))).await;
     assert_eq!(db.jobs.clear_results(Duration::from_secs(7 * 24 * 3600)).await.unwrap(), 1);
     assert_eq!(db.results().await.len(), 2);
     // The worker does it by itself too.
-    db.exec("UPDATE plainjobs_jobresult SET created_at = now() - interval '8 days'").await;
+    db.exec(&format!("UPDATE plainjobs_jobresult SET created_at = {}", db.ago_sql(8 * 86400))).await;
     let w = worker(&db, &rec).spawn();
     assert!(wait_until(T, || async { db.results().await.is_empty() }).await);
     w.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn periodic_retry_pass_retries_results_it_did_not_write() {
-    let db = test_db().await;
+async fn periodic_retry_pass_retries_results_it_did_not_write(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     // A LOST result with retries left, as a rescuer that did not know the job type leaves it;
     // and one whose job type no longer exists.
-    db.exec(
-        "INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key)
-         VALUES (gen_random_uuid(), now(), gen_random_uuid(), now(), now(), '', 'LOST', gen_random_uuid(), now(), 'tests.Probe', '{\"args\": [], \"kwargs\": {\"id\": \"lost\", \"action\": \"Succeed\"}}', 0, '', 'default', 2, 0, ''),
-                (gen_random_uuid(), now(), gen_random_uuid(), now(), now(), '', 'ERRORED', gen_random_uuid(), now(), 'app.Gone', '{\"args\": [], \"kwargs\": {}}', 0, '', 'default', 2, 0, '')",
-    )
-    .await;
+    for (status, class, params) in [
+        ("LOST", "tests.Probe", r#"{"args": [], "kwargs": {"id": "lost", "action": "Succeed"}}"#),
+        ("ERRORED", "app.Gone", r#"{"args": [], "kwargs": {}}"#),
+    ] {
+        let now = db.now_sql();
+        db.exec(&format!(
+            "INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key)
+             VALUES ({}, {now}, {}, {now}, {now}, '', '{status}', {}, {now}, '{class}', '{params}', 0, '', 'default', 2, 0, '')",
+            db.uuid_sql(),
+            db.uuid_sql(),
+            db.uuid_sql()
+        ))
+        .await;
+    }
     let w = worker(&db, &rec).spawn();
     assert!(wait_until(T, || async { rec.runs().len() == 1 }).await);
     assert!(
         wait_until(T, || async {
-            db.count("SELECT retry_attempt::int8 FROM plainjobs_jobresult WHERE job_class = 'app.Gone'").await == 2
+            db.count("SELECT CAST(retry_attempt AS bigint) FROM plainjobs_jobresult WHERE job_class = 'app.Gone'").await == 2
         })
         .await,
         "an unbuildable retry bumps retry_attempt until it is no longer retryable"
@@ -539,9 +539,8 @@ async fn periodic_retry_pass_retries_results_it_did_not_write() {
     assert_eq!(lost_link, 1);
 }
 
-#[tokio::test]
-async fn operator_retry_of_a_result() {
-    let db = test_db().await;
+async fn operator_retry_of_a_result(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     db.jobs.enqueue(Probe::new("once", Action::FailUntilAttempt(1))).await.unwrap();
     let w = worker(&db, &rec).spawn();
@@ -561,9 +560,8 @@ async fn operator_retry_of_a_result() {
     assert!(db.jobs.retry_result(results[0].uuid, &registry, true).await.unwrap().is_none(), "already retried");
 }
 
-#[tokio::test]
-async fn heartbeat_row_is_registered_refreshed_and_recreated() {
-    let db = test_db().await;
+async fn heartbeat_row_is_registered_refreshed_and_recreated(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let w = worker(&db, &rec).queues(["a", "b"]).spawn();
     assert!(wait_until(T, || async { db.jobs.workers().await.unwrap().len() == 1 }).await);
@@ -580,22 +578,21 @@ async fn heartbeat_row_is_registered_refreshed_and_recreated() {
     assert!(db.jobs.workers().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn own_orphans_become_lost() {
-    let db = test_db().await;
+async fn own_orphans_become_lost(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let w = worker(&db, &rec).spawn();
     assert!(wait_until(T, || async { db.jobs.workers().await.unwrap().len() == 1 }).await);
     let worker_id = db.jobs.workers().await.unwrap()[0].worker_id;
     // A process row of this worker that it is not running (its bookkeeping was lost).
-    sqlx::query(
+    let hour_ago = db.ago_sql(3600);
+    db.exec(&format!(
         "INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, worker_id)
-         VALUES (gen_random_uuid(), now() - interval '1 hour', now() - interval '1 hour', gen_random_uuid(), now(), 'tests.Probe', '{\"args\": [], \"kwargs\": {\"id\": \"orphan\", \"action\": \"Succeed\"}}', 0, '', 'default', 1, 0, '', $1)",
-    )
-    .bind(worker_id)
-    .execute(&db.pool)
-    .await
-    .unwrap();
+         VALUES ({}, {hour_ago}, {hour_ago}, {}, {hour_ago}, 'tests.Probe', '{{\"args\": [], \"kwargs\": {{\"id\": \"orphan\", \"action\": \"Succeed\"}}}}', 0, '', 'default', 1, 0, '', '{worker_id}')",
+        db.uuid_sql(),
+        db.uuid_sql()
+    ))
+    .await;
     let results = wait_results(&db, 1).await;
     assert_eq!(results[0].status, JobStatus::Lost);
     // on_aborted ran, and the retry it had left ran.
@@ -605,9 +602,8 @@ async fn own_orphans_become_lost() {
     assert_eq!(rec.runs(), vec![("orphan".to_string(), 1)]);
 }
 
-#[tokio::test]
-async fn graceful_shutdown_hands_back_unstarted_and_finishes_running() {
-    let db = test_db().await;
+async fn graceful_shutdown_hands_back_unstarted_and_finishes_running(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     db.jobs.enqueue_many((0..10).map(|i| Probe::new(format!("s{i}"), Action::Sleep { ms: 700 }))).await.unwrap();
     let w = worker(&db, &rec).concurrency(2).max_pending(5).spawn();
@@ -632,9 +628,8 @@ async fn graceful_shutdown_hands_back_unstarted_and_finishes_running() {
     assert_eq!((before, ids.len()), (10, 10));
 }
 
-#[tokio::test]
-async fn shutdown_timeout_cancels_running_jobs_and_retries_them() {
-    let db = test_db().await;
+async fn shutdown_timeout_cancels_running_jobs_and_retries_them(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     db.jobs.enqueue(Probe::new("long", Action::HangFirstAttempt).retries(1)).await.unwrap();
     let w = worker(&db, &rec).shutdown_timeout(Duration::from_millis(300)).spawn();
@@ -649,17 +644,42 @@ async fn shutdown_timeout_cancels_running_jobs_and_retries_them() {
     assert_eq!(db.processes().await, 0);
 }
 
-#[tokio::test]
-async fn worker_exits_after_consecutive_claim_failures() {
-    let db = test_db().await;
+async fn worker_exits_after_consecutive_claim_failures(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let mut cfg = fast_config();
     cfg.max_claim_failures = 3;
     let w = worker(&db, &rec).config(cfg).spawn();
     tokio::time::sleep(Duration::from_millis(300)).await;
     db.exec("ALTER TABLE plainjobs_jobrequest RENAME TO plainjobs_jobrequest_gone").await;
-    db.exec("INSERT INTO plainjobs_jobrequest_gone (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key) VALUES (now(), gen_random_uuid(), 'x', NULL, 0, '', 'default', 0, 0, '')").await;
+    db.exec(&format!("INSERT INTO plainjobs_jobrequest_gone (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key) VALUES ({}, {}, 'x', NULL, 0, '', 'default', 0, 0, '')", db.now_sql(), db.uuid_sql())).await;
     let out = tokio::time::timeout(T, w.join()).await.expect("the worker exits by itself");
     let err = out.unwrap_err();
     assert!(err.to_string().contains("claiming failed 3 times in a row"), "{err}");
 }
+
+conformance!(
+    success_moves_request_to_process_to_result,
+    errors_and_panics_are_errored_and_the_worker_carries_on,
+    deferral_makes_a_deferred_result_and_a_linked_request,
+    deferral_whose_re_enqueue_is_refused_is_still_deferred_without_link,
+    retry_chain_reaches_retries_and_stops,
+    retry_succeeds_after_failures,
+    uniqueness_under_fifty_concurrent_enqueuers,
+    enqueue_in_the_callers_transaction,
+    bulk_enqueue_in_one_call,
+    priority_then_fifo_order,
+    delayed_job_runs_when_due_without_polling,
+    notify_wakes_an_idle_worker_for_rows_written_by_any_producer,
+    a_row_written_by_plain_jobs_runs_on_a_rust_worker,
+    bad_input_gets_clear_errors_and_loses_nothing,
+    queues_are_served_only_by_their_workers,
+    retention_deletes_old_results,
+    periodic_retry_pass_retries_results_it_did_not_write,
+    operator_retry_of_a_result,
+    heartbeat_row_is_registered_refreshed_and_recreated,
+    own_orphans_become_lost,
+    graceful_shutdown_hands_back_unstarted_and_finishes_running,
+    shutdown_timeout_cancels_running_jobs_and_retries_them,
+    worker_exits_after_consecutive_claim_failures,
+);

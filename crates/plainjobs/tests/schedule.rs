@@ -114,35 +114,24 @@ struct Row {
     source: String,
 }
 
-type RowTuple = (
-    String,
-    String,
-    String,
-    Option<DateTime<Utc>>,
-    Option<Value>,
-    String,
-);
-
 async fn request_rows(db: &TestDb) -> Vec<Row> {
-    let rows: Vec<RowTuple> = sqlx::query_as(
-        "SELECT job_class, queue, concurrency_key, start_at, parameters, source
-         FROM plainjobs_jobrequest ORDER BY start_at, id",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .expect("select requests");
-    rows.into_iter()
-        .map(
-            |(job_class, queue, concurrency_key, start_at, parameters, source)| Row {
-                job_class,
-                queue,
-                concurrency_key,
-                start_at,
-                parameters,
-                source,
-            },
-        )
-        .collect()
+    let mut rows: Vec<Row> = db
+        .jobs
+        .requests(100_000)
+        .await
+        .expect("select requests")
+        .into_iter()
+        .map(|r| Row {
+            job_class: r.job_class,
+            queue: r.queue,
+            concurrency_key: r.concurrency_key,
+            start_at: r.start_at,
+            parameters: r.parameters,
+            source: r.source,
+        })
+        .collect();
+    rows.sort_by_key(|r| r.start_at);
+    rows
 }
 
 /// Waits for the request with `key` and returns it.
@@ -174,7 +163,7 @@ async fn wait_results(db: &TestDb, n: usize) -> Vec<JobResult> {
 
 /// Makes every pending request ready now.
 async fn make_due(db: &TestDb) {
-    db.exec("UPDATE plainjobs_jobrequest SET start_at = now()")
+    db.exec(&format!("UPDATE plainjobs_jobrequest SET start_at = {}", db.now_sql()))
         .await;
 }
 
@@ -230,9 +219,8 @@ impl Job for OtherQueueJob {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_workers_enqueue_each_occurrence_exactly_once() {
-    let db = test_db().await;
+async fn three_workers_enqueue_each_occurrence_exactly_once(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let base = utc("2099-01-01T00:00:30Z");
     let clock = TestClock::new(base);
@@ -282,16 +270,15 @@ async fn three_workers_enqueue_each_occurrence_exactly_once() {
         assert_eq!(r.source, "schedule * * * * *");
     }
     let duplicates = db
-        .count("SELECT count(*) - count(DISTINCT (job_class, concurrency_key)) FROM plainjobs_jobrequest")
+        .count("SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT job_class, concurrency_key FROM plainjobs_jobrequest) d) FROM plainjobs_jobrequest")
         .await;
     assert_eq!(duplicates, 0);
     assert!(rec.runs().is_empty(), "nothing was due yet");
     assert_eq!(db.results().await.len(), 0);
 }
 
-#[tokio::test]
-async fn a_scheduled_job_runs_when_due_and_its_occurrence_is_not_enqueued_again() {
-    let db = test_db().await;
+async fn a_scheduled_job_runs_when_due_and_its_occurrence_is_not_enqueued_again(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let clock = TestClock::new(utc("2099-01-01T00:00:30Z"));
     let occurrence = utc("2099-01-01T00:01:00Z");
@@ -330,9 +317,8 @@ async fn a_scheduled_job_runs_when_due_and_its_occurrence_is_not_enqueued_again(
     assert_eq!(db.requests().await, 1);
 }
 
-#[tokio::test]
-async fn only_workers_serving_the_jobs_default_queue_schedule_it() {
-    let db = test_db().await;
+async fn only_workers_serving_the_jobs_default_queue_schedule_it(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let clock = TestClock::new(utc("2099-01-01T00:00:30Z"));
     let occurrence = utc("2099-01-01T00:01:00Z");
@@ -383,9 +369,8 @@ async fn only_workers_serving_the_jobs_default_queue_schedule_it() {
     );
 }
 
-#[tokio::test]
-async fn invalid_schedules_are_refused_at_load() {
-    let db = test_db().await;
+async fn invalid_schedules_are_refused_at_load(backend: Backend) {
+    let db = test_db_for(backend).await;
     let load = |cron: &str| {
         Worker::new(db.jobs.clone())
             .schedule(cron, Probe::new("x", Action::Succeed))
@@ -463,9 +448,8 @@ async fn invalid_schedules_are_refused_at_load() {
         .is_ok());
 }
 
-#[tokio::test]
-async fn a_cmd_schedule_enqueues_a_plain_scheduled_command_that_the_worker_runs() {
-    let db = test_db().await;
+async fn a_cmd_schedule_enqueues_a_plain_scheduled_command_that_the_worker_runs(backend: Backend) {
+    let db = test_db_for(backend).await;
     let clock = TestClock::new(utc("2099-01-01T00:00:30Z"));
     let occurrence = utc("2099-01-01T00:01:00Z");
     let w = Worker::new(db.jobs.clone())
@@ -499,9 +483,8 @@ async fn a_cmd_schedule_enqueues_a_plain_scheduled_command_that_the_worker_runs(
     assert_eq!(results[0].concurrency_key, key);
 }
 
-#[tokio::test]
-async fn schedules_given_as_text_use_the_workers_time_zone() {
-    let db = test_db().await;
+async fn schedules_given_as_text_use_the_workers_time_zone(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let clock = TestClock::new(utc("2099-01-01T00:00:00Z"));
     let w = probe_worker(&db, &rec)
@@ -552,9 +535,8 @@ fn by_key<'a>(results: &'a [JobResult], key: &str) -> &'a JobResult {
         .unwrap_or_else(|| panic!("no result for {key:?}: {results:#?}"))
 }
 
-#[tokio::test]
-async fn shell_command_success_and_failure() {
-    let db = test_db().await;
+async fn shell_command_success_and_failure(backend: Backend) {
+    let db = test_db_for(backend).await;
     db.jobs
         .enqueue(ScheduledCommand("echo ok".into()))
         .await
@@ -589,9 +571,8 @@ async fn shell_command_success_and_failure() {
     assert_eq!(db.requests().await, 0);
 }
 
-#[tokio::test]
-async fn shell_command_is_retried_after_failure() {
-    let db = test_db().await;
+async fn shell_command_is_retried_after_failure(backend: Backend) {
+    let db = test_db_for(backend).await;
     let dir = TempDir::new();
     let mark = sh_path(&dir.file("MARK"));
     let cmd = format!("test -f {mark} || {{ touch {mark}; exit 1; }}");
@@ -621,9 +602,8 @@ async fn shell_command_is_retried_after_failure() {
     assert_eq!(db.requests().await, 0);
 }
 
-#[tokio::test]
-async fn a_worker_that_did_not_register_the_command_job_does_not_run_it() {
-    let db = test_db().await;
+async fn a_worker_that_did_not_register_the_command_job_does_not_run_it(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let dir = TempDir::new();
     let file = dir.file("ran");
@@ -643,25 +623,19 @@ async fn a_worker_that_did_not_register_the_command_job_does_not_run_it() {
     assert!(!file.exists(), "the command must not have run");
 }
 
-#[tokio::test]
-async fn a_cmd_row_written_by_plain_runs_on_a_worker_that_registered_the_command_job() {
-    let db = test_db().await;
+async fn a_cmd_row_written_by_plain_runs_on_a_worker_that_registered_the_command_job(backend: Backend) {
+    let db = test_db_for(backend).await;
     let dir = TempDir::new();
     let file = dir.file("from-plain");
     let cmd = format!("echo from plain > {}", sh_path(&file));
     // What plain.jobs' worker writes for a `cmd:` entry of JOBS_SCHEDULE.
-    sqlx::query(
-        "INSERT INTO plainjobs_jobrequest
-           (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt,
-            concurrency_key, start_at)
-         VALUES (now(), gen_random_uuid(), $1, $2, 0, '', 'default', 0, 0, $3, now())",
+    db.insert_raw_request(
+        COMMAND_CLASS,
+        &json!({"args": [cmd], "kwargs": {}}).to_string(),
+        &format!("{cmd}:scheduled:1700000000"),
+        Some(db.now_sql()),
     )
-    .bind(COMMAND_CLASS)
-    .bind(json!({"args": [cmd], "kwargs": {}}))
-    .bind(format!("{cmd}:scheduled:1700000000"))
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    .await;
     let w = command_worker(&db).spawn();
     let results = wait_results(&db, 1).await;
     w.stop().await.unwrap();
@@ -677,9 +651,8 @@ async fn a_cmd_row_written_by_plain_runs_on_a_worker_that_registered_the_command
 
 // ---- Regressions: bugs these tests found, now fixed. ----
 
-#[tokio::test]
-async fn an_occurrence_that_already_ran_is_not_enqueued_again_by_a_lagging_worker() {
-    let db = test_db().await;
+async fn an_occurrence_that_already_ran_is_not_enqueued_again_by_a_lagging_worker(backend: Backend) {
+    let db = test_db_for(backend).await;
     let rec = Recorder::new();
     // Both workers' clocks read 30 s before a minute that is long past on the database's clock:
     // a worker whose clock is a little behind the database's, just before a minute boundary.
@@ -723,9 +696,8 @@ async fn an_occurrence_that_already_ran_is_not_enqueued_again_by_a_lagging_worke
     );
 }
 
-#[tokio::test]
-async fn a_cmd_schedule_still_runs_after_a_registry_is_given() {
-    let db = test_db().await;
+async fn a_cmd_schedule_still_runs_after_a_registry_is_given(backend: Backend) {
+    let db = test_db_for(backend).await;
     let dir = TempDir::new();
     let file = dir.file("ran");
     let clock = TestClock::new(utc("2099-01-01T00:00:30Z"));
@@ -753,3 +725,18 @@ async fn a_cmd_schedule_still_runs_after_a_registry_is_given() {
     );
     assert!(file.exists());
 }
+
+conformance!(
+    three_workers_enqueue_each_occurrence_exactly_once,
+    a_scheduled_job_runs_when_due_and_its_occurrence_is_not_enqueued_again,
+    only_workers_serving_the_jobs_default_queue_schedule_it,
+    invalid_schedules_are_refused_at_load,
+    a_cmd_schedule_enqueues_a_plain_scheduled_command_that_the_worker_runs,
+    schedules_given_as_text_use_the_workers_time_zone,
+    shell_command_success_and_failure,
+    shell_command_is_retried_after_failure,
+    a_worker_that_did_not_register_the_command_job_does_not_run_it,
+    a_cmd_row_written_by_plain_runs_on_a_worker_that_registered_the_command_job,
+    an_occurrence_that_already_ran_is_not_enqueued_again_by_a_lagging_worker,
+    a_cmd_schedule_still_runs_after_a_registry_is_given,
+);

@@ -22,21 +22,74 @@ pub fn url_for_schema(url: &str, schema: &str) -> String {
     format!("{url}{sep}options=-c%20search_path%3D{schema}&application_name={schema}")
 }
 
+/// The backends the behaviour suite runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Raw SQL access to the test's database (for setting up what only raw SQL can make).
+pub enum Raw {
+    Pg(PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
 pub struct TestDb {
+    pub backend: Backend,
+    /// The schema (PostgreSQL) or file stem (SQLite): unique per test.
     pub schema: String,
     pub url: String,
     pub jobs: Jobs,
-    /// A pool on the test's schema, for raw SQL.
-    pub pool: PgPool,
+    pub raw: Raw,
 }
 
-/// A new schema with the plainjobs tables, and a `Jobs` on it.
-pub async fn test_db() -> TestDb {
+/// Generates one test per backend for each named `async fn(Backend)`: `postgres::name` and
+/// `sqlite::name`.
+#[macro_export]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $( #[tokio::test] async fn $name() { super::$name($crate::common::Backend::Postgres).await } )*
+        }
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { super::$name($crate::common::Backend::Sqlite).await } )*
+        }
+    };
+}
+
+/// A fresh database for `backend`.
+pub async fn test_db_for(backend: Backend) -> TestDb {
+    match backend {
+        Backend::Postgres => test_db().await,
+        Backend::Sqlite => sqlite_test_db().await,
+    }
+}
+
+/// A new SQLite file with the plainjobs tables, and a `Jobs` on it.
+pub async fn sqlite_test_db() -> TestDb {
+    init_logs();
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sqlite-tests");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}", dir.join(format!("{name}.sqlite3")).display());
+    let jobs = Jobs::connect(&url).await.expect("open sqlite");
+    jobs.migrate().await.expect("migrate");
+    let raw = Raw::Sqlite(jobs.sqlite_pool().expect("sqlite pool").clone());
+    TestDb { backend: Backend::Sqlite, schema: name, url, jobs, raw }
+}
+
+fn init_logs() {
     // Logs with RUST_LOG=plainjobs=debug (shown for failing tests).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
+}
+
+/// A new PostgreSQL schema with the plainjobs tables, and a `Jobs` on it.
+pub async fn test_db() -> TestDb {
+    init_logs();
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
     let admin = PgPool::connect(&base_url()).await.expect("test database reachable (run scripts/test)");
     sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
@@ -45,16 +98,63 @@ pub async fn test_db() -> TestDb {
     let jobs = Jobs::connect(&url).await.expect("connect");
     jobs.migrate().await.expect("migrate");
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&url).await.expect("pool");
-    TestDb { schema, url, jobs, pool }
+    TestDb { backend: Backend::Postgres, schema, url, jobs, raw: Raw::Pg(pool) }
 }
 
 impl TestDb {
+    /// Runs a portable `SELECT count(*) …` (or any one-integer query).
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect(sql)
+        self.try_count(sql).await.expect(sql)
     }
 
+    pub async fn try_count(&self, sql: &str) -> Result<i64, sqlx::Error> {
+        match &self.raw {
+            Raw::Pg(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+            Raw::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        }
+    }
+
+    /// Runs a portable statement.
     pub async fn exec(&self, sql: &str) {
-        sqlx::query(sql).execute(&self.pool).await.expect(sql);
+        match &self.raw {
+            Raw::Pg(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+            Raw::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+        }
+        .expect(sql);
+    }
+
+    /// The SQL for "now" in this backend's time representation.
+    pub fn now_sql(&self) -> String {
+        match self.backend {
+            Backend::Postgres => "now()".into(),
+            Backend::Sqlite => chrono::Utc::now().timestamp_micros().to_string(),
+        }
+    }
+
+    /// The SQL for "`secs` seconds ago".
+    pub fn ago_sql(&self, secs: i64) -> String {
+        match self.backend {
+            Backend::Postgres => format!("(now() - interval '{secs} seconds')"),
+            Backend::Sqlite => (chrono::Utc::now().timestamp_micros() - secs * 1_000_000).to_string(),
+        }
+    }
+
+    /// A new uuid as an SQL literal.
+    pub fn uuid_sql(&self) -> String {
+        format!("'{}'", uuid::Uuid::new_v4())
+    }
+
+    /// Inserts a request exactly as plain.jobs writes one (raw SQL, no trigger bypassed).
+    pub async fn insert_raw_request(&self, job_class: &str, parameters: &str, key: &str, start_at: Option<String>) {
+        let (parameters, key) = (parameters.replace('\'', "''"), key.replace('\'', "''"));
+        let sql = format!(
+            "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at)
+             VALUES ({}, {}, '{job_class}', '{parameters}', 0, '/srv/app/app/views.py:87', 'default', 0, 0, '{key}', {})",
+            self.now_sql(),
+            self.uuid_sql(),
+            start_at.unwrap_or_else(|| "NULL".into())
+        );
+        self.exec(&sql).await;
     }
 
     pub async fn results(&self) -> Vec<JobResult> {
