@@ -10,11 +10,12 @@ use plainjobs::cli::{self, Command, GlobalArgs};
 use plainjobs::Registry;
 use tracing_subscriber::EnvFilter;
 
-/// Background jobs in PostgreSQL, compatible with plain.jobs.
+/// Background jobs in PostgreSQL (or an embedded SQLite file), compatible with plain.jobs.
 ///
 /// Configuration comes from plainjobs.toml, PLAINJOBS_* environment variables and flags (in
 /// increasing precedence). The database URL: --database-url, PLAINJOBS_DATABASE_URL,
-/// DATABASE_URL, or `database_url` in plainjobs.toml.
+/// DATABASE_URL, or `database_url` in plainjobs.toml; with none of them, the SQLite file
+/// plainjobs.sqlite3 in the working directory.
 #[derive(Debug, Parser)]
 #[command(name = "plainjobs", version, propagate_version = true)]
 struct Cli {

@@ -1,4 +1,5 @@
-//! The README's quickstart: `DATABASE_URL=postgres://… cargo run --example quickstart`.
+//! The README's quickstart: `cargo run --example quickstart` (SQLite), or with
+//! `DATABASE_URL=postgres://…`.
 use std::time::Duration;
 
 use plainjobs::{Job, JobContext, JobError, Jobs, Outcome, Worker};
@@ -35,7 +36,8 @@ impl Job for WelcomeUser {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::var("DATABASE_URL")?;
+    // postgres://… in production; a SQLite file needs nothing installed.
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://quickstart.sqlite3".into());
     let jobs = Jobs::connect(&url).await?;
     jobs.migrate().await?;
 

@@ -47,8 +47,9 @@ use crate::{Found, Jobs, Worker};
 /// Options every subcommand takes.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Database URL (postgres://…). Default: PLAINJOBS_DATABASE_URL, then DATABASE_URL, then
-    /// `database_url` in plainjobs.toml.
+    /// Database URL: postgres://… or sqlite://FILE. Default: PLAINJOBS_DATABASE_URL, then
+    /// DATABASE_URL, then `database_url` in plainjobs.toml, else the SQLite file
+    /// plainjobs.sqlite3 in the working directory.
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
     /// Configuration file. Default: ./plainjobs.toml when it exists.
@@ -325,15 +326,14 @@ pub fn load_settings(global: &GlobalArgs) -> Result<Settings, CliError> {
     Ok(settings)
 }
 
-/// Connects to the configured database.
+/// Connects to the configured database, or to the embedded default
+/// ([`DEFAULT_DATABASE_URL`](crate::settings::DEFAULT_DATABASE_URL), a SQLite file in the working
+/// directory) when none is configured.
 ///
 /// # Errors
-/// A usage error when no URL is configured, a failure when it cannot be reached.
+/// A failure when the database cannot be reached, a usage error for an unsupported URL.
 pub async fn connect(settings: &Settings) -> Result<Jobs, CliError> {
-    let url = settings.database_url.as_deref().ok_or_else(|| {
-        usage("no database configured: set PLAINJOBS_DATABASE_URL or DATABASE_URL, pass --database-url, or add database_url to plainjobs.toml")
-    })?;
-    Ok(Jobs::connect(url).await?)
+    Ok(Jobs::connect(settings.database_url_or_default()).await?)
 }
 
 fn duration_arg(flag: &str, text: &str) -> Result<Duration, CliError> {

@@ -3,7 +3,7 @@
 //!
 //! | setting | file key | environment | default |
 //! |---|---|---|---|
-//! | database URL | `database_url` | `PLAINJOBS_DATABASE_URL`, else `DATABASE_URL` | none |
+//! | database URL | `database_url` | `PLAINJOBS_DATABASE_URL`, else `DATABASE_URL` | `sqlite://plainjobs.sqlite3` |
 //! | results retention | `retention` | `PLAINJOBS_RETENTION` | `7d` |
 //! | heartbeat interval | `heartbeat_interval` | `PLAINJOBS_HEARTBEAT_INTERVAL` | `60s` |
 //! | heartbeat timeout | `heartbeat_timeout` | `PLAINJOBS_HEARTBEAT_TIMEOUT` | `300s` |
@@ -24,6 +24,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::WorkerConfig;
+
+/// The database used when none is configured: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://plainjobs.sqlite3";
 
 /// A setting that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -309,6 +312,11 @@ impl Settings {
             _ => return Err(bad(key, origin, "cannot be set from text")),
         }
         Ok(())
+    }
+
+    /// The configured database URL, or [`DEFAULT_DATABASE_URL`].
+    pub fn database_url_or_default(&self) -> &str {
+        self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
     }
 
     /// The worker timing these settings describe.
