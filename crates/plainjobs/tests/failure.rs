@@ -89,6 +89,33 @@ async fn sigkilled_worker_jobs_become_lost_hook_runs_once_and_retry_follows(back
     assert_eq!(db.requests().await, 0);
 }
 
+async fn several_worker_processes_share_one_queue_each_job_once(backend: Backend) {
+    let db = test_db_for(backend).await;
+    let total = 600;
+    db.jobs.enqueue_many((0..total).map(|i| Probe::new(format!("p{i}"), Action::Sleep { ms: 2 }))).await.unwrap();
+    let mut children: Vec<_> = (0..3).map(|_| spawn_child(&db)).collect();
+    // Keep producing while they drain, from this process too.
+    for i in 0..200 {
+        db.jobs.enqueue(Probe::new(format!("late{i}"), Action::Succeed)).await.unwrap();
+    }
+    let all = total + 200;
+    let done = wait_until(Duration::from_secs(60), || async {
+        db.try_count("SELECT count(*) FROM plainjobs_jobresult").await.map(|n| n == all as i64).unwrap_or(false)
+    })
+    .await;
+    for c in &mut children {
+        c.start_kill().unwrap();
+        c.wait().await.unwrap();
+    }
+    assert!(done, "all jobs finished: {} results", db.results().await.len());
+    let results = db.results().await;
+    assert!(results.iter().all(|r| r.status == JobStatus::Successful), "no job failed (no 'database is locked')");
+    assert_eq!(db.count("SELECT count(DISTINCT job_request_uuid) FROM plainjobs_jobresult").await, all as i64, "each job once");
+    let workers = db.count("SELECT count(DISTINCT p.worker_id) FROM (SELECT worker_id FROM plainjobs_workerheartbeat) p").await;
+    assert!(workers >= 2, "several processes took part ({workers} heartbeats)");
+    assert_eq!(db.requests().await, 0);
+}
+
 async fn two_rescuers_rescue_a_dead_worker_once(backend: Backend) {
     let db = test_db_for(backend).await;
     db.jobs.enqueue_many((0..6).map(|i| Probe::new(format!("h{i}"), Action::HangFirstAttempt))).await.unwrap();
@@ -219,6 +246,7 @@ async fn a_job_running_for_long_on_a_live_worker_is_never_lost(backend: Backend)
 fn _assert_send(_: Arc<()>) {}
 
 conformance!(
+    several_worker_processes_share_one_queue_each_job_once,
     sigkilled_worker_jobs_become_lost_hook_runs_once_and_retry_follows,
     two_rescuers_rescue_a_dead_worker_once,
     late_finish_after_rescue_makes_no_second_result,
