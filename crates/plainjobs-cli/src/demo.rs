@@ -50,7 +50,9 @@ impl Job for Flaky {
     async fn run(&self, ctx: &JobContext) -> Result<Outcome, JobError> {
         let attempt = ctx.process().retry_attempt;
         if attempt < 2 {
-            return Err(JobError::msg(format!("the flaky service timed out (attempt {attempt})")));
+            return Err(JobError::msg(format!(
+                "the flaky service timed out (attempt {attempt})"
+            )));
         }
         Ok(Outcome::Success)
     }
@@ -73,7 +75,10 @@ impl Job for WaitForUpload {
     const NAME: &'static str = "demo.WaitForUpload";
     async fn run(&self, ctx: &JobContext) -> Result<Outcome, JobError> {
         if ctx.process().retry_attempt == 0 {
-            return Ok(Outcome::Defer { delay: Duration::from_secs(2), increment_retries: true });
+            return Ok(Outcome::Defer {
+                delay: Duration::from_secs(2),
+                increment_retries: true,
+            });
         }
         Ok(Outcome::Success)
     }
@@ -117,22 +122,46 @@ pub async fn run(global: GlobalArgs, args: DemoArgs) -> Result<(), CliError> {
         None => println!("  skipped   {:<38} {what}", "demo.Greet"),
     };
     let run_id = &Uuid::new_v4().simple().to_string()[..8];
-    step("a job that succeeds", jobs.enqueue(Greet { name: format!("ada-{run_id}") }).await?);
+    step(
+        "a job that succeeds",
+        jobs.enqueue(Greet {
+            name: format!("ada-{run_id}"),
+        })
+        .await?,
+    );
     step(
         "the same job again: refused by its concurrency key",
-        jobs.enqueue(Greet { name: format!("ada-{run_id}") }).await?,
+        jobs.enqueue(Greet {
+            name: format!("ada-{run_id}"),
+        })
+        .await?,
     );
-    step("fails twice, retried after 1 s then 2 s", jobs.enqueue(Flaky).await?);
-    step("defers itself for 2 s, then succeeds", jobs.enqueue(WaitForUpload).await?);
+    step(
+        "fails twice, retried after 1 s then 2 s",
+        jobs.enqueue(Flaky).await?,
+    );
+    step(
+        "defers itself for 2 s, then succeeds",
+        jobs.enqueue(WaitForUpload).await?,
+    );
     step(
         "delayed: runs 3 s from now",
-        jobs.enqueue(Greet { name: format!("grace-{run_id}") }).delay(Duration::from_secs(3)).await?,
+        jobs.enqueue(Greet {
+            name: format!("grace-{run_id}"),
+        })
+        .delay(Duration::from_secs(3))
+        .await?,
     );
     step(
         "a shell command (sh -c)",
-        jobs.enqueue(ScheduledCommand(format!("echo plainjobs demo {run_id}"))).queue(QUEUE).await?,
+        jobs.enqueue(ScheduledCommand(format!("echo plainjobs demo {run_id}")))
+            .queue(QUEUE)
+            .await?,
     );
-    println!("  schedule  {:<38} every minute (\"* * * * *\"), enqueued by the worker", "demo.Report");
+    println!(
+        "  schedule  {:<38} every minute (\"* * * * *\"), enqueued by the worker",
+        "demo.Report"
+    );
     println!();
 
     let mut config = WorkerConfig::default();
@@ -159,8 +188,9 @@ pub async fn run(global: GlobalArgs, args: DemoArgs) -> Result<(), CliError> {
         let results = demo_results(&jobs, started).await?;
         let stats = jobs.stats().await?;
         let q = stats.iter().find(|s| s.queue == QUEUE);
-        let (pending, scheduled, running) =
-            q.map(|q| (q.ready + q.waiting, q.scheduled, q.running)).unwrap_or((0, 0, 0));
+        let (pending, scheduled, running) = q
+            .map(|q| (q.ready + q.waiting, q.scheduled, q.running))
+            .unwrap_or((0, 0, 0));
         let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
         for r in &results {
             *by_status.entry(r.status.to_string()).or_default() += 1;
@@ -168,7 +198,11 @@ pub async fn run(global: GlobalArgs, args: DemoArgs) -> Result<(), CliError> {
         let counts: Vec<String> = by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
         let line = format!(
             "  ready {pending}  scheduled {scheduled}  running {running}  |  {}",
-            if counts.is_empty() { "no results yet".to_string() } else { counts.join("  ") }
+            if counts.is_empty() {
+                "no results yet".to_string()
+            } else {
+                counts.join("  ")
+            }
         );
         if tty {
             print!("\r\x1b[2K{line}");
@@ -195,10 +229,17 @@ pub async fn run(global: GlobalArgs, args: DemoArgs) -> Result<(), CliError> {
 
     let results = demo_results(&jobs, started).await?;
     println!();
-    println!("{:<10} {:<38} {:>7}  {:<36}  note", "status", "job", "attempt", "result uuid");
+    println!(
+        "{:<10} {:<38} {:>7}  {:<36}  note",
+        "status", "job", "attempt", "result uuid"
+    );
     for r in &results {
         let note = r.error.lines().next().unwrap_or("").to_string();
-        let note = if r.retry_job_request_uuid.is_some() { format!("{note} → retried") } else { note };
+        let note = if r.retry_job_request_uuid.is_some() {
+            format!("{note} → retried")
+        } else {
+            note
+        };
         println!(
             "{:<10} {:<38} {:>7}  {:<36}  {}",
             r.status.as_str(),
@@ -226,13 +267,19 @@ pub async fn run(global: GlobalArgs, args: DemoArgs) -> Result<(), CliError> {
     }
     println!();
     if !finished {
-        return Err(failure(format!("the demo did not finish within {} s", args.timeout)));
+        return Err(failure(format!(
+            "the demo did not finish within {} s",
+            args.timeout
+        )));
     }
     println!("Every job ended exactly once. Try: plainjobs stats, plainjobs results --queue {QUEUE}, plainjobs show <uuid>");
     Ok(())
 }
 
-async fn demo_results(jobs: &Jobs, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<JobResult>, CliError> {
+async fn demo_results(
+    jobs: &Jobs,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<JobResult>, CliError> {
     let mut results: Vec<JobResult> = jobs
         .results(None, Some(QUEUE), None, 1000)
         .await?

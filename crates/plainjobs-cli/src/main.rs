@@ -37,7 +37,10 @@ enum Top {
 
 fn init_logging(default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 #[tokio::main]
@@ -45,7 +48,11 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Top::Jobs(command) => {
-            init_logging(if matches!(command, Command::Worker(_)) { "info" } else { "warn" });
+            init_logging(if matches!(command, Command::Worker(_)) {
+                "info"
+            } else {
+                "warn"
+            });
             cli::run(cli.global, command, Registry::new()).await
         }
         Top::Demo(args) => {

@@ -16,7 +16,11 @@ impl Job for WelcomeUser {
 
     async fn run(&self, ctx: &JobContext) -> Result<Outcome, JobError> {
         let greeting = ctx.state::<String>()?;
-        println!("{greeting}, user {} (attempt {})", self.user_id, ctx.process().retry_attempt);
+        println!(
+            "{greeting}, user {} (attempt {})",
+            self.user_id,
+            ctx.process().retry_attempt
+        );
         Ok(Outcome::Success)
     }
 
@@ -37,12 +41,17 @@ impl Job for WelcomeUser {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // postgres://… in production; a SQLite file needs nothing installed.
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://quickstart.sqlite3".into());
+    let url =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://quickstart.sqlite3".into());
     let jobs = Jobs::connect(&url).await?;
     jobs.migrate().await?;
 
-    jobs.enqueue(WelcomeUser { user_id: 1 }).priority(10).await?;
-    jobs.enqueue(WelcomeUser { user_id: 2 }).delay(Duration::from_secs(2)).await?;
+    jobs.enqueue(WelcomeUser { user_id: 1 })
+        .priority(10)
+        .await?;
+    jobs.enqueue(WelcomeUser { user_id: 2 })
+        .delay(Duration::from_secs(2))
+        .await?;
     // A duplicate by concurrency key is skipped: Ok(None).
     assert!(jobs.enqueue(WelcomeUser { user_id: 1 }).await?.is_none());
 

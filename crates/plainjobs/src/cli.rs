@@ -319,7 +319,8 @@ pub async fn main(cli: JobsCli, registry: Registry) -> ExitCode {
 /// # Errors
 /// [`CliError::Usage`] naming the bad key.
 pub fn load_settings(global: &GlobalArgs) -> Result<Settings, CliError> {
-    let mut settings = Settings::load(global.config.as_deref()).map_err(|e| usage(e.to_string()))?;
+    let mut settings =
+        Settings::load(global.config.as_deref()).map_err(|e| usage(e.to_string()))?;
     if let Some(url) = &global.database_url {
         settings.database_url = Some(url.clone());
     }
@@ -348,10 +349,12 @@ pub fn params_envelope(text: Option<&str>) -> Result<Value, CliError> {
     let Some(text) = text else {
         return Ok(json!({"args": [], "kwargs": {}}));
     };
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| usage(format!("--params is not valid JSON ({e}): {text}")))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| usage(format!("--params is not valid JSON ({e}): {text}")))?;
     Ok(match value {
-        Value::Object(map) if !map.is_empty() && map.keys().all(|k| k == "args" || k == "kwargs") => {
+        Value::Object(map)
+            if !map.is_empty() && map.keys().all(|k| k == "args" || k == "kwargs") =>
+        {
             let mut env = map;
             env.entry("args").or_insert_with(|| json!([]));
             env.entry("kwargs").or_insert_with(|| json!({}));
@@ -375,7 +378,8 @@ fn parse_uuid(text: &str) -> Result<Uuid, CliError> {
 }
 
 fn time_text(t: Option<DateTime<Utc>>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()).unwrap_or_else(|| "-".into())
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 /// Runs one command.
@@ -395,11 +399,21 @@ pub async fn run(global: GlobalArgs, command: Command, registry: Registry) -> Re
         Command::Enqueue(args) => {
             let params = params_envelope(args.params.as_deref())?;
             let jobs = connect(&settings).await?;
-            enqueue(&jobs, jobs.enqueue_by_name(&args.job_name, params), &args.options).await
+            enqueue(
+                &jobs,
+                jobs.enqueue_by_name(&args.job_name, params),
+                &args.options,
+            )
+            .await
         }
         Command::EnqueueCommand(args) => {
             let jobs = connect(&settings).await?;
-            enqueue(&jobs, jobs.enqueue(ScheduledCommand(args.command.clone())), &args.options).await
+            enqueue(
+                &jobs,
+                jobs.enqueue(ScheduledCommand(args.command.clone())),
+                &args.options,
+            )
+            .await
         }
         Command::Stats(a) => stats(&settings, a.json).await,
         Command::Results(a) => results(&settings, a).await,
@@ -429,7 +443,11 @@ pub async fn run(global: GlobalArgs, command: Command, registry: Registry) -> Re
                 return print_json(&list);
             }
             for (name, canonical, desc) in names {
-                let alias = if name == canonical { String::new() } else { format!(" (alias of {canonical})") };
+                let alias = if name == canonical {
+                    String::new()
+                } else {
+                    format!(" (alias of {canonical})")
+                };
                 println!("{name}{alias}  {desc}");
             }
             Ok(())
@@ -438,7 +456,11 @@ pub async fn run(global: GlobalArgs, command: Command, registry: Registry) -> Re
     }
 }
 
-async fn enqueue(_jobs: &Jobs, builder: crate::Enqueue<'_>, o: &EnqueueOptions) -> Result<(), CliError> {
+async fn enqueue(
+    _jobs: &Jobs,
+    builder: crate::Enqueue<'_>,
+    o: &EnqueueOptions,
+) -> Result<(), CliError> {
     let mut b = builder.source("plainjobs CLI");
     if let Some(q) = &o.queue {
         b = b.queue(q.clone());
@@ -460,7 +482,10 @@ async fn enqueue(_jobs: &Jobs, builder: crate::Enqueue<'_>, o: &EnqueueOptions) 
             if o.json {
                 print_json(&json!({"enqueued": true, "request": req}))
             } else {
-                println!("enqueued {} {} on queue {}", req.job_class, req.uuid, req.queue);
+                println!(
+                    "enqueued {} {} on queue {}",
+                    req.job_class, req.uuid, req.queue
+                );
                 Ok(())
             }
         }
@@ -475,7 +500,11 @@ async fn enqueue(_jobs: &Jobs, builder: crate::Enqueue<'_>, o: &EnqueueOptions) 
     }
 }
 
-async fn worker(settings: &Settings, args: WorkerArgs, mut registry: Registry) -> Result<(), CliError> {
+async fn worker(
+    settings: &Settings,
+    args: WorkerArgs,
+    mut registry: Registry,
+) -> Result<(), CliError> {
     let mut config = settings.worker_config();
     if let Some(t) = &args.stats_every {
         let d = duration_arg("--stats-every", t)?;
@@ -485,7 +514,11 @@ async fn worker(settings: &Settings, args: WorkerArgs, mut registry: Registry) -
         let d = duration_arg("--shutdown-timeout", t)?;
         config.shutdown_timeout = (!d.is_zero()).then_some(d);
     }
-    let queues = if args.queues.is_empty() { settings.queues.clone() } else { args.queues.clone() };
+    let queues = if args.queues.is_empty() {
+        settings.queues.clone()
+    } else {
+        args.queues.clone()
+    };
     // The standalone worker opts in to shell commands.
     registry.register::<ScheduledCommand>();
     let jobs = connect(settings).await?;
@@ -499,22 +532,31 @@ async fn worker(settings: &Settings, args: WorkerArgs, mut registry: Registry) -
     for (target, cron) in &settings.schedules {
         worker = worker.schedule_by_name(target, cron)?;
     }
-    worker.run().await.map_err(|e| CliError::Failure(e.to_string()))
+    worker
+        .run()
+        .await
+        .map_err(|e| CliError::Failure(e.to_string()))
 }
 
 async fn stats(settings: &Settings, as_json: bool) -> Result<(), CliError> {
     let jobs = connect(settings).await?;
     let queues = jobs.stats().await?;
     let workers = jobs.workers().await?;
-    let cutoff = Utc::now() - chrono::Duration::from_std(settings.heartbeat_timeout).unwrap_or_else(|_| chrono::Duration::zero());
-    let (stale, active): (Vec<_>, Vec<_>) = workers.iter().partition(|w| w.last_heartbeat_at < cutoff);
+    let cutoff = Utc::now()
+        - chrono::Duration::from_std(settings.heartbeat_timeout)
+            .unwrap_or_else(|_| chrono::Duration::zero());
+    let (stale, active): (Vec<_>, Vec<_>) =
+        workers.iter().partition(|w| w.last_heartbeat_at < cutoff);
     if as_json {
         return print_json(&json!({
             "queues": queues,
             "workers": {"active": active.len(), "stale": stale.len(), "list": workers},
         }));
     }
-    println!("{:<20} {:>8} {:>10} {:>8} {:>8}  results", "queue", "ready", "scheduled", "waiting", "running");
+    println!(
+        "{:<20} {:>8} {:>10} {:>8} {:>8}  results",
+        "queue", "ready", "scheduled", "waiting", "running"
+    );
     for q in &queues {
         let results: Vec<String> = q.results.iter().map(|(s, n)| format!("{s}={n}")).collect();
         println!(
@@ -532,7 +574,11 @@ async fn stats(settings: &Settings, as_json: bool) -> Result<(), CliError> {
     }
     println!("workers: {} active, {} stale", active.len(), stale.len());
     for w in &workers {
-        let state = if w.last_heartbeat_at < cutoff { "stale" } else { "active" };
+        let state = if w.last_heartbeat_at < cutoff {
+            "stale"
+        } else {
+            "active"
+        };
         println!(
             "  {} {}:{} queues={} last heartbeat {} ({state})",
             w.worker_id,
@@ -566,7 +612,9 @@ async fn results(settings: &Settings, a: ResultsArgs) -> Result<(), CliError> {
         None => None,
     };
     let jobs = connect(settings).await?;
-    let list = jobs.results(status, a.queue.as_deref(), a.job.as_deref(), a.limit).await?;
+    let list = jobs
+        .results(status, a.queue.as_deref(), a.job.as_deref(), a.limit)
+        .await?;
     if a.json {
         return print_json(&list);
     }
@@ -582,13 +630,23 @@ async fn results(settings: &Settings, a: ResultsArgs) -> Result<(), CliError> {
 async fn show(settings: &Settings, a: ShowArgs) -> Result<(), CliError> {
     let uuid = parse_uuid(&a.uuid)?;
     let jobs = connect(settings).await?;
-    let found = jobs.find(uuid).await?.ok_or_else(|| CliError::Failure(format!("no job with uuid {uuid}")))?;
+    let found = jobs
+        .find(uuid)
+        .await?
+        .ok_or_else(|| CliError::Failure(format!("no job with uuid {uuid}")))?;
     if a.json {
         return print_json(&found);
     }
     let (kind, value) = match &found {
         Found::Request(r) => ("pending request", serde_json::to_value(r)),
-        Found::Process(p) => (if p.started_at.is_some() { "running process" } else { "claimed process (waiting)" }, serde_json::to_value(p)),
+        Found::Process(p) => (
+            if p.started_at.is_some() {
+                "running process"
+            } else {
+                "claimed process (waiting)"
+            },
+            serde_json::to_value(p),
+        ),
         Found::Result(r) => ("result", serde_json::to_value(r)),
     };
     let value = value.map_err(|e| CliError::Failure(e.to_string()))?;
@@ -608,7 +666,14 @@ async fn show(settings: &Settings, a: ShowArgs) -> Result<(), CliError> {
     }
     if let Found::Result(r) = &found {
         if !r.error.is_empty() {
-            println!("  error:\n{}", r.error.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n"));
+            println!(
+                "  error:\n{}",
+                r.error
+                    .lines()
+                    .map(|l| format!("    {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
         }
     }
     Ok(())
@@ -618,12 +683,19 @@ async fn retry(settings: &Settings, a: RetryArgs, registry: &Registry) -> Result
     if a.uuids.is_empty() && !a.failed {
         return Err(usage("give result uuids to retry, or --failed"));
     }
-    let ids: Vec<Uuid> = a.uuids.iter().map(|u| parse_uuid(u)).collect::<Result<_, _>>()?;
+    let ids: Vec<Uuid> = a
+        .uuids
+        .iter()
+        .map(|u| parse_uuid(u))
+        .collect::<Result<_, _>>()?;
     let jobs = connect(settings).await?;
     let mut targets = ids;
     if a.failed {
         for status in [JobStatus::Errored, JobStatus::Lost, JobStatus::Cancelled] {
-            for r in jobs.results(Some(status), a.queue.as_deref(), None, 10_000).await? {
+            for r in jobs
+                .results(Some(status), a.queue.as_deref(), None, 10_000)
+                .await?
+            {
                 if r.retry_job_request_uuid.is_none() {
                     targets.push(r.uuid);
                 }
@@ -636,7 +708,10 @@ async fn retry(settings: &Settings, a: RetryArgs, registry: &Registry) -> Result
         match &outcome {
             Some(req) => {
                 if !a.json {
-                    println!("retried {uuid} as {} (attempt {})", req.uuid, req.retry_attempt);
+                    println!(
+                        "retried {uuid} as {} (attempt {})",
+                        req.uuid, req.retry_attempt
+                    );
                 }
             }
             None => {
@@ -659,7 +734,9 @@ async fn purge(settings: &Settings, a: PurgeArgs) -> Result<(), CliError> {
         let stats = jobs.stats().await?;
         let pending: i64 = stats.iter().map(|q| q.ready + q.scheduled).sum();
         let processing: i64 = stats.iter().map(|q| q.waiting + q.running).sum();
-        print!("Delete {pending} pending and {processing} processing jobs? Results are kept. [y/N] ");
+        print!(
+            "Delete {pending} pending and {processing} processing jobs? Results are kept. [y/N] "
+        );
         let _ = std::io::stdout().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -677,10 +754,12 @@ async fn run_job(settings: &Settings, a: RunArgs, registry: &Registry) -> Result
     let mut registry = registry.clone();
     registry.register::<ScheduledCommand>();
     let params = params_envelope(a.params.as_deref())?;
-    let job = registry.load(&a.job_name, Some(&params)).map_err(|e| match e {
-        LoadError::Unknown(_) => usage(format!("{e} (see `plainjobs list`)")),
-        LoadError::Params(_) => usage(e.to_string()),
-    })?;
+    let job = registry
+        .load(&a.job_name, Some(&params))
+        .map_err(|e| match e {
+            LoadError::Unknown(_) => usage(format!("{e} (see `plainjobs list`)")),
+            LoadError::Params(_) => usage(e.to_string()),
+        })?;
     let jobs = connect(settings).await?;
     let now = Utc::now();
     let process = JobProcess {
@@ -702,32 +781,56 @@ async fn run_job(settings: &Settings, a: RunArgs, registry: &Registry) -> Result
         span_id: None,
         worker_id: Uuid::nil(),
     };
-    let ctx = JobContext { process, state: State::default(), jobs, shutdown: tokio_util::sync::CancellationToken::new() };
+    let ctx = JobContext {
+        process,
+        state: State::default(),
+        jobs,
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    };
     let began = std::time::Instant::now();
     match job.run(&ctx).await {
         Ok(Outcome::Success) => {
-            println!("{} succeeded in {} ms", a.job_name, began.elapsed().as_millis());
+            println!(
+                "{} succeeded in {} ms",
+                a.job_name,
+                began.elapsed().as_millis()
+            );
             Ok(())
         }
         Ok(Outcome::Defer { delay, .. }) => {
-            println!("{} asked to be deferred for {}s (run it again later)", a.job_name, delay.as_secs());
+            println!(
+                "{} asked to be deferred for {}s (run it again later)",
+                a.job_name,
+                delay.as_secs()
+            );
             Ok(())
         }
-        Err(e) => Err(CliError::Failure(format!("{} failed: {}", a.job_name, e.report()))),
+        Err(e) => Err(CliError::Failure(format!(
+            "{} failed: {}",
+            a.job_name,
+            e.report()
+        ))),
     }
 }
 
 fn schedule(settings: &Settings, a: ScheduleArgs) -> Result<(), CliError> {
     let tz: chrono_tz::Tz = match &a.tz {
-        Some(z) => z.parse().map_err(|_| usage(format!("--tz: {z:?} is not an IANA time zone (like Europe/Berlin)")))?,
+        Some(z) => z.parse().map_err(|_| {
+            usage(format!(
+                "--tz: {z:?} is not an IANA time zone (like Europe/Berlin)"
+            ))
+        })?,
         None => settings.timezone,
     };
     let schedule = Schedule::parse(&a.cron)
         .map_err(|e| usage(format!("invalid schedule {:?}: {e}", a.cron)))?
         .with_timezone(tz);
     let from = match &a.from {
-        Some(t) => crate::params::plain_datetime::parse(t)
-            .ok_or_else(|| usage(format!("--from: {t:?} is not a time (use RFC 3339, e.g. 2026-03-08T00:00:00Z)")))?,
+        Some(t) => crate::params::plain_datetime::parse(t).ok_or_else(|| {
+            usage(format!(
+                "--from: {t:?} is not a time (use RFC 3339, e.g. 2026-03-08T00:00:00Z)"
+            ))
+        })?,
         None => Utc::now(),
     };
     let times: Vec<DateTime<Utc>> = schedule.upcoming(from).take(a.count).collect();
@@ -745,7 +848,11 @@ fn schedule(settings: &Settings, a: ScheduleArgs) -> Result<(), CliError> {
         return print_json(&list);
     }
     for t in times {
-        println!("{}  ({})", t.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z"), t.to_rfc3339());
+        println!(
+            "{}  ({})",
+            t.with_timezone(&tz).format("%a %Y-%m-%d %H:%M %Z"),
+            t.to_rfc3339()
+        );
     }
     Ok(())
 }

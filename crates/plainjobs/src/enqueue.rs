@@ -55,7 +55,9 @@ impl UniqueCheck<'_> {
     /// # Errors
     /// A database error.
     pub async fn requested_jobs(&mut self, include_retries: bool) -> Result<i64> {
-        self.conn.count_requests(&self.job_class, &self.concurrency_key, include_retries).await
+        self.conn
+            .count_requests(&self.job_class, &self.concurrency_key, include_retries)
+            .await
     }
 
     /// Claimed or running jobs of this class with this key, not counting the job that is
@@ -65,7 +67,12 @@ impl UniqueCheck<'_> {
     /// A database error.
     pub async fn processing_jobs(&mut self, include_retries: bool) -> Result<i64> {
         self.conn
-            .count_processes(&self.job_class, &self.concurrency_key, include_retries, self.exclude_process)
+            .count_processes(
+                &self.job_class,
+                &self.concurrency_key,
+                include_retries,
+                self.exclude_process,
+            )
             .await
     }
 
@@ -110,37 +117,62 @@ fn check_hex(field: &'static str, value: &str, digits: usize) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidInput { field, problem: format!("{value:?} is not 0x followed by {digits} hex digits") })
+        Err(Error::InvalidInput {
+            field,
+            problem: format!("{value:?} is not 0x followed by {digits} hex digits"),
+        })
     }
 }
 
 /// Builds the row to insert, validating every value the schema constrains.
-pub(crate) fn build_request(job: &dyn ErasedJob, opts: &Options, source: String) -> Result<NewRequest> {
+pub(crate) fn build_request(
+    job: &dyn ErasedJob,
+    opts: &Options,
+    source: String,
+) -> Result<NewRequest> {
     let job_class = job.job_class().to_string();
     check_len("job class name", &job_class)?;
     if job_class.is_empty() {
-        return Err(Error::InvalidInput { field: "job class name", problem: "it is empty".into() });
+        return Err(Error::InvalidInput {
+            field: "job class name",
+            problem: "it is empty".into(),
+        });
     }
     let queue = opts.queue.clone().unwrap_or_else(|| job.default_queue());
     check_len("queue", &queue)?;
     if queue.is_empty() {
-        return Err(Error::InvalidInput { field: "queue", problem: "it is empty".into() });
+        return Err(Error::InvalidInput {
+            field: "queue",
+            problem: "it is empty".into(),
+        });
     }
-    let concurrency_key = opts.concurrency_key.clone().unwrap_or_else(|| job.default_concurrency_key());
+    let concurrency_key = opts
+        .concurrency_key
+        .clone()
+        .unwrap_or_else(|| job.default_concurrency_key());
     check_len("concurrency_key", &concurrency_key)?;
     let retries = opts.retries.unwrap_or_else(|| job.default_retries());
     if retries < 0 {
-        return Err(Error::InvalidInput { field: "retries", problem: format!("{retries} is negative") });
+        return Err(Error::InvalidInput {
+            field: "retries",
+            problem: format!("{retries} is negative"),
+        });
     }
     let retry_attempt = opts.retry_attempt.unwrap_or(0);
     if retry_attempt < 0 {
-        return Err(Error::InvalidInput { field: "retry_attempt", problem: format!("{retry_attempt} is negative") });
+        return Err(Error::InvalidInput {
+            field: "retry_attempt",
+            problem: format!("{retry_attempt} is negative"),
+        });
     }
     let start = opts.start.unwrap_or(Start::Now);
     if let Start::After(d) = start {
         // Far beyond any sensible delay, and safely inside PostgreSQL's interval range.
         if d > Duration::from_secs(100 * 365 * 24 * 3600) {
-            return Err(Error::InvalidInput { field: "delay", problem: format!("{d:?} is more than 100 years") });
+            return Err(Error::InvalidInput {
+                field: "delay",
+                problem: format!("{d:?} is more than 100 years"),
+            });
         }
     }
     let (trace_id, span_id) = match &opts.trace {
@@ -184,16 +216,24 @@ pub(crate) async fn enqueue_on(
         match job.lock_strategy() {
             LockStrategy::None => {}
             LockStrategy::Advisory => {
-                check.advisory_lock(advisory_lock_id(&req.job_class, &req.concurrency_key)).await?
+                check
+                    .advisory_lock(advisory_lock_id(&req.job_class, &req.concurrency_key))
+                    .await?
             }
-            LockStrategy::Custom(lock) => lock.lock(&mut check, &req.job_class, &req.concurrency_key).await?,
+            LockStrategy::Custom(lock) => {
+                lock.lock(&mut check, &req.job_class, &req.concurrency_key)
+                    .await?
+            }
         }
     }
     if !job.should_enqueue(&req.concurrency_key, &mut check).await? {
         tracing::debug!(job_class = %req.job_class, concurrency_key = %req.concurrency_key, "enqueue skipped by should_enqueue");
         return Ok(None);
     }
-    let mut rows = check.conn.insert_requests(std::slice::from_ref(&req)).await?;
+    let mut rows = check
+        .conn
+        .insert_requests(std::slice::from_ref(&req))
+        .await?;
     Ok(rows.pop())
 }
 
@@ -357,7 +397,11 @@ impl<'j> Enqueue<'j> {
         self
     }
     /// The trace context to store (`0x` + 32 hex digits, `0x` + 16 hex digits).
-    pub fn trace_context(mut self, trace_id: impl Into<String>, span_id: impl Into<String>) -> Self {
+    pub fn trace_context(
+        mut self,
+        trace_id: impl Into<String>,
+        span_id: impl Into<String>,
+    ) -> Self {
         self.opts.trace = Some((trace_id.into(), span_id.into()));
         self
     }
@@ -373,7 +417,10 @@ impl<'j> Enqueue<'j> {
     /// [`Error::InvalidInput`] for a value the schema cannot hold, [`Error::Params`] when the job
     /// cannot be serialized, [`Error::Database`] for a failed query (the caller's transaction is
     /// then aborted, as with any failed statement).
-    pub async fn in_transaction<T: TransactionConn + ?Sized>(self, tx: &mut T) -> Result<Option<JobRequest>> {
+    pub async fn in_transaction<T: TransactionConn + ?Sized>(
+        self,
+        tx: &mut T,
+    ) -> Result<Option<JobRequest>> {
         let req = build_request(&*self.job, &self.opts, self.source)?;
         let mut conn = tx.as_conn();
         enqueue_on(&mut *conn, &*self.job, req, self.opts.exclude_process).await
@@ -444,7 +491,10 @@ impl<'j> EnqueueMany<'j> {
     ///
     /// # Errors
     /// As [`Enqueue::in_transaction`].
-    pub async fn in_transaction<T: TransactionConn + ?Sized>(self, tx: &mut T) -> Result<Vec<JobRequest>> {
+    pub async fn in_transaction<T: TransactionConn + ?Sized>(
+        self,
+        tx: &mut T,
+    ) -> Result<Vec<JobRequest>> {
         let mut conn = tx.as_conn();
         self.enqueue_all(&mut *conn).await
     }

@@ -147,7 +147,12 @@ pub trait KeyLock: Send + Sync {
     ///
     /// # Errors
     /// A database error; the enqueue fails with it.
-    async fn lock(&self, check: &mut UniqueCheck<'_>, job_class: &str, concurrency_key: &str) -> crate::Result<()>;
+    async fn lock(
+        &self,
+        check: &mut UniqueCheck<'_>,
+        job_class: &str,
+        concurrency_key: &str,
+    ) -> crate::Result<()>;
 }
 
 /// What a job's [`run`](Job::run) asks for when it did not fail.
@@ -168,7 +173,10 @@ pub enum Outcome {
 impl Outcome {
     /// Defer by `delay` without using a retry.
     pub fn defer(delay: Duration) -> Outcome {
-        Outcome::Defer { delay, increment_retries: false }
+        Outcome::Defer {
+            delay,
+            increment_retries: false,
+        }
     }
 }
 
@@ -217,7 +225,10 @@ impl JobError {
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
     fn from(err: E) -> Self {
-        JobError { inner: Box::new(err), backtrace: Backtrace::capture() }
+        JobError {
+            inner: Box::new(err),
+            backtrace: Backtrace::capture(),
+        }
     }
 }
 
@@ -247,7 +258,9 @@ impl State {
 
     /// The value of type `T`, if one was given.
     pub fn try_get<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.values.get(&TypeId::of::<T>()).and_then(|v| v.downcast_ref::<T>())
+        self.values
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref::<T>())
     }
 
     /// The value of type `T`.

@@ -67,7 +67,10 @@ pub struct ConnectOptions {
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        ConnectOptions { max_connections: 10, connect_timeout: Duration::from_secs(10) }
+        ConnectOptions {
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -75,7 +78,9 @@ impl Default for ConnectOptions {
 pub(crate) fn raw_job(job_class: &str, parameters: Option<&Value>) -> RawJob {
     RawJob {
         job_class: job_class.to_string(),
-        parameters: parameters.cloned().unwrap_or_else(|| serde_json::json!({"args": [], "kwargs": {}})),
+        parameters: parameters
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({"args": [], "kwargs": {}})),
     }
 }
 
@@ -95,11 +100,22 @@ impl Jobs {
     /// # Errors
     /// As [`Jobs::connect`].
     pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Jobs> {
-        let connect = |source| Error::Connect { url: redact_url(url), source };
+        let connect = |source| Error::Connect {
+            url: redact_url(url),
+            source,
+        };
         if url.starts_with("sqlite:") {
-            let store = SqliteStore::open(url, options.max_connections).await.map_err(connect)?;
+            let store = SqliteStore::open(url, options.max_connections)
+                .await
+                .map_err(connect)?;
             let pool = store.pool().clone();
-            return Ok(Jobs { inner: Arc::new(Inner { store: Arc::new(store), pool: None, sqlite: Some(pool) }) });
+            return Ok(Jobs {
+                inner: Arc::new(Inner {
+                    store: Arc::new(store),
+                    pool: None,
+                    sqlite: Some(pool),
+                }),
+            });
         }
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(Error::UnsupportedUrl(redact_url(url)));
@@ -118,7 +134,11 @@ impl Jobs {
     /// Uses an existing PostgreSQL pool (the application's own).
     pub fn from_pool(pool: PgPool) -> Jobs {
         Jobs {
-            inner: Arc::new(Inner { store: Arc::new(PgStore::new(pool.clone())), pool: Some(pool), sqlite: None }),
+            inner: Arc::new(Inner {
+                store: Arc::new(PgStore::new(pool.clone())),
+                pool: Some(pool),
+                sqlite: None,
+            }),
         }
     }
 
@@ -198,7 +218,12 @@ impl Jobs {
     ///
     /// # Errors
     /// A database error.
-    pub async fn retry_result(&self, result_uuid: Uuid, registry: &Registry, force: bool) -> Result<Option<JobRequest>> {
+    pub async fn retry_result(
+        &self,
+        result_uuid: Uuid,
+        registry: &Registry,
+        force: bool,
+    ) -> Result<Option<JobRequest>> {
         crate::worker::retry::retry_now(self, registry, result_uuid, force).await
     }
 

@@ -81,6 +81,8 @@
 //! - [`params`]: how parameters are stored (plain.jobs' envelope, its date strings).
 #![warn(missing_docs)]
 
+#[cfg(feature = "cli")]
+pub mod cli;
 mod enqueue;
 mod error;
 mod job;
@@ -90,12 +92,12 @@ pub mod params;
 mod registry;
 pub mod schedule;
 pub mod settings;
-#[cfg(feature = "cli")]
-pub mod cli;
 mod store;
 mod worker;
 
-pub use enqueue::{advisory_lock_id, Enqueue, EnqueueMany, TransactionConn, UniqueCheck, MAX_NAME_LEN};
+pub use enqueue::{
+    advisory_lock_id, Enqueue, EnqueueMany, TransactionConn, UniqueCheck, MAX_NAME_LEN,
+};
 pub use error::{redact_url, Error, Result};
 pub use job::{Job, JobContext, JobError, KeyLock, LockStrategy, Outcome, State};
 pub use jobs::{ConnectOptions, Found, Jobs};

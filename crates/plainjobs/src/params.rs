@@ -105,7 +105,10 @@ fn shorten(v: &Value) -> String {
 /// let job: Welcome = plainjobs::params::decode("app.Welcome", Some(&env)).unwrap();
 /// assert_eq!(job, Welcome { user_id: 7 });
 /// ```
-pub fn decode<T: DeserializeOwned>(job_class: &str, params: Option<&Value>) -> Result<T, ParamsError> {
+pub fn decode<T: DeserializeOwned>(
+    job_class: &str,
+    params: Option<&Value>,
+) -> Result<T, ParamsError> {
     let not_env = |found: String| ParamsError::NotAnEnvelope {
         job_class: job_class.to_string(),
         found,
@@ -114,7 +117,10 @@ pub fn decode<T: DeserializeOwned>(job_class: &str, params: Option<&Value>) -> R
         None | Some(Value::Null) => (Vec::new(), Map::new()),
         Some(Value::Object(map)) => {
             if let Some(key) = map.keys().find(|k| *k != "args" && *k != "kwargs") {
-                return Err(not_env(format!("unexpected key {key:?} in {}", shorten(&Value::Object(map.clone())))));
+                return Err(not_env(format!(
+                    "unexpected key {key:?} in {}",
+                    shorten(&Value::Object(map.clone()))
+                )));
             }
             let args = match map.get("args") {
                 None | Some(Value::Null) => Vec::new(),
@@ -143,7 +149,9 @@ pub fn decode<T: DeserializeOwned>(job_class: &str, params: Option<&Value>) -> R
                 // A newtype struct reads its single value; a 1-tuple reads the array.
                 match serde_json::from_value(args[0].clone()) {
                     Ok(v) => Ok(v),
-                    Err(first) => serde_json::from_value(Value::Array(args)).map_err(|_| decode_err(first)),
+                    Err(first) => {
+                        serde_json::from_value(Value::Array(args)).map_err(|_| decode_err(first))
+                    }
                 }
             } else {
                 serde_json::from_value(Value::Array(args)).map_err(decode_err)
@@ -190,8 +198,9 @@ pub mod plain_date {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
         let text = String::deserialize(d)?;
         let body = text.strip_prefix(DATE_PREFIX).unwrap_or(&text);
-        NaiveDate::parse_from_str(body, "%Y-%m-%d")
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a date (YYYY-MM-DD): {e}")))
+        NaiveDate::parse_from_str(body, "%Y-%m-%d").map_err(|e| {
+            serde::de::Error::custom(format!("{text:?} is not a date (YYYY-MM-DD): {e}"))
+        })
     }
 }
 
@@ -238,7 +247,11 @@ pub mod plain_datetime {
                 return Some(dt.with_timezone(&Utc));
             }
         }
-        for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        for fmt in [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+        ] {
             if let Ok(naive) = NaiveDateTime::parse_from_str(body, fmt) {
                 return Some(naive.and_utc());
             }
@@ -275,19 +288,41 @@ mod tests {
 
     #[test]
     fn named_fields_are_kwargs() {
-        let v = encode("x", &Named { user_id: 1, name: "a".into() }).unwrap();
-        assert_eq!(v, json!({"args": [], "kwargs": {"user_id": 1, "name": "a"}}));
-        assert_eq!(decode::<Named>("x", Some(&v)).unwrap(), Named { user_id: 1, name: "a".into() });
+        let v = encode(
+            "x",
+            &Named {
+                user_id: 1,
+                name: "a".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"args": [], "kwargs": {"user_id": 1, "name": "a"}})
+        );
+        assert_eq!(
+            decode::<Named>("x", Some(&v)).unwrap(),
+            Named {
+                user_id: 1,
+                name: "a".into()
+            }
+        );
     }
 
     #[test]
     fn tuples_and_newtypes_are_args() {
         let v = encode("x", &Tuple(1, "a".into())).unwrap();
         assert_eq!(v, json!({"args": [1, "a"], "kwargs": {}}));
-        assert_eq!(decode::<Tuple>("x", Some(&v)).unwrap(), Tuple(1, "a".into()));
+        assert_eq!(
+            decode::<Tuple>("x", Some(&v)).unwrap(),
+            Tuple(1, "a".into())
+        );
         let v = encode("x", &Newtype("echo hi".into())).unwrap();
         assert_eq!(v, json!({"args": ["echo hi"], "kwargs": {}}));
-        assert_eq!(decode::<Newtype>("x", Some(&v)).unwrap(), Newtype("echo hi".into()));
+        assert_eq!(
+            decode::<Newtype>("x", Some(&v)).unwrap(),
+            Newtype("echo hi".into())
+        );
     }
 
     #[test]
@@ -302,8 +337,15 @@ mod tests {
     fn bad_envelopes_name_the_problem() {
         let err = decode::<Named>("app.Welcome", Some(&json!([1, 2]))).unwrap_err();
         assert!(err.to_string().contains("app.Welcome"), "{err}");
-        assert!(err.to_string().contains("not a plain.jobs envelope"), "{err}");
-        let err = decode::<Named>("app.Welcome", Some(&json!({"args": [], "kwargs": {"user_id": "x"}}))).unwrap_err();
+        assert!(
+            err.to_string().contains("not a plain.jobs envelope"),
+            "{err}"
+        );
+        let err = decode::<Named>(
+            "app.Welcome",
+            Some(&json!({"args": [], "kwargs": {"user_id": "x"}})),
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("do not fit job type app.Welcome"), "{text}");
         assert!(matches!(err, ParamsError::Decode { .. }));
@@ -318,7 +360,8 @@ mod tests {
         assert_eq!(d.day, NaiveDate::from_ymd_opt(2024, 1, 15).unwrap());
         assert_eq!(
             d.at,
-            Utc.with_ymd_and_hms(2024, 1, 15, 10, 30, 45).unwrap() + chrono::Duration::milliseconds(250)
+            Utc.with_ymd_and_hms(2024, 1, 15, 10, 30, 45).unwrap()
+                + chrono::Duration::milliseconds(250)
         );
         assert_eq!(encode("x", &d).unwrap(), v);
         // Python's naive isoformat and an offset other than UTC.

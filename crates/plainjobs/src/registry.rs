@@ -29,7 +29,11 @@ pub(crate) trait ErasedJob: Send + Sync {
         check: &'a mut UniqueCheck<'b>,
     ) -> BoxFuture<'a, crate::Result<bool>>;
     fn lock_strategy(&self) -> LockStrategy;
-    fn on_aborted<'a>(&'a self, result: &'a JobResult, state: &'a State) -> BoxFuture<'a, Result<(), JobError>>;
+    fn on_aborted<'a>(
+        &'a self,
+        result: &'a JobResult,
+        state: &'a State,
+    ) -> BoxFuture<'a, Result<(), JobError>>;
 }
 
 impl<J: Job> ErasedJob for J {
@@ -67,7 +71,11 @@ impl<J: Job> ErasedJob for J {
     fn lock_strategy(&self) -> LockStrategy {
         Job::lock_strategy(self)
     }
-    fn on_aborted<'a>(&'a self, result: &'a JobResult, state: &'a State) -> BoxFuture<'a, Result<(), JobError>> {
+    fn on_aborted<'a>(
+        &'a self,
+        result: &'a JobResult,
+        state: &'a State,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
         Job::on_aborted(self, result, state).boxed()
     }
 }
@@ -88,7 +96,12 @@ impl ErasedJob for RawJob {
     }
     fn run<'a>(&'a self, _ctx: &'a JobContext) -> BoxFuture<'a, Result<Outcome, JobError>> {
         let name = self.job_class.clone();
-        async move { Err(JobError::msg(format!("job type {name:?} is not registered on this worker"))) }.boxed()
+        async move {
+            Err(JobError::msg(format!(
+                "job type {name:?} is not registered on this worker"
+            )))
+        }
+        .boxed()
     }
     fn default_queue(&self) -> String {
         "default".into()
@@ -121,14 +134,21 @@ impl ErasedJob for RawJob {
     fn lock_strategy(&self) -> LockStrategy {
         LockStrategy::Advisory
     }
-    fn on_aborted<'a>(&'a self, _r: &'a JobResult, _s: &'a State) -> BoxFuture<'a, Result<(), JobError>> {
+    fn on_aborted<'a>(
+        &'a self,
+        _r: &'a JobResult,
+        _s: &'a State,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
         async { Ok(()) }.boxed()
     }
 }
 
 type Decoder = fn(&str, Option<&Value>) -> Result<Box<dyn ErasedJob>, ParamsError>;
 
-fn decode_as<J: Job>(job_class: &str, params: Option<&Value>) -> Result<Box<dyn ErasedJob>, ParamsError> {
+fn decode_as<J: Job>(
+    job_class: &str,
+    params: Option<&Value>,
+) -> Result<Box<dyn ErasedJob>, ParamsError> {
     Ok(Box::new(params::decode::<J>(job_class, params)?))
 }
 
@@ -182,7 +202,11 @@ impl Registry {
 
     /// Registers `J` under its [`NAME`](Job::NAME) and [`ALIASES`](Job::ALIASES).
     pub fn register<J: Job>(&mut self) -> &mut Self {
-        let entry = Entry { name: J::NAME, description: J::DESCRIPTION, decode: decode_as::<J> };
+        let entry = Entry {
+            name: J::NAME,
+            description: J::DESCRIPTION,
+            decode: decode_as::<J>,
+        };
         let map = Arc::make_mut(&mut self.entries);
         map.insert(J::NAME.to_string(), entry.clone());
         for alias in J::ALIASES {
@@ -193,7 +217,11 @@ impl Registry {
 
     /// Registers one more name under which rows run as `J`.
     pub fn alias<J: Job>(&mut self, alias: &str) -> &mut Self {
-        let entry = Entry { name: J::NAME, description: J::DESCRIPTION, decode: decode_as::<J> };
+        let entry = Entry {
+            name: J::NAME,
+            description: J::DESCRIPTION,
+            decode: decode_as::<J>,
+        };
         Arc::make_mut(&mut self.entries).insert(alias.to_string(), entry);
         self
     }
@@ -214,7 +242,10 @@ impl Registry {
 
     /// Registered names and aliases with the canonical name and description, sorted.
     pub fn names(&self) -> Vec<(String, &'static str, &'static str)> {
-        self.entries.iter().map(|(k, e)| (k.clone(), e.name, e.description)).collect()
+        self.entries
+            .iter()
+            .map(|(k, e)| (k.clone(), e.name, e.description))
+            .collect()
     }
 
     /// Checks that a stored job can be rebuilt: the name is known and the parameters fit.
@@ -225,8 +256,15 @@ impl Registry {
         self.load(job_class, params).map(|_| ())
     }
 
-    pub(crate) fn load(&self, job_class: &str, params: Option<&Value>) -> Result<Box<dyn ErasedJob>, LoadError> {
-        let entry = self.entries.get(job_class).ok_or_else(|| LoadError::Unknown(job_class.to_string()))?;
+    pub(crate) fn load(
+        &self,
+        job_class: &str,
+        params: Option<&Value>,
+    ) -> Result<Box<dyn ErasedJob>, LoadError> {
+        let entry = self
+            .entries
+            .get(job_class)
+            .ok_or_else(|| LoadError::Unknown(job_class.to_string()))?;
         Ok((entry.decode)(job_class, params)?)
     }
 }

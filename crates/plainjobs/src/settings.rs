@@ -143,7 +143,9 @@ const KEYS: &[&str] = &[
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let bad = || format!("{text:?} is not a duration (use 90, 90s, 500ms, 5m, 2h or 7d)");
     let n: f64 = num.parse().map_err(|_| bad())?;
@@ -162,7 +164,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn bad(key: &str, origin: &str, problem: impl Into<String>) -> SettingsError {
-    SettingsError::BadValue { key: key.to_string(), origin: origin.to_string(), problem: problem.into() }
+    SettingsError::BadValue {
+        key: key.to_string(),
+        origin: origin.to_string(),
+        problem: problem.into(),
+    }
 }
 
 fn optional(d: Duration) -> Option<Duration> {
@@ -179,8 +185,10 @@ impl Settings {
         let default_file = Path::new("plainjobs.toml");
         let file = file.or_else(|| default_file.exists().then_some(default_file));
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| SettingsError::File { path: path.to_path_buf(), problem: e.to_string() })?;
+            let text = std::fs::read_to_string(path).map_err(|e| SettingsError::File {
+                path: path.to_path_buf(),
+                problem: e.to_string(),
+            })?;
             s.apply_toml(&text, &path.display().to_string())?;
         }
         s.apply_env(std::env::vars())?;
@@ -192,9 +200,12 @@ impl Settings {
     /// # Errors
     /// [`SettingsError`] for an unknown key or a bad value.
     pub fn apply_toml(&mut self, text: &str, origin: &str) -> Result<(), SettingsError> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| SettingsError::File { path: origin.into(), problem: e.to_string() })?;
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| SettingsError::File {
+                    path: origin.into(),
+                    problem: e.to_string(),
+                })?;
         for (key, value) in table {
             let as_text = match &value {
                 toml::Value::String(s) => s.clone(),
@@ -205,25 +216,45 @@ impl Settings {
             };
             match key.as_str() {
                 "queues" => {
-                    let items = value.as_array().ok_or_else(|| bad(&key, origin, "expected a list of queue names"))?;
+                    let items = value
+                        .as_array()
+                        .ok_or_else(|| bad(&key, origin, "expected a list of queue names"))?;
                     self.queues = items
                         .iter()
-                        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| bad(&key, origin, "queue names are strings")))
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_string)
+                                .ok_or_else(|| bad(&key, origin, "queue names are strings"))
+                        })
                         .collect::<Result<_, _>>()?;
                 }
                 "schedule" => {
-                    let items = value
-                        .as_array()
-                        .ok_or_else(|| bad(&key, origin, "expected a list of [\"job name or cmd:…\", \"cron\"] pairs"))?;
+                    let items = value.as_array().ok_or_else(|| {
+                        bad(
+                            &key,
+                            origin,
+                            "expected a list of [\"job name or cmd:…\", \"cron\"] pairs",
+                        )
+                    })?;
                     for item in items {
-                        let pair = item.as_array().filter(|a| a.len() == 2).and_then(|a| Some((a[0].as_str()?, a[1].as_str()?)));
-                        let (target, cron) =
-                            pair.ok_or_else(|| bad(&key, origin, format!("{item:?} is not a [\"target\", \"cron\"] pair")))?;
+                        let pair = item
+                            .as_array()
+                            .filter(|a| a.len() == 2)
+                            .and_then(|a| Some((a[0].as_str()?, a[1].as_str()?)));
+                        let (target, cron) = pair.ok_or_else(|| {
+                            bad(
+                                &key,
+                                origin,
+                                format!("{item:?} is not a [\"target\", \"cron\"] pair"),
+                            )
+                        })?;
                         self.schedules.push((target.to_string(), cron.to_string()));
                     }
                 }
                 "listen" => {
-                    self.listen = value.as_bool().ok_or_else(|| bad(&key, origin, "expected true or false"))?;
+                    self.listen = value
+                        .as_bool()
+                        .ok_or_else(|| bad(&key, origin, "expected true or false"))?;
                 }
                 k if KEYS.contains(&k) => self.set(k, &as_text, origin)?,
                 other => {
@@ -243,7 +274,10 @@ impl Settings {
     ///
     /// # Errors
     /// [`SettingsError`] for an unknown variable or a bad value.
-    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<(), SettingsError> {
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), SettingsError> {
         let vars: Vec<(String, String)> = vars.into_iter().collect();
         let has_own_url = vars.iter().any(|(k, _)| k == "PLAINJOBS_DATABASE_URL");
         for (name, value) in &vars {
@@ -251,25 +285,39 @@ impl Settings {
                 self.database_url = Some(value.clone());
                 continue;
             }
-            let Some(key) = name.strip_prefix("PLAINJOBS_") else { continue };
+            let Some(key) = name.strip_prefix("PLAINJOBS_") else {
+                continue;
+            };
             let key = key.to_ascii_lowercase();
             let origin = format!("environment variable {name}");
             match key.as_str() {
                 "queues" => {
-                    self.queues = value.split(',').map(|q| q.trim().to_string()).filter(|q| !q.is_empty()).collect();
+                    self.queues = value
+                        .split(',')
+                        .map(|q| q.trim().to_string())
+                        .filter(|q| !q.is_empty())
+                        .collect();
                 }
                 "schedule" => {
                     for item in value.split(';').map(str::trim).filter(|i| !i.is_empty()) {
-                        let (target, cron) =
-                            item.split_once('=').ok_or_else(|| bad(name, &origin, format!("{item:?} is not target=cron")))?;
-                        self.schedules.push((target.trim().to_string(), cron.trim().to_string()));
+                        let (target, cron) = item.split_once('=').ok_or_else(|| {
+                            bad(name, &origin, format!("{item:?} is not target=cron"))
+                        })?;
+                        self.schedules
+                            .push((target.trim().to_string(), cron.trim().to_string()));
                     }
                 }
                 "listen" => {
                     self.listen = match value.to_ascii_lowercase().as_str() {
                         "1" | "true" | "yes" | "on" => true,
                         "0" | "false" | "no" | "off" => false,
-                        _ => return Err(bad(name, &origin, format!("{value:?} is not true or false"))),
+                        _ => {
+                            return Err(bad(
+                                name,
+                                &origin,
+                                format!("{value:?} is not true or false"),
+                            ))
+                        }
                     }
                 }
                 k if KEYS.contains(&k) => self.set(k, value, &origin)?,
@@ -277,7 +325,11 @@ impl Settings {
                     return Err(SettingsError::UnknownKey {
                         key: name.clone(),
                         origin: "the environment".into(),
-                        known: KEYS.iter().map(|k| format!("PLAINJOBS_{}", k.to_ascii_uppercase())).collect::<Vec<_>>().join(", "),
+                        known: KEYS
+                            .iter()
+                            .map(|k| format!("PLAINJOBS_{}", k.to_ascii_uppercase()))
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     })
                 }
             }
@@ -287,7 +339,12 @@ impl Settings {
 
     fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<(), SettingsError> {
         let dur = || parse_duration(value).map_err(|p| bad(key, origin, p));
-        let count = || value.trim().parse::<usize>().map_err(|_| bad(key, origin, format!("{value:?} is not a whole number")));
+        let count = || {
+            value
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| bad(key, origin, format!("{value:?} is not a whole number")))
+        };
         match key {
             "database_url" => self.database_url = Some(value.to_string()).filter(|v| !v.is_empty()),
             "retention" => self.retention = dur()?,
@@ -305,9 +362,13 @@ impl Settings {
             }
             "max_pending" => self.max_pending = count()?,
             "timezone" => {
-                self.timezone = value
-                    .parse()
-                    .map_err(|_| bad(key, origin, format!("{value:?} is not an IANA time zone (like Europe/Berlin)")))?
+                self.timezone = value.parse().map_err(|_| {
+                    bad(
+                        key,
+                        origin,
+                        format!("{value:?} is not an IANA time zone (like Europe/Berlin)"),
+                    )
+                })?
             }
             _ => return Err(bad(key, origin, "cannot be set from text")),
         }
@@ -321,17 +382,18 @@ impl Settings {
 
     /// The worker timing these settings describe.
     pub fn worker_config(&self) -> WorkerConfig {
-        let mut c = WorkerConfig::default();
-        c.heartbeat_interval = self.heartbeat_interval;
-        c.heartbeat_timeout = self.heartbeat_timeout;
-        c.rescue_interval = self.heartbeat_interval;
-        c.poll_interval = self.poll_interval;
-        c.retention = self.retention;
-        c.shutdown_timeout = self.shutdown_timeout;
-        c.listen = self.listen;
-        c.stats_interval = self.stats_every;
-        c.timezone = self.timezone;
-        c
+        WorkerConfig {
+            heartbeat_interval: self.heartbeat_interval,
+            heartbeat_timeout: self.heartbeat_timeout,
+            rescue_interval: self.heartbeat_interval,
+            poll_interval: self.poll_interval,
+            retention: self.retention,
+            shutdown_timeout: self.shutdown_timeout,
+            listen: self.listen,
+            stats_interval: self.stats_every,
+            timezone: self.timezone,
+            ..WorkerConfig::default()
+        }
     }
 }
 
@@ -364,12 +426,21 @@ mod tests {
         assert_eq!(s.concurrency, 4);
         assert_eq!(s.queues, vec!["a", "b"]);
         assert_eq!(s.stats_every, None);
-        assert_eq!(s.schedules, vec![("cmd:echo hi".to_string(), "@daily".to_string())]);
+        assert_eq!(
+            s.schedules,
+            vec![("cmd:echo hi".to_string(), "@daily".to_string())]
+        );
         assert_eq!(s.timezone, chrono_tz::Europe::Berlin);
         assert!(!s.listen);
         s.apply_env([
-            ("DATABASE_URL".to_string(), "postgres://fallback".to_string()),
-            ("PLAINJOBS_DATABASE_URL".to_string(), "postgres://own".to_string()),
+            (
+                "DATABASE_URL".to_string(),
+                "postgres://fallback".to_string(),
+            ),
+            (
+                "PLAINJOBS_DATABASE_URL".to_string(),
+                "postgres://own".to_string(),
+            ),
             ("PLAINJOBS_CONCURRENCY".to_string(), "8".to_string()),
             ("HOME".to_string(), "/root".to_string()),
         ])
@@ -377,22 +448,50 @@ mod tests {
         assert_eq!(s.database_url.as_deref(), Some("postgres://own"));
         assert_eq!(s.concurrency, 8);
         let mut s = Settings::default();
-        s.apply_env([("DATABASE_URL".to_string(), "postgres://fallback".to_string())]).unwrap();
+        s.apply_env([(
+            "DATABASE_URL".to_string(),
+            "postgres://fallback".to_string(),
+        )])
+        .unwrap();
         assert_eq!(s.database_url.as_deref(), Some("postgres://fallback"));
     }
 
     #[test]
     fn unknown_keys_and_bad_values_name_the_key() {
         let mut s = Settings::default();
-        let e = s.apply_toml("concurency = 3", "plainjobs.toml").unwrap_err().to_string();
-        assert!(e.contains("unknown setting concurency in plainjobs.toml"), "{e}");
-        let e = s.apply_toml("retention = \"forever\"", "plainjobs.toml").unwrap_err().to_string();
-        assert!(e.contains("invalid value for retention") && e.contains("forever"), "{e}");
-        let e = s.apply_env([("PLAINJOBS_CONCURENCY".to_string(), "3".to_string())]).unwrap_err().to_string();
+        let e = s
+            .apply_toml("concurency = 3", "plainjobs.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown setting concurency in plainjobs.toml"),
+            "{e}"
+        );
+        let e = s
+            .apply_toml("retention = \"forever\"", "plainjobs.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("invalid value for retention") && e.contains("forever"),
+            "{e}"
+        );
+        let e = s
+            .apply_env([("PLAINJOBS_CONCURENCY".to_string(), "3".to_string())])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("PLAINJOBS_CONCURENCY"), "{e}");
-        let e = s.apply_env([("PLAINJOBS_TIMEZONE".to_string(), "Mars/Base".to_string())]).unwrap_err().to_string();
-        assert!(e.contains("PLAINJOBS_TIMEZONE") && e.contains("Mars/Base"), "{e}");
-        let e = s.apply_toml("concurrency = 0", "f.toml").unwrap_err().to_string();
+        let e = s
+            .apply_env([("PLAINJOBS_TIMEZONE".to_string(), "Mars/Base".to_string())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("PLAINJOBS_TIMEZONE") && e.contains("Mars/Base"),
+            "{e}"
+        );
+        let e = s
+            .apply_toml("concurrency = 0", "f.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at least 1"), "{e}");
     }
 }

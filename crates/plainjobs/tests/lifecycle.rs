@@ -29,13 +29,27 @@ async fn wait_results(db: &TestDb, n: usize) -> Vec<plainjobs::JobResult> {
 async fn success_moves_request_to_process_to_result(backend: Backend) {
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
-    let req = db.jobs.enqueue(Probe::new("a", Action::Succeed)).await.unwrap().expect("enqueued");
+    let req = db
+        .jobs
+        .enqueue(Probe::new("a", Action::Succeed))
+        .await
+        .unwrap()
+        .expect("enqueued");
     assert_eq!(req.job_class, "tests.Probe");
     assert_eq!(req.queue, "default");
     assert_eq!(req.priority, 0);
     assert_eq!(req.start_at, None);
-    assert!(req.source.contains("lifecycle.rs:"), "source is the caller's file:line, got {}", req.source);
-    assert_eq!(req.parameters, Some(json!({"args": [], "kwargs": {"id": "a", "action": "Succeed", "retries": 0, "key": ""}})));
+    assert!(
+        req.source.contains("lifecycle.rs:"),
+        "source is the caller's file:line, got {}",
+        req.source
+    );
+    assert_eq!(
+        req.parameters,
+        Some(
+            json!({"args": [], "kwargs": {"id": "a", "action": "Succeed", "retries": 0, "key": ""}})
+        )
+    );
     assert_eq!(db.requests().await, 1);
 
     let w = worker(&db, &rec).spawn();
@@ -53,18 +67,31 @@ async fn success_moves_request_to_process_to_result(backend: Backend) {
     assert_eq!(db.requests().await, 0);
     assert_eq!(db.processes().await, 0);
     // The worker deregistered on clean shutdown.
-    assert_eq!(db.count("SELECT count(*) FROM plainjobs_workerheartbeat").await, 0);
+    assert_eq!(
+        db.count("SELECT count(*) FROM plainjobs_workerheartbeat")
+            .await,
+        0
+    );
 }
 
 async fn errors_and_panics_are_errored_and_the_worker_carries_on(backend: Backend) {
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
-    db.jobs.enqueue(Probe::new("fails", Action::Fail)).await.unwrap();
-    db.jobs.enqueue(Probe::new("panics", Action::Panic)).await.unwrap();
+    db.jobs
+        .enqueue(Probe::new("fails", Action::Fail))
+        .await
+        .unwrap();
+    db.jobs
+        .enqueue(Probe::new("panics", Action::Panic))
+        .await
+        .unwrap();
     let w = worker(&db, &rec).concurrency(1).spawn();
     wait_results(&db, 2).await;
     // Still alive after a panic: a later job runs.
-    db.jobs.enqueue(Probe::new("after", Action::Succeed)).await.unwrap();
+    db.jobs
+        .enqueue(Probe::new("after", Action::Succeed))
+        .await
+        .unwrap();
     let results = wait_results(&db, 3).await;
     w.stop().await.unwrap();
 
@@ -78,10 +105,22 @@ async fn errors_and_panics_are_errored_and_the_worker_carries_on(backend: Backen
     let failed = by_id("fails");
     assert_eq!(failed.status, JobStatus::Errored);
     assert!(failed.error.contains("while probing"), "{}", failed.error);
-    assert!(failed.error.contains("Caused by: probe fails failed on purpose"), "{}", failed.error);
+    assert!(
+        failed
+            .error
+            .contains("Caused by: probe fails failed on purpose"),
+        "{}",
+        failed.error
+    );
     let panicked = by_id("panics");
     assert_eq!(panicked.status, JobStatus::Errored);
-    assert!(panicked.error.contains("panicked: probe panics panicked on purpose"), "{}", panicked.error);
+    assert!(
+        panicked
+            .error
+            .contains("panicked: probe panics panicked on purpose"),
+        "{}",
+        panicked.error
+    );
     assert_eq!(by_id("after").status, JobStatus::Successful);
     // No retries were allowed: nothing follows.
     assert!(results.iter().all(|r| r.retry_job_request_uuid.is_none()));
@@ -92,13 +131,28 @@ async fn deferral_makes_a_deferred_result_and_a_linked_request(backend: Backend)
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
     db.jobs
-        .enqueue(Probe::new("d", Action::Defer { secs: 3600, increment_retries: false }))
+        .enqueue(Probe::new(
+            "d",
+            Action::Defer {
+                secs: 3600,
+                increment_retries: false,
+            },
+        ))
         .priority(5)
         .queue("default")
         .await
         .unwrap();
     db.jobs
-        .enqueue(Probe::new("d2", Action::Defer { secs: 3600, increment_retries: true }).retries(2))
+        .enqueue(
+            Probe::new(
+                "d2",
+                Action::Defer {
+                    secs: 3600,
+                    increment_retries: true,
+                },
+            )
+            .retries(2),
+        )
         .await
         .unwrap();
     let w = worker(&db, &rec).spawn();
@@ -114,13 +168,19 @@ async fn deferral_makes_a_deferred_result_and_a_linked_request(backend: Backend)
         };
         let (attempt, prio) = (next.retry_attempt, next.priority);
         let secs = (next.start_at.unwrap() - chrono::Utc::now()).num_milliseconds() as f64 / 1000.0;
-        let id = r.parameters.as_ref().unwrap()["kwargs"]["id"].as_str().unwrap().to_string();
+        let id = r.parameters.as_ref().unwrap()["kwargs"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         if id == "d" {
             assert_eq!((attempt, prio), (0, 5), "same priority, same attempt");
         } else {
             assert_eq!(attempt, 1, "increment_retries bumps the attempt");
         }
-        assert!(secs > 3500.0 && secs <= 3600.0, "start_at is now + delay, got {secs}");
+        assert!(
+            secs > 3500.0 && secs <= 3600.0,
+            "start_at is now + delay, got {secs}"
+        );
     }
     assert_eq!(db.requests().await, 2);
 }
@@ -129,7 +189,16 @@ async fn deferral_whose_re_enqueue_is_refused_is_still_deferred_without_link(bac
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
     db.jobs
-        .enqueue(Probe::new("d", Action::Defer { secs: 60, increment_retries: false }).key("k1"))
+        .enqueue(
+            Probe::new(
+                "d",
+                Action::Defer {
+                    secs: 60,
+                    increment_retries: false,
+                },
+            )
+            .key("k1"),
+        )
         .await
         .unwrap()
         .expect("first enqueue");
@@ -148,7 +217,12 @@ async fn deferral_whose_re_enqueue_is_refused_is_still_deferred_without_link(bac
     let r = &results[0];
     assert_eq!(r.status, JobStatus::Deferred);
     assert_eq!(r.retry_job_request_uuid, None);
-    assert!(r.error.starts_with("Deferred for 60 seconds (re-enqueue skipped"), "{}", r.error);
+    assert!(
+        r.error
+            .starts_with("Deferred for 60 seconds (re-enqueue skipped"),
+        "{}",
+        r.error
+    );
     assert!(r.error.contains("'k1'"), "{}", r.error);
     assert_eq!(db.requests().await, 1, "only the other request");
 }
@@ -156,7 +230,10 @@ async fn deferral_whose_re_enqueue_is_refused_is_still_deferred_without_link(bac
 async fn retry_chain_reaches_retries_and_stops(backend: Backend) {
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
-    db.jobs.enqueue(Probe::new("r", Action::Fail).retries(2)).await.unwrap();
+    db.jobs
+        .enqueue(Probe::new("r", Action::Fail).retries(2))
+        .await
+        .unwrap();
     let w = worker(&db, &rec).spawn();
     let results = wait_results(&db, 3).await;
     // Give a wrongly continuing chain the chance to show itself.
@@ -166,21 +243,35 @@ async fn retry_chain_reaches_retries_and_stops(backend: Backend) {
     assert_eq!(results_after.len(), 3, "{results_after:#?}");
     let attempts: Vec<i16> = results.iter().map(|r| r.retry_attempt).collect();
     assert_eq!(attempts, vec![0, 1, 2]);
-    assert!(results.iter().all(|r| r.status == JobStatus::Errored && r.retries == 2));
+    assert!(results
+        .iter()
+        .all(|r| r.status == JobStatus::Errored && r.retries == 2));
     // Each failed attempt links to the next; the last is not retryable.
     assert!(results[0].retry_job_request_uuid.is_some());
-    assert_eq!(results[0].retry_job_request_uuid, Some(results[1].job_request_uuid));
-    assert_eq!(results[1].retry_job_request_uuid, Some(results[2].job_request_uuid));
+    assert_eq!(
+        results[0].retry_job_request_uuid,
+        Some(results[1].job_request_uuid)
+    );
+    assert_eq!(
+        results[1].retry_job_request_uuid,
+        Some(results[2].job_request_uuid)
+    );
     assert_eq!(results[2].retry_job_request_uuid, None);
     assert!(!results[2].is_retryable());
-    assert_eq!(rec.runs(), vec![("r".into(), 0), ("r".into(), 1), ("r".into(), 2)]);
+    assert_eq!(
+        rec.runs(),
+        vec![("r".into(), 0), ("r".into(), 1), ("r".into(), 2)]
+    );
     assert_eq!(db.requests().await, 0);
 }
 
 async fn retry_succeeds_after_failures(backend: Backend) {
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
-    db.jobs.enqueue(Probe::new("r", Action::FailUntilAttempt(1)).retries(3)).await.unwrap();
+    db.jobs
+        .enqueue(Probe::new("r", Action::FailUntilAttempt(1)).retries(3))
+        .await
+        .unwrap();
     let w = worker(&db, &rec).spawn();
     let results = wait_results(&db, 2).await;
     w.stop().await.unwrap();
@@ -191,9 +282,15 @@ async fn retry_succeeds_after_failures(backend: Backend) {
 
 async fn uniqueness_under_fifty_concurrent_enqueuers(backend: Backend) {
     let db = test_db_for(backend).await;
-    let jobs = Jobs::connect_with(&db.url, plainjobs::ConnectOptions { max_connections: 50, ..Default::default() })
-        .await
-        .unwrap();
+    let jobs = Jobs::connect_with(
+        &db.url,
+        plainjobs::ConnectOptions {
+            max_connections: 50,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let barrier = Arc::new(tokio::sync::Barrier::new(50));
     let mut tasks = Vec::new();
     for i in 0..50 {
@@ -201,7 +298,8 @@ async fn uniqueness_under_fifty_concurrent_enqueuers(backend: Backend) {
         let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            jobs.enqueue(Probe::new(format!("u{i}"), Action::Succeed).key("the-key")).await
+            jobs.enqueue(Probe::new(format!("u{i}"), Action::Succeed).key("the-key"))
+                .await
         }));
     }
     let mut enqueued = 0;
@@ -211,22 +309,44 @@ async fn uniqueness_under_fifty_concurrent_enqueuers(backend: Backend) {
         }
     }
     assert_eq!(enqueued, 1, "exactly one enqueue wins");
-    assert_eq!(db.count("SELECT count(*) FROM plainjobs_jobrequest WHERE concurrency_key = 'the-key'").await, 1);
+    assert_eq!(
+        db.count("SELECT count(*) FROM plainjobs_jobrequest WHERE concurrency_key = 'the-key'")
+            .await,
+        1
+    );
     // An empty key never deduplicates.
     for _ in 0..3 {
-        assert!(jobs.enqueue(Probe::new("e", Action::Succeed)).await.unwrap().is_some());
+        assert!(jobs
+            .enqueue(Probe::new("e", Action::Succeed))
+            .await
+            .unwrap()
+            .is_some());
     }
     // A processing job with the key still blocks a new one.
     db.exec("DELETE FROM plainjobs_jobrequest").await;
     let rec = Recorder::new();
-    db.jobs.enqueue(Probe::new("blocker", Action::Block).key("k")).await.unwrap().unwrap();
+    db.jobs
+        .enqueue(Probe::new("blocker", Action::Block).key("k"))
+        .await
+        .unwrap()
+        .unwrap();
     let w = worker(&db, &rec).spawn();
     assert!(wait_until(T, || async { db.processes().await == 1 }).await);
-    assert!(db.jobs.enqueue(Probe::new("dup", Action::Succeed).key("k")).await.unwrap().is_none());
+    assert!(db
+        .jobs
+        .enqueue(Probe::new("dup", Action::Succeed).key("k"))
+        .await
+        .unwrap()
+        .is_none());
     rec.open_gate();
     assert!(wait_until(T, || async { db.processes().await == 0 }).await);
     w.stop().await.unwrap();
-    assert!(db.jobs.enqueue(Probe::new("dup", Action::Succeed).key("k")).await.unwrap().is_some());
+    assert!(db
+        .jobs
+        .enqueue(Probe::new("dup", Action::Succeed).key("k"))
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]
@@ -245,14 +365,34 @@ async fn enqueue_in_the_callers_transaction(backend: Backend) {
     macro_rules! steps {
         ($begin:expr) => {{
             let mut tx = $begin.await.unwrap();
-            db.jobs.enqueue(Probe::new("rolled-back", Action::Succeed)).in_transaction(&mut tx).await.unwrap();
-            db.jobs.enqueue(Probe::new("rolled-back-keyed", Action::Succeed).key("k")).in_transaction(&mut tx).await.unwrap();
+            db.jobs
+                .enqueue(Probe::new("rolled-back", Action::Succeed))
+                .in_transaction(&mut tx)
+                .await
+                .unwrap();
+            db.jobs
+                .enqueue(Probe::new("rolled-back-keyed", Action::Succeed).key("k"))
+                .in_transaction(&mut tx)
+                .await
+                .unwrap();
             tx.rollback().await.unwrap();
-            assert_eq!(db.requests().await, 0, "a rolled-back transaction leaves no job");
+            assert_eq!(
+                db.requests().await,
+                0,
+                "a rolled-back transaction leaves no job"
+            );
 
             let mut tx = $begin.await.unwrap();
-            sqlx::query("CREATE TABLE app_users (id int)").execute(&mut *tx).await.unwrap();
-            db.jobs.enqueue(Probe::new("committed", Action::Succeed)).in_transaction(&mut tx).await.unwrap().unwrap();
+            sqlx::query("CREATE TABLE app_users (id int)")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            db.jobs
+                .enqueue(Probe::new("committed", Action::Succeed))
+                .in_transaction(&mut tx)
+                .await
+                .unwrap()
+                .unwrap();
             let many = db
                 .jobs
                 .enqueue_many((0..5).map(|i| Probe::new(format!("m{i}"), Action::Succeed)))
@@ -270,7 +410,11 @@ async fn enqueue_in_the_callers_transaction(backend: Backend) {
             steps!(pool.begin());
             // Not visible outside until commit.
             let mut tx = pool.begin().await.unwrap();
-            db.jobs.enqueue(Probe::new("invisible", Action::Succeed)).in_transaction(&mut tx).await.unwrap();
+            db.jobs
+                .enqueue(Probe::new("invisible", Action::Succeed))
+                .in_transaction(&mut tx)
+                .await
+                .unwrap();
             assert_eq!(db.requests().await, 6);
             tx.commit().await.unwrap();
             assert_eq!(db.requests().await, 7);
@@ -296,7 +440,10 @@ async fn bulk_enqueue_in_one_call(backend: Backend) {
     // Keyed jobs in a bulk go through uniqueness: two with the same key make one row.
     let keyed = db
         .jobs
-        .enqueue_many(vec![Probe::new("k1", Action::Succeed).key("same"), Probe::new("k2", Action::Succeed).key("same")])
+        .enqueue_many(vec![
+            Probe::new("k1", Action::Succeed).key("same"),
+            Probe::new("k2", Action::Succeed).key("same"),
+        ])
         .await
         .unwrap();
     assert_eq!(keyed.len(), 1);
@@ -313,8 +460,20 @@ async fn bulk_enqueue_in_one_call(backend: Backend) {
 async fn priority_then_fifo_order(backend: Backend) {
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
-    for (id, prio) in [("low1", -5), ("mid1", 0), ("high1", 10), ("mid2", 0), ("high2", 10), ("low2", -5), ("mid3", 0)] {
-        db.jobs.enqueue(Probe::new(id, Action::Succeed)).priority(prio).await.unwrap();
+    for (id, prio) in [
+        ("low1", -5),
+        ("mid1", 0),
+        ("high1", 10),
+        ("mid2", 0),
+        ("high2", 10),
+        ("low2", -5),
+        ("mid3", 0),
+    ] {
+        db.jobs
+            .enqueue(Probe::new(id, Action::Succeed))
+            .priority(prio)
+            .await
+            .unwrap();
     }
     // A job whose start_at has passed ranks by start_at, before younger requests.
     db.jobs
@@ -323,13 +482,27 @@ async fn priority_then_fifo_order(backend: Backend) {
         .await
         .unwrap();
     // A job not ready yet is not taken.
-    db.jobs.enqueue(Probe::new("future", Action::Succeed)).priority(100).delay(Duration::from_secs(3600)).await.unwrap();
+    db.jobs
+        .enqueue(Probe::new("future", Action::Succeed))
+        .priority(100)
+        .delay(Duration::from_secs(3600))
+        .await
+        .unwrap();
     let w = worker(&db, &rec).concurrency(1).spawn();
     wait_results(&db, 8).await;
     w.stop().await.unwrap();
     assert_eq!(
         rec.run_ids(),
-        vec!["high1", "high2", "mid0-scheduled-earlier", "mid1", "mid2", "mid3", "low1", "low2"]
+        vec![
+            "high1",
+            "high2",
+            "mid0-scheduled-earlier",
+            "mid1",
+            "mid2",
+            "mid3",
+            "low1",
+            "low2"
+        ]
     );
     assert_eq!(db.requests().await, 1, "the future job waits");
 }
@@ -341,7 +514,13 @@ async fn delayed_job_runs_when_due_without_polling(backend: Backend) {
     cfg.poll_interval = Duration::from_secs(30); // only the next start_at can wake it in time
     let w = worker(&db, &rec).config(cfg).spawn();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let req = db.jobs.enqueue(Probe::new("later", Action::Succeed)).delay(Duration::from_millis(1500)).await.unwrap().unwrap();
+    let req = db
+        .jobs
+        .enqueue(Probe::new("later", Action::Succeed))
+        .delay(Duration::from_millis(1500))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(req.start_at.is_some());
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(rec.runs().is_empty(), "not before its time");
@@ -358,8 +537,17 @@ async fn notify_wakes_an_idle_worker_for_rows_written_by_any_producer(backend: B
     let w = worker(&db, &rec).config(cfg).spawn();
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Raw SQL, as a Python producer writes it: the trigger's NOTIFY wakes the worker.
-    db.insert_raw_request("tests.Probe", r#"{"args": [], "kwargs": {"id": "raw", "action": "Succeed"}}"#, "", None).await;
-    assert!(wait_until(Duration::from_secs(10), || async { rec.runs().len() == 1 }).await, "woken long before the 60 s poll");
+    db.insert_raw_request(
+        "tests.Probe",
+        r#"{"args": [], "kwargs": {"id": "raw", "action": "Succeed"}}"#,
+        "",
+        None,
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(10), || async { rec.runs().len() == 1 }).await,
+        "woken long before the 60 s poll"
+    );
     w.stop().await.unwrap();
 }
 
@@ -368,22 +556,46 @@ async fn a_row_written_by_plain_jobs_runs_on_a_rust_worker(backend: Backend) {
     let rec = Recorder::new();
     // Exactly as plain.jobs' run_in_worker writes it (Python class path as job_class, the
     // args/kwargs envelope, Python's source format, no trace).
-    db.insert_raw_request("app.jobs.SendReport", r#"{"args": [42, "__plain://date/2024-01-15"], "kwargs": {}}"#, "", None).await;
+    db.insert_raw_request(
+        "app.jobs.SendReport",
+        r#"{"args": [42, "__plain://date/2024-01-15"], "kwargs": {}}"#,
+        "",
+        None,
+    )
+    .await;
 
     #[derive(serde::Serialize, serde::Deserialize)]
-    struct SendReport(i64, #[serde(with = "plainjobs::params::plain_date")] chrono::NaiveDate);
+    struct SendReport(
+        i64,
+        #[serde(with = "plainjobs::params::plain_date")] chrono::NaiveDate,
+    );
     impl Job for SendReport {
         const NAME: &'static str = "app.jobs.SendReport";
-        async fn run(&self, ctx: &plainjobs::JobContext) -> Result<plainjobs::Outcome, plainjobs::JobError> {
+        async fn run(
+            &self,
+            ctx: &plainjobs::JobContext,
+        ) -> Result<plainjobs::Outcome, plainjobs::JobError> {
             let rec = ctx.state::<Arc<Recorder>>()?;
-            rec.runs.lock().unwrap().push((format!("{}:{}", self.0, self.1), 0));
+            rec.runs
+                .lock()
+                .unwrap()
+                .push((format!("{}:{}", self.0, self.1), 0));
             Ok(plainjobs::Outcome::Success)
         }
     }
-    let w = Worker::new(db.jobs.clone()).register::<SendReport>().state(rec.clone()).config(fast_config()).spawn();
+    let w = Worker::new(db.jobs.clone())
+        .register::<SendReport>()
+        .state(rec.clone())
+        .config(fast_config())
+        .spawn();
     let results = wait_results(&db, 1).await;
     w.stop().await.unwrap();
-    assert_eq!(results[0].status, JobStatus::Successful, "{}", results[0].error);
+    assert_eq!(
+        results[0].status,
+        JobStatus::Successful,
+        "{}",
+        results[0].error
+    );
     assert_eq!(rec.run_ids(), vec!["42:2024-01-15"]);
 }
 
@@ -391,27 +603,77 @@ async fn bad_input_gets_clear_errors_and_loses_nothing(backend: Backend) {
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
     // Unknown job name and parameters that do not fit: ERRORED with an exact message.
-    db.insert_raw_request("app.jobs.NoSuchJob", r#"{"args": [], "kwargs": {}}"#, "", None).await;
-    db.insert_raw_request("tests.Probe", r#"{"args": [], "kwargs": {"id": 5}}"#, "", None).await;
-    db.insert_raw_request("tests.Probe", "[1, 2, 3]", "", None).await;
+    db.insert_raw_request(
+        "app.jobs.NoSuchJob",
+        r#"{"args": [], "kwargs": {}}"#,
+        "",
+        None,
+    )
+    .await;
+    db.insert_raw_request(
+        "tests.Probe",
+        r#"{"args": [], "kwargs": {"id": 5}}"#,
+        "",
+        None,
+    )
+    .await;
+    db.insert_raw_request("tests.Probe", "[1, 2, 3]", "", None)
+        .await;
     let w = worker(&db, &rec).spawn();
     let results = wait_results(&db, 3).await;
     w.stop().await.unwrap();
     assert!(results.iter().all(|r| r.status == JobStatus::Errored));
     let errors: Vec<&str> = results.iter().map(|r| r.error.as_str()).collect();
-    assert!(errors.iter().any(|e| e.contains("unknown job name \"app.jobs.NoSuchJob\"")), "{errors:#?}");
-    assert!(errors.iter().any(|e| e.contains("do not fit job type tests.Probe") && e.contains("invalid type")), "{errors:#?}");
-    assert!(errors.iter().any(|e| e.contains("not a plain.jobs envelope")), "{errors:#?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("unknown job name \"app.jobs.NoSuchJob\"")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("do not fit job type tests.Probe") && e.contains("invalid type")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("not a plain.jobs envelope")),
+        "{errors:#?}"
+    );
     assert!(rec.runs().is_empty());
 
     // A queue name over 255 characters is refused before anything is written.
     let long = "q".repeat(256);
-    let err = db.jobs.enqueue(Probe::new("x", Action::Succeed)).queue(long).await.unwrap_err();
-    assert!(matches!(err, Error::InvalidInput { field: "queue", .. }), "{err:?}");
-    assert!(err.to_string().contains("256 characters long; the limit is 255"), "{err}");
-    let err = db.jobs.enqueue(Probe::new("x", Action::Succeed)).concurrency_key("k".repeat(300)).await.unwrap_err();
+    let err = db
+        .jobs
+        .enqueue(Probe::new("x", Action::Succeed))
+        .queue(long)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidInput { field: "queue", .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("256 characters long; the limit is 255"),
+        "{err}"
+    );
+    let err = db
+        .jobs
+        .enqueue(Probe::new("x", Action::Succeed))
+        .concurrency_key("k".repeat(300))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("concurrency_key"), "{err}");
-    let err = db.jobs.enqueue(Probe::new("x", Action::Succeed)).trace_context("abc", "0x0000000000000001").await.unwrap_err();
+    let err = db
+        .jobs
+        .enqueue(Probe::new("x", Action::Succeed))
+        .trace_context("abc", "0x0000000000000001")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("trace_id"), "{err}");
     assert_eq!(db.requests().await, 0);
     // A valid trace context is stored.
@@ -427,12 +689,18 @@ async fn bad_input_gets_clear_errors_and_loses_nothing(backend: Backend) {
     // An unreachable database: a clear error with the password redacted.
     let err = Jobs::connect_with(
         "postgres://app:hunter2@127.0.0.1:1/nope",
-        plainjobs::ConnectOptions { connect_timeout: Duration::from_secs(2), ..Default::default() },
+        plainjobs::ConnectOptions {
+            connect_timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
     )
     .await
     .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("cannot connect to the database at postgres://app:***@127.0.0.1:1/nope"), "{text}");
+    assert!(
+        text.contains("cannot connect to the database at postgres://app:***@127.0.0.1:1/nope"),
+        "{text}"
+    );
     assert!(!text.contains("hunter2"));
     let err = Jobs::connect("mysql://x@y/z").await.unwrap_err();
     assert!(matches!(err, Error::UnsupportedUrl(_)), "{err}");
@@ -441,9 +709,20 @@ async fn bad_input_gets_clear_errors_and_loses_nothing(backend: Backend) {
 async fn queues_are_served_only_by_their_workers(backend: Backend) {
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
-    db.jobs.enqueue(Probe::new("mail", Action::Succeed)).queue("mail").await.unwrap();
-    db.jobs.enqueue(Probe::new("default", Action::Succeed)).await.unwrap();
-    db.jobs.enqueue(Probe::new("reports", Action::Succeed)).queue("reports").await.unwrap();
+    db.jobs
+        .enqueue(Probe::new("mail", Action::Succeed))
+        .queue("mail")
+        .await
+        .unwrap();
+    db.jobs
+        .enqueue(Probe::new("default", Action::Succeed))
+        .await
+        .unwrap();
+    db.jobs
+        .enqueue(Probe::new("reports", Action::Succeed))
+        .queue("reports")
+        .await
+        .unwrap();
     let w = worker(&db, &rec).queues(["mail", "reports"]).spawn();
     wait_results(&db, 2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -459,19 +738,32 @@ async fn migrations_are_idempotent_and_accept_existing_tables() {
     let db = test_db().await;
     db.jobs.migrate().await.unwrap();
     db.jobs.migrate().await.unwrap();
-    assert_eq!(db.count("SELECT count(*) FROM plainjobs_rs_migrations").await, 2);
+    assert_eq!(
+        db.count("SELECT count(*) FROM plainjobs_rs_migrations")
+            .await,
+        2
+    );
     // Tables created by plain.jobs (without our history table) are accepted as they are.
     db.exec("DROP TABLE plainjobs_rs_migrations").await;
-    db.exec("ALTER TABLE plainjobs_jobrequest DROP COLUMN trace_id").await;
-    db.exec("ALTER TABLE plainjobs_jobrequest ADD COLUMN trace_id varchar(34)").await;
+    db.exec("ALTER TABLE plainjobs_jobrequest DROP COLUMN trace_id")
+        .await;
+    db.exec("ALTER TABLE plainjobs_jobrequest ADD COLUMN trace_id varchar(34)")
+        .await;
     db.jobs.migrate().await.unwrap();
-    db.jobs.enqueue(Probe::new("after-migrate", Action::Succeed)).await.unwrap().unwrap();
+    db.jobs
+        .enqueue(Probe::new("after-migrate", Action::Succeed))
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
 async fn claim_uses_the_claim_index() {
     let db = test_db().await;
-    db.jobs.enqueue_many((0..2000).map(|i| Probe::new(format!("{i}"), Action::Succeed))).await.unwrap();
+    db.jobs
+        .enqueue_many((0..2000).map(|i| Probe::new(format!("{i}"), Action::Succeed)))
+        .await
+        .unwrap();
     db.exec("ANALYZE plainjobs_jobrequest").await;
     let plan: Vec<String> = sqlx::query_scalar(
         "EXPLAIN SELECT id FROM plainjobs_jobrequest WHERE queue = 'default' AND (start_at IS NULL OR start_at <= now())
@@ -485,21 +777,37 @@ async fn claim_uses_the_claim_index() {
     .unwrap();
     let plan = plan.join("\n");
     assert!(plan.contains("plainjobs_jobrequest_claim_idx"), "{plan}");
-    assert!(!plan.contains("Sort"), "no sort: the index yields claim order\n{plan}");
+    assert!(
+        !plan.contains("Sort"),
+        "no sort: the index yields claim order\n{plan}"
+    );
 }
 
 async fn retention_deletes_old_results(backend: Backend) {
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
-    db.jobs.enqueue_many((0..3).map(|i| Probe::new(format!("{i}"), Action::Succeed))).await.unwrap();
+    db.jobs
+        .enqueue_many((0..3).map(|i| Probe::new(format!("{i}"), Action::Succeed)))
+        .await
+        .unwrap();
     let w = worker(&db, &rec).spawn();
     wait_results(&db, 3).await;
     w.stop().await.unwrap();
     db.exec(&format!("UPDATE plainjobs_jobresult SET created_at = {} WHERE id IN (SELECT min(id) FROM plainjobs_jobresult)", db.ago_sql(8 * 86400))).await;
-    assert_eq!(db.jobs.clear_results(Duration::from_secs(7 * 24 * 3600)).await.unwrap(), 1);
+    assert_eq!(
+        db.jobs
+            .clear_results(Duration::from_secs(7 * 24 * 3600))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(db.results().await.len(), 2);
     // The worker does it by itself too.
-    db.exec(&format!("UPDATE plainjobs_jobresult SET created_at = {}", db.ago_sql(8 * 86400))).await;
+    db.exec(&format!(
+        "UPDATE plainjobs_jobresult SET created_at = {}",
+        db.ago_sql(8 * 86400)
+    ))
+    .await;
     let w = worker(&db, &rec).spawn();
     assert!(wait_until(T, || async { db.results().await.is_empty() }).await);
     w.stop().await.unwrap();
@@ -511,7 +819,11 @@ async fn periodic_retry_pass_retries_results_it_did_not_write(backend: Backend) 
     // A LOST result with retries left, as a rescuer that did not know the job type leaves it;
     // and one whose job type no longer exists.
     for (status, class, params) in [
-        ("LOST", "tests.Probe", r#"{"args": [], "kwargs": {"id": "lost", "action": "Succeed"}}"#),
+        (
+            "LOST",
+            "tests.Probe",
+            r#"{"args": [], "kwargs": {"id": "lost", "action": "Succeed"}}"#,
+        ),
         ("ERRORED", "app.Gone", r#"{"args": [], "kwargs": {}}"#),
     ] {
         let now = db.now_sql();
@@ -542,7 +854,10 @@ async fn periodic_retry_pass_retries_results_it_did_not_write(backend: Backend) 
 async fn operator_retry_of_a_result(backend: Backend) {
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
-    db.jobs.enqueue(Probe::new("once", Action::FailUntilAttempt(1))).await.unwrap();
+    db.jobs
+        .enqueue(Probe::new("once", Action::FailUntilAttempt(1)))
+        .await
+        .unwrap();
     let w = worker(&db, &rec).spawn();
     let results = wait_results(&db, 1).await;
     assert_eq!(results[0].status, JobStatus::Errored);
@@ -551,13 +866,32 @@ async fn operator_retry_of_a_result(backend: Backend) {
         r.register::<Probe>();
         r
     };
-    assert!(db.jobs.retry_result(results[0].uuid, &registry, false).await.unwrap().is_none(), "no retries allowed");
-    let again = db.jobs.retry_result(results[0].uuid, &registry, true).await.unwrap().expect("forced retry");
+    assert!(
+        db.jobs
+            .retry_result(results[0].uuid, &registry, false)
+            .await
+            .unwrap()
+            .is_none(),
+        "no retries allowed"
+    );
+    let again = db
+        .jobs
+        .retry_result(results[0].uuid, &registry, true)
+        .await
+        .unwrap()
+        .expect("forced retry");
     assert_eq!(again.retry_attempt, 1);
     let results = wait_results(&db, 2).await;
     w.stop().await.unwrap();
     assert_eq!(results[1].status, JobStatus::Successful);
-    assert!(db.jobs.retry_result(results[0].uuid, &registry, true).await.unwrap().is_none(), "already retried");
+    assert!(
+        db.jobs
+            .retry_result(results[0].uuid, &registry, true)
+            .await
+            .unwrap()
+            .is_none(),
+        "already retried"
+    );
 }
 
 async fn heartbeat_row_is_registered_refreshed_and_recreated(backend: Backend) {
@@ -569,11 +903,23 @@ async fn heartbeat_row_is_registered_refreshed_and_recreated(backend: Backend) {
     assert_eq!(hb.queues, vec!["a", "b"]);
     assert_eq!(hb.pid, std::process::id() as i32);
     assert!(
-        wait_until(T, || async { db.jobs.workers().await.unwrap().first().map(|h| h.last_heartbeat_at) > Some(hb.last_heartbeat_at) }).await,
+        wait_until(T, || async {
+            db.jobs
+                .workers()
+                .await
+                .unwrap()
+                .first()
+                .map(|h| h.last_heartbeat_at)
+                > Some(hb.last_heartbeat_at)
+        })
+        .await,
         "refreshed"
     );
     db.exec("DELETE FROM plainjobs_workerheartbeat").await;
-    assert!(wait_until(T, || async { db.jobs.workers().await.unwrap().len() == 1 }).await, "re-created");
+    assert!(
+        wait_until(T, || async { db.jobs.workers().await.unwrap().len() == 1 }).await,
+        "re-created"
+    );
     w.stop().await.unwrap();
     assert!(db.jobs.workers().await.unwrap().is_empty());
 }
@@ -605,18 +951,34 @@ async fn own_orphans_become_lost(backend: Backend) {
 async fn graceful_shutdown_hands_back_unstarted_and_finishes_running(backend: Backend) {
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
-    db.jobs.enqueue_many((0..10).map(|i| Probe::new(format!("s{i}"), Action::Sleep { ms: 700 }))).await.unwrap();
+    db.jobs
+        .enqueue_many((0..10).map(|i| Probe::new(format!("s{i}"), Action::Sleep { ms: 700 })))
+        .await
+        .unwrap();
     let w = worker(&db, &rec).concurrency(2).max_pending(5).spawn();
     // Two running, five claimed ahead, three still queued.
     assert!(wait_until(T, || async { db.processes().await == 7 }).await);
-    assert_eq!(db.count("SELECT count(*) FROM plainjobs_jobprocess WHERE started_at IS NULL").await, 5);
+    assert_eq!(
+        db.count("SELECT count(*) FROM plainjobs_jobprocess WHERE started_at IS NULL")
+            .await,
+        5
+    );
     w.stop().await.unwrap();
     let results = db.results().await;
     assert_eq!(results.len(), 2, "the two running jobs finished");
     assert!(results.iter().all(|r| r.status == JobStatus::Successful));
     assert_eq!(db.processes().await, 0);
-    assert_eq!(db.requests().await, 8, "unstarted jobs handed back, nothing lost");
-    assert_eq!(db.count("SELECT count(*) FROM plainjobs_jobrequest WHERE retry_attempt > 0").await, 0, "no retry used");
+    assert_eq!(
+        db.requests().await,
+        8,
+        "unstarted jobs handed back, nothing lost"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM plainjobs_jobrequest WHERE retry_attempt > 0")
+            .await,
+        0,
+        "no retry used"
+    );
     // Another worker drains the rest: every job exactly once.
     let w = worker(&db, &rec).concurrency(10).spawn();
     wait_results(&db, 10).await;
@@ -631,16 +993,28 @@ async fn graceful_shutdown_hands_back_unstarted_and_finishes_running(backend: Ba
 async fn shutdown_timeout_cancels_running_jobs_and_retries_them(backend: Backend) {
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
-    db.jobs.enqueue(Probe::new("long", Action::HangFirstAttempt).retries(1)).await.unwrap();
-    let w = worker(&db, &rec).shutdown_timeout(Duration::from_millis(300)).spawn();
+    db.jobs
+        .enqueue(Probe::new("long", Action::HangFirstAttempt).retries(1))
+        .await
+        .unwrap();
+    let w = worker(&db, &rec)
+        .shutdown_timeout(Duration::from_millis(300))
+        .spawn();
     assert!(wait_until(T, || async { rec.runs().len() == 1 }).await);
     w.stop().await.unwrap();
     let results = db.results().await;
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].status, JobStatus::Cancelled);
     assert!(results[0].retry_job_request_uuid.is_some(), "retried");
-    assert_eq!(rec.aborted(), vec![("long".to_string(), JobStatus::Cancelled)]);
-    assert_eq!(db.count("SELECT count(*) FROM plainjobs_jobrequest WHERE retry_attempt = 1").await, 1);
+    assert_eq!(
+        rec.aborted(),
+        vec![("long".to_string(), JobStatus::Cancelled)]
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM plainjobs_jobrequest WHERE retry_attempt = 1")
+            .await,
+        1
+    );
     assert_eq!(db.processes().await, 0);
 }
 
@@ -651,11 +1025,17 @@ async fn worker_exits_after_consecutive_claim_failures(backend: Backend) {
     cfg.max_claim_failures = 3;
     let w = worker(&db, &rec).config(cfg).spawn();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    db.exec("ALTER TABLE plainjobs_jobrequest RENAME TO plainjobs_jobrequest_gone").await;
+    db.exec("ALTER TABLE plainjobs_jobrequest RENAME TO plainjobs_jobrequest_gone")
+        .await;
     db.exec(&format!("INSERT INTO plainjobs_jobrequest_gone (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key) VALUES ({}, {}, 'x', NULL, 0, '', 'default', 0, 0, '')", db.now_sql(), db.uuid_sql())).await;
-    let out = tokio::time::timeout(T, w.join()).await.expect("the worker exits by itself");
+    let out = tokio::time::timeout(T, w.join())
+        .await
+        .expect("the worker exits by itself");
     let err = out.unwrap_err();
-    assert!(err.to_string().contains("claiming failed 3 times in a row"), "{err}");
+    assert!(
+        err.to_string().contains("claiming failed 3 times in a row"),
+        "{err}"
+    );
 }
 
 conformance!(

@@ -163,8 +163,11 @@ async fn wait_results(db: &TestDb, n: usize) -> Vec<JobResult> {
 
 /// Makes every pending request ready now.
 async fn make_due(db: &TestDb) {
-    db.exec(&format!("UPDATE plainjobs_jobrequest SET start_at = {}", db.now_sql()))
-        .await;
+    db.exec(&format!(
+        "UPDATE plainjobs_jobrequest SET start_at = {}",
+        db.now_sql()
+    ))
+    .await;
 }
 
 fn probe_worker(db: &TestDb, rec: &Arc<Recorder>) -> Worker {
@@ -623,7 +626,9 @@ async fn a_worker_that_did_not_register_the_command_job_does_not_run_it(backend:
     assert!(!file.exists(), "the command must not have run");
 }
 
-async fn a_cmd_row_written_by_plain_runs_on_a_worker_that_registered_the_command_job(backend: Backend) {
+async fn a_cmd_row_written_by_plain_runs_on_a_worker_that_registered_the_command_job(
+    backend: Backend,
+) {
     let db = test_db_for(backend).await;
     let dir = TempDir::new();
     let file = dir.file("from-plain");
@@ -651,7 +656,9 @@ async fn a_cmd_row_written_by_plain_runs_on_a_worker_that_registered_the_command
 
 // ---- Regressions: bugs these tests found, now fixed. ----
 
-async fn an_occurrence_that_already_ran_is_not_enqueued_again_by_a_lagging_worker(backend: Backend) {
+async fn an_occurrence_that_already_ran_is_not_enqueued_again_by_a_lagging_worker(
+    backend: Backend,
+) {
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
     // Both workers' clocks read 30 s before a minute that is long past on the database's clock:

@@ -43,7 +43,8 @@ fn tail(bytes: &[u8]) -> String {
 
 impl Job for ScheduledCommand {
     const NAME: &'static str = "plain.jobs.scheduling.ScheduledCommand";
-    const DESCRIPTION: &'static str = "Runs a shell command (sh -c); built in, registered on request";
+    const DESCRIPTION: &'static str =
+        "Runs a shell command (sh -c); built in, registered on request";
 
     async fn run(&self, _ctx: &JobContext) -> Result<Outcome, JobError> {
         let output = tokio::process::Command::new("sh")
@@ -71,7 +72,10 @@ impl Job for ScheduledCommand {
         Err(JobError::msg(if stderr.is_empty() {
             format!("command {:?} failed with {status}", self.0)
         } else {
-            format!("command {:?} failed with {status}; stderr:\n{stderr}", self.0)
+            format!(
+                "command {:?} failed with {status}; stderr:\n{stderr}",
+                self.0
+            )
         }))
     }
 

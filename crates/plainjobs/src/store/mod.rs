@@ -94,7 +94,12 @@ pub trait Conn: Send {
     /// A transaction-scoped advisory lock (a no-op outside a transaction is the caller's bug).
     async fn advisory_lock(&mut self, id: i64) -> Result<()>;
     /// Requests of this class and key (only first attempts unless `include_retries`).
-    async fn count_requests(&mut self, job_class: &str, key: &str, include_retries: bool) -> Result<i64>;
+    async fn count_requests(
+        &mut self,
+        job_class: &str,
+        key: &str,
+        include_retries: bool,
+    ) -> Result<i64>;
     /// Processes of this class and key, optionally excluding one.
     async fn count_processes(
         &mut self,
@@ -113,7 +118,11 @@ pub trait Conn: Send {
 #[async_trait::async_trait]
 pub(crate) trait StoreTx: Conn {
     /// Deletes a process if it still exists and belongs to `worker_id`.
-    async fn delete_process(&mut self, process_uuid: Uuid, worker_id: Uuid) -> Result<Option<JobProcess>>;
+    async fn delete_process(
+        &mut self,
+        process_uuid: Uuid,
+        worker_id: Uuid,
+    ) -> Result<Option<JobProcess>>;
     /// Writes the result of a deleted process.
     async fn insert_result(
         &mut self,
@@ -124,7 +133,8 @@ pub(crate) trait StoreTx: Conn {
     ) -> Result<JobResult>;
     /// Locks a result that is still retryable (skipping one another worker is retrying); with
     /// `force`, any failed result not yet retried, whatever its attempts.
-    async fn lock_retryable(&mut self, result_uuid: Uuid, force: bool) -> Result<Option<JobResult>>;
+    async fn lock_retryable(&mut self, result_uuid: Uuid, force: bool)
+        -> Result<Option<JobResult>>;
     /// Links a result to the request that retries it.
     async fn link_retry(&mut self, result_uuid: Uuid, request_uuid: Uuid) -> Result<()>;
     /// Commits.
@@ -149,9 +159,19 @@ pub(crate) trait Store: Send + Sync + 'static {
     async fn deregister(&self, worker_id: Uuid) -> Result<bool>;
     /// Claims up to `start + prefetch` ready requests of `queues` for `worker_id` (only if its
     /// heartbeat exists); the first `start` are marked started.
-    async fn claim(&self, worker_id: Uuid, queues: &[String], start: i64, prefetch: i64) -> Result<Vec<JobProcess>>;
+    async fn claim(
+        &self,
+        worker_id: Uuid,
+        queues: &[String],
+        start: i64,
+        prefetch: i64,
+    ) -> Result<Vec<JobProcess>>;
     /// Marks claimed processes started; returns those still owned.
-    async fn mark_started(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<Vec<(Uuid, Option<DateTime<Utc>>)>>;
+    async fn mark_started(
+        &self,
+        worker_id: Uuid,
+        uuids: &[Uuid],
+    ) -> Result<Vec<(Uuid, Option<DateTime<Utc>>)>>;
     /// Moves many processes to results in one statement; returns the process uuids written.
     async fn finish_many(&self, worker_id: Uuid, items: &[Finish]) -> Result<Vec<Uuid>>;
     /// Hands unstarted processes back to the request table.
@@ -162,9 +182,18 @@ pub(crate) trait Store: Send + Sync + 'static {
     async fn stale_workers(&self, timeout: Duration) -> Result<Vec<Uuid>>;
     /// Claims a stale worker (deletes its heartbeat if still stale) and turns its processes into
     /// LOST results, in one transaction. None if another rescuer got there first.
-    async fn rescue_worker(&self, worker_id: Uuid, timeout: Duration) -> Result<Option<Vec<JobResult>>>;
+    async fn rescue_worker(
+        &self,
+        worker_id: Uuid,
+        timeout: Duration,
+    ) -> Result<Option<Vec<JobResult>>>;
     /// Turns this worker's processes older than `timeout` that it is not holding into LOST results.
-    async fn rescue_orphans(&self, worker_id: Uuid, timeout: Duration, held: &[Uuid]) -> Result<Vec<JobResult>>;
+    async fn rescue_orphans(
+        &self,
+        worker_id: Uuid,
+        timeout: Duration,
+        held: &[Uuid],
+    ) -> Result<Vec<JobResult>>;
     /// Results that qualify for a retry, oldest first.
     async fn retryable_results(&self, limit: i64) -> Result<Vec<JobResult>>;
     /// Bumps a result's retry_attempt so an unbuildable retry is not tried forever.

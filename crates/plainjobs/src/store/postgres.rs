@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::migrations::POSTGRES as MIGRATIONS;
-use super::{Conn, Finish, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start, Store, StoreTx};
+use super::{
+    Conn, Finish, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start, Store, StoreTx,
+};
 use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::{Error, Result};
 
@@ -72,10 +74,12 @@ fn process_from(row: &PgRow) -> sqlx::Result<JobProcess> {
 
 fn result_from(row: &PgRow) -> sqlx::Result<JobResult> {
     let status: String = row.try_get("status")?;
-    let status = status.parse::<JobStatus>().map_err(|e| sqlx::Error::ColumnDecode {
-        index: "status".into(),
-        source: Box::new(e),
-    })?;
+    let status = status
+        .parse::<JobStatus>()
+        .map_err(|e| sqlx::Error::ColumnDecode {
+            index: "status".into(),
+            source: Box::new(e),
+        })?;
     Ok(JobResult {
         id: row.try_get("id")?,
         uuid: row.try_get("uuid")?,
@@ -218,11 +222,19 @@ async fn insert_requests(conn: &mut PgConnection, rows: &[NewRequest]) -> Result
 #[async_trait::async_trait]
 impl<C: DerefMut<Target = PgConnection> + Send> Conn for PgConn<C> {
     async fn advisory_lock(&mut self, id: i64) -> Result<()> {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(id).execute(&mut *self.0).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(id)
+            .execute(&mut *self.0)
+            .await?;
         Ok(())
     }
 
-    async fn count_requests(&mut self, job_class: &str, key: &str, include_retries: bool) -> Result<i64> {
+    async fn count_requests(
+        &mut self,
+        job_class: &str,
+        key: &str,
+        include_retries: bool,
+    ) -> Result<i64> {
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM plainjobs_jobrequest WHERE job_class = $1 AND concurrency_key = $2 AND ($3 OR retry_attempt = 0)",
         )
@@ -269,9 +281,17 @@ impl<C: DerefMut<Target = PgConnection> + Send> Conn for PgConn<C> {
 
 #[async_trait::async_trait]
 impl StoreTx for PgConn<Transaction<'static, Postgres>> {
-    async fn delete_process(&mut self, process_uuid: Uuid, worker_id: Uuid) -> Result<Option<JobProcess>> {
+    async fn delete_process(
+        &mut self,
+        process_uuid: Uuid,
+        worker_id: Uuid,
+    ) -> Result<Option<JobProcess>> {
         let sql = format!("DELETE FROM plainjobs_jobprocess WHERE uuid = $1 AND worker_id = $2 RETURNING {PROC_COLS}");
-        let row = sqlx::query(&sql).bind(process_uuid).bind(worker_id).fetch_optional(&mut *self.0).await?;
+        let row = sqlx::query(&sql)
+            .bind(process_uuid)
+            .bind(worker_id)
+            .fetch_optional(&mut *self.0)
+            .await?;
         Ok(row.as_ref().map(process_from).transpose()?)
     }
 
@@ -310,14 +330,22 @@ impl StoreTx for PgConn<Transaction<'static, Postgres>> {
         Ok(result_from(&row)?)
     }
 
-    async fn lock_retryable(&mut self, result_uuid: Uuid, force: bool) -> Result<Option<JobResult>> {
+    async fn lock_retryable(
+        &mut self,
+        result_uuid: Uuid,
+        force: bool,
+    ) -> Result<Option<JobResult>> {
         let sql = format!(
             "SELECT {RES_COLS} FROM plainjobs_jobresult
              WHERE uuid = $1 AND retry_job_request_uuid IS NULL AND ($2 OR (retries > 0 AND retry_attempt < retries))
                AND status IN ('ERRORED', 'LOST', 'CANCELLED')
              FOR UPDATE SKIP LOCKED"
         );
-        let row = sqlx::query(&sql).bind(result_uuid).bind(force).fetch_optional(&mut *self.0).await?;
+        let row = sqlx::query(&sql)
+            .bind(result_uuid)
+            .bind(force)
+            .fetch_optional(&mut *self.0)
+            .await?;
         Ok(row.as_ref().map(result_from).transpose()?)
     }
 
@@ -368,11 +396,14 @@ impl Store for PgStore {
                 continue;
             }
             for stmt in m.statements {
-                sqlx::query(stmt).execute(&mut *tx).await.map_err(|source| Error::Migration {
-                    version: m.version,
-                    name: m.name,
-                    source,
-                })?;
+                sqlx::query(stmt)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| Error::Migration {
+                        version: m.version,
+                        name: m.name,
+                        source,
+                    })?;
             }
             sqlx::query("INSERT INTO plainjobs_rs_migrations (version, name) VALUES ($1, $2)")
                 .bind(m.version)
@@ -386,7 +417,9 @@ impl Store for PgStore {
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
-        Ok(sqlx::query_scalar("SELECT now()").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT now()")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {
@@ -424,14 +457,24 @@ impl Store for PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn claim(&self, worker_id: Uuid, queues: &[String], start: i64, prefetch: i64) -> Result<Vec<JobProcess>> {
+    async fn claim(
+        &self,
+        worker_id: Uuid,
+        queues: &[String],
+        start: i64,
+        prefetch: i64,
+    ) -> Result<Vec<JobProcess>> {
         let limit = start + prefetch;
         if limit <= 0 || queues.is_empty() {
             return Ok(Vec::new());
         }
         // One queue: an equality, so the claim index yields rows already in claim order. Several:
         // `= ANY`, which sorts the ready rows of those queues.
-        let queue_filter = if queues.len() == 1 { "queue = $2[1]" } else { "queue = ANY($2)" };
+        let queue_filter = if queues.len() == 1 {
+            "queue = $2[1]"
+        } else {
+            "queue = ANY($2)"
+        };
         let sql = format!(
             "WITH picked AS MATERIALIZED (
                 SELECT id FROM plainjobs_jobrequest
@@ -464,7 +507,11 @@ impl Store for PgStore {
         Ok(out)
     }
 
-    async fn mark_started(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<Vec<(Uuid, Option<DateTime<Utc>>)>> {
+    async fn mark_started(
+        &self,
+        worker_id: Uuid,
+        uuids: &[Uuid],
+    ) -> Result<Vec<(Uuid, Option<DateTime<Utc>>)>> {
         let rows = sqlx::query(
             "UPDATE plainjobs_jobprocess SET started_at = now() WHERE worker_id = $1 AND uuid = ANY($2) RETURNING uuid, started_at",
         )
@@ -547,7 +594,11 @@ impl Store for PgStore {
         Ok(ids)
     }
 
-    async fn rescue_worker(&self, worker_id: Uuid, timeout: Duration) -> Result<Option<Vec<JobResult>>> {
+    async fn rescue_worker(
+        &self,
+        worker_id: Uuid,
+        timeout: Duration,
+    ) -> Result<Option<Vec<JobResult>>> {
         let mut tx = self.pool.begin().await?;
         let hb = sqlx::query(
             "DELETE FROM plainjobs_workerheartbeat WHERE worker_id = $1 AND last_heartbeat_at < now() - $2 * interval '1 microsecond'
@@ -568,13 +619,22 @@ impl Store for PgStore {
             last.to_rfc3339()
         );
         let sql = lost_results_sql("worker_id = $1", "$2");
-        let rows = sqlx::query(&sql).bind(worker_id).bind(error).fetch_all(&mut *tx).await?;
+        let rows = sqlx::query(&sql)
+            .bind(worker_id)
+            .bind(error)
+            .fetch_all(&mut *tx)
+            .await?;
         let results = map_rows(rows, result_from)?;
         tx.commit().await?;
         Ok(Some(results))
     }
 
-    async fn rescue_orphans(&self, worker_id: Uuid, timeout: Duration, held: &[Uuid]) -> Result<Vec<JobResult>> {
+    async fn rescue_orphans(
+        &self,
+        worker_id: Uuid,
+        timeout: Duration,
+        held: &[Uuid],
+    ) -> Result<Vec<JobResult>> {
         let sql = lost_results_sql(
             "worker_id = $1 AND created_at < now() - $2 * interval '1 microsecond' AND NOT (uuid = ANY($3))",
             "$4",
@@ -583,7 +643,9 @@ impl Store for PgStore {
             .bind(worker_id)
             .bind(micros(timeout))
             .bind(held)
-            .bind(format!("Lost: worker {worker_id} no longer ran this job (its bookkeeping was lost)"))
+            .bind(format!(
+                "Lost: worker {worker_id} no longer ran this job (its bookkeeping was lost)"
+            ))
             .fetch_all(&self.pool)
             .await?;
         map_rows(rows, result_from)
@@ -667,19 +729,30 @@ impl Store for PgStore {
 
     async fn request_by_uuid(&self, uuid: Uuid) -> Result<Option<JobRequest>> {
         let sql = format!("SELECT {REQ_COLS} FROM plainjobs_jobrequest WHERE uuid = $1");
-        let row = sqlx::query(&sql).bind(uuid).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(uuid)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(request_from).transpose()?)
     }
 
     async fn process_by_uuid(&self, uuid: Uuid) -> Result<Option<JobProcess>> {
-        let sql = format!("SELECT {PROC_COLS} FROM plainjobs_jobprocess WHERE uuid = $1 OR job_request_uuid = $1");
-        let row = sqlx::query(&sql).bind(uuid).fetch_optional(&self.pool).await?;
+        let sql = format!(
+            "SELECT {PROC_COLS} FROM plainjobs_jobprocess WHERE uuid = $1 OR job_request_uuid = $1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(uuid)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(process_from).transpose()?)
     }
 
     async fn result_by_uuid(&self, uuid: Uuid) -> Result<Option<JobResult>> {
         let sql = format!("SELECT {RES_COLS} FROM plainjobs_jobresult WHERE uuid = $1");
-        let row = sqlx::query(&sql).bind(uuid).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(uuid)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(result_from).transpose()?)
     }
 
@@ -723,7 +796,10 @@ impl Store for PgStore {
             let queue: String = row.try_get("queue")?;
             let kind: String = row.try_get("kind")?;
             let n: i64 = row.try_get("n")?;
-            let entry = by_queue.entry(queue.clone()).or_insert_with(|| QueueStats { queue, ..Default::default() });
+            let entry = by_queue.entry(queue.clone()).or_insert_with(|| QueueStats {
+                queue,
+                ..Default::default()
+            });
             match kind.as_str() {
                 "ready" => entry.ready = n,
                 "scheduled" => entry.scheduled = n,
@@ -740,8 +816,12 @@ impl Store for PgStore {
 
     async fn purge(&self) -> Result<(u64, u64)> {
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query("DELETE FROM plainjobs_jobrequest").execute(&mut *tx).await?;
-        let p = sqlx::query("DELETE FROM plainjobs_jobprocess").execute(&mut *tx).await?;
+        let r = sqlx::query("DELETE FROM plainjobs_jobrequest")
+            .execute(&mut *tx)
+            .await?;
+        let p = sqlx::query("DELETE FROM plainjobs_jobprocess")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok((r.rows_affected(), p.rows_affected()))
     }

@@ -17,14 +17,19 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::migrations::SQLITE as MIGRATIONS;
-use super::{Conn, Finish, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start, Store, StoreTx};
+use super::{
+    Conn, Finish, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start, Store, StoreTx,
+};
 use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::{Error, Result};
 
@@ -48,7 +53,10 @@ fn micros(d: Duration) -> i64 {
 }
 
 fn decode_err(column: &str, msg: String) -> sqlx::Error {
-    sqlx::Error::ColumnDecode { index: column.to_string(), source: msg.into() }
+    sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: msg.into(),
+    }
 }
 
 fn time(row: &SqliteRow, col: &str) -> sqlx::Result<DateTime<Utc>> {
@@ -58,8 +66,11 @@ fn time(row: &SqliteRow, col: &str) -> sqlx::Result<DateTime<Utc>> {
 
 fn opt_time(row: &SqliteRow, col: &str) -> sqlx::Result<Option<DateTime<Utc>>> {
     let v: Option<i64> = row.try_get(col)?;
-    v.map(|v| DateTime::from_timestamp_micros(v).ok_or_else(|| decode_err(col, format!("{v} is not a time"))))
-        .transpose()
+    v.map(|v| {
+        DateTime::from_timestamp_micros(v)
+            .ok_or_else(|| decode_err(col, format!("{v} is not a time")))
+    })
+    .transpose()
 }
 
 fn uuid(row: &SqliteRow, col: &str) -> sqlx::Result<Uuid> {
@@ -69,12 +80,14 @@ fn uuid(row: &SqliteRow, col: &str) -> sqlx::Result<Uuid> {
 
 fn opt_uuid(row: &SqliteRow, col: &str) -> sqlx::Result<Option<Uuid>> {
     let v: Option<String> = row.try_get(col)?;
-    v.map(|v| Uuid::parse_str(&v).map_err(|e| decode_err(col, format!("{v:?}: {e}")))).transpose()
+    v.map(|v| Uuid::parse_str(&v).map_err(|e| decode_err(col, format!("{v:?}: {e}"))))
+        .transpose()
 }
 
 fn json(row: &SqliteRow, col: &str) -> sqlx::Result<Option<Value>> {
     let v: Option<String> = row.try_get(col)?;
-    v.map(|v| serde_json::from_str(&v).map_err(|e| decode_err(col, e.to_string()))).transpose()
+    v.map(|v| serde_json::from_str(&v).map_err(|e| decode_err(col, e.to_string())))
+        .transpose()
 }
 
 fn small(row: &SqliteRow, col: &str) -> sqlx::Result<i16> {
@@ -125,7 +138,9 @@ fn process_from(row: &SqliteRow) -> sqlx::Result<JobProcess> {
 
 fn result_from(row: &SqliteRow) -> sqlx::Result<JobResult> {
     let status: String = row.try_get("status")?;
-    let status = status.parse::<JobStatus>().map_err(|e| decode_err("status", e.to_string()))?;
+    let status = status
+        .parse::<JobStatus>()
+        .map_err(|e| decode_err("status", e.to_string()))?;
     Ok(JobResult {
         id: row.try_get("id")?,
         uuid: uuid(row, "uuid")?,
@@ -153,7 +168,8 @@ fn result_from(row: &SqliteRow) -> sqlx::Result<JobResult> {
 
 fn heartbeat_from(row: &SqliteRow) -> sqlx::Result<WorkerHeartbeat> {
     let queues: String = row.try_get("queues")?;
-    let queues: Vec<String> = serde_json::from_str(&queues).map_err(|e| decode_err("queues", e.to_string()))?;
+    let queues: Vec<String> =
+        serde_json::from_str(&queues).map_err(|e| decode_err("queues", e.to_string()))?;
     Ok(WorkerHeartbeat {
         id: row.try_get("id")?,
         worker_id: uuid(row, "worker_id")?,
@@ -196,7 +212,10 @@ fn wake_local() {
     });
 }
 
-async fn insert_requests(conn: &mut SqliteConnection, rows: &[NewRequest]) -> Result<Vec<JobRequest>> {
+async fn insert_requests(
+    conn: &mut SqliteConnection,
+    rows: &[NewRequest],
+) -> Result<Vec<JobRequest>> {
     let mut out = Vec::with_capacity(rows.len());
     let now = now_us();
     for chunk in rows.chunks(CHUNK) {
@@ -282,19 +301,33 @@ async fn insert_results(
 }
 
 /// Deletes this worker's processes matching `uuids` (all of them when None) and returns them.
-async fn delete_processes(conn: &mut SqliteConnection, worker_id: Uuid, uuids: Option<&[Uuid]>) -> Result<Vec<JobProcess>> {
+async fn delete_processes(
+    conn: &mut SqliteConnection,
+    worker_id: Uuid,
+    uuids: Option<&[Uuid]>,
+) -> Result<Vec<JobProcess>> {
     let rows = match uuids {
         Some(uuids) => {
-            let list = serde_json::to_string(&uuids.iter().map(Uuid::to_string).collect::<Vec<_>>())
-                .map_err(|e| Error::Worker(e.to_string()))?;
+            let list =
+                serde_json::to_string(&uuids.iter().map(Uuid::to_string).collect::<Vec<_>>())
+                    .map_err(|e| Error::Worker(e.to_string()))?;
             let sql = format!(
                 "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 AND uuid IN (SELECT value FROM json_each(?2)) RETURNING {PROC_COLS}"
             );
-            sqlx::query(&sql).bind(worker_id.to_string()).bind(list).fetch_all(&mut *conn).await?
+            sqlx::query(&sql)
+                .bind(worker_id.to_string())
+                .bind(list)
+                .fetch_all(&mut *conn)
+                .await?
         }
         None => {
-            let sql = format!("DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 RETURNING {PROC_COLS}");
-            sqlx::query(&sql).bind(worker_id.to_string()).fetch_all(&mut *conn).await?
+            let sql = format!(
+                "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 RETURNING {PROC_COLS}"
+            );
+            sqlx::query(&sql)
+                .bind(worker_id.to_string())
+                .fetch_all(&mut *conn)
+                .await?
         }
     };
     let mut out = map_rows(rows, process_from)?;
@@ -312,11 +345,18 @@ pub(crate) struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path`, `sqlite:path` or
     /// `sqlite::memory:`), in WAL mode with a busy timeout.
-    pub(crate) async fn open(url: &str, max_connections: u32) -> std::result::Result<SqliteStore, sqlx::Error> {
+    pub(crate) async fn open(
+        url: &str,
+        max_connections: u32,
+    ) -> std::result::Result<SqliteStore, sqlx::Error> {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
-            .journal_mode(if memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
+            .journal_mode(if memory {
+                SqliteJournalMode::Memory
+            } else {
+                SqliteJournalMode::Wal
+            })
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(false);
@@ -325,11 +365,22 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .min_connections(if memory { 1 } else { 0 })
-            .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
-            .max_lifetime(if memory { None } else { Some(Duration::from_secs(1800)) })
+            .idle_timeout(if memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if memory {
+                None
+            } else {
+                Some(Duration::from_secs(1800))
+            })
             .connect_with(opts.clone())
             .await?;
-        Ok(SqliteStore { pool, watch: (!memory).then_some(opts) })
+        Ok(SqliteStore {
+            pool,
+            watch: (!memory).then_some(opts),
+        })
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {
@@ -352,7 +403,12 @@ impl<C: DerefMut<Target = SqliteConnection> + Send> Conn for SqliteConn<C> {
         Ok(())
     }
 
-    async fn count_requests(&mut self, job_class: &str, key: &str, include_retries: bool) -> Result<i64> {
+    async fn count_requests(
+        &mut self,
+        job_class: &str,
+        key: &str,
+        include_retries: bool,
+    ) -> Result<i64> {
         Ok(sqlx::query_scalar(
             "SELECT count(*) FROM plainjobs_jobrequest WHERE job_class = ?1 AND concurrency_key = ?2 AND (?3 OR retry_attempt = 0)",
         )
@@ -363,7 +419,13 @@ impl<C: DerefMut<Target = SqliteConnection> + Send> Conn for SqliteConn<C> {
         .await?)
     }
 
-    async fn count_processes(&mut self, job_class: &str, key: &str, include_retries: bool, exclude: Option<Uuid>) -> Result<i64> {
+    async fn count_processes(
+        &mut self,
+        job_class: &str,
+        key: &str,
+        include_retries: bool,
+        exclude: Option<Uuid>,
+    ) -> Result<i64> {
         Ok(sqlx::query_scalar(
             "SELECT count(*) FROM plainjobs_jobprocess WHERE job_class = ?1 AND concurrency_key = ?2 AND (?3 OR retry_attempt = 0) AND (?4 IS NULL OR uuid <> ?4)",
         )
@@ -390,23 +452,46 @@ impl<C: DerefMut<Target = SqliteConnection> + Send> Conn for SqliteConn<C> {
 
 #[async_trait::async_trait]
 impl StoreTx for SqliteConn<Transaction<'static, Sqlite>> {
-    async fn delete_process(&mut self, process_uuid: Uuid, worker_id: Uuid) -> Result<Option<JobProcess>> {
-        Ok(delete_processes(&mut self.0, worker_id, Some(&[process_uuid])).await?.pop())
+    async fn delete_process(
+        &mut self,
+        process_uuid: Uuid,
+        worker_id: Uuid,
+    ) -> Result<Option<JobProcess>> {
+        Ok(
+            delete_processes(&mut self.0, worker_id, Some(&[process_uuid]))
+                .await?
+                .pop(),
+        )
     }
 
-    async fn insert_result(&mut self, p: &JobProcess, status: JobStatus, error: &str, retry: Option<Uuid>) -> Result<JobResult> {
+    async fn insert_result(
+        &mut self,
+        p: &JobProcess,
+        status: JobStatus,
+        error: &str,
+        retry: Option<Uuid>,
+    ) -> Result<JobResult> {
         let mut rows = insert_results(&mut self.0, &[(p, status, error, retry)]).await?;
-        rows.pop().ok_or_else(|| Error::Worker("the result insert returned no row".into()))
+        rows.pop()
+            .ok_or_else(|| Error::Worker("the result insert returned no row".into()))
     }
 
-    async fn lock_retryable(&mut self, result_uuid: Uuid, force: bool) -> Result<Option<JobResult>> {
+    async fn lock_retryable(
+        &mut self,
+        result_uuid: Uuid,
+        force: bool,
+    ) -> Result<Option<JobResult>> {
         // The transaction holds SQLite's write lock: no other retry of this result can run.
         let sql = format!(
             "SELECT {RES_COLS} FROM plainjobs_jobresult
              WHERE uuid = ?1 AND retry_job_request_uuid IS NULL AND (?2 OR (retries > 0 AND retry_attempt < retries))
                AND status IN ('ERRORED', 'LOST', 'CANCELLED')"
         );
-        let row = sqlx::query(&sql).bind(result_uuid.to_string()).bind(force).fetch_optional(&mut *self.0).await?;
+        let row = sqlx::query(&sql)
+            .bind(result_uuid.to_string())
+            .bind(force)
+            .fetch_optional(&mut *self.0)
+            .await?;
         Ok(row.as_ref().map(result_from).transpose()?)
     }
 
@@ -434,17 +519,22 @@ impl Store for SqliteStore {
         )
         .execute(&mut *tx)
         .await?;
-        let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM plainjobs_rs_migrations").fetch_all(&mut *tx).await?;
+        let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM plainjobs_rs_migrations")
+            .fetch_all(&mut *tx)
+            .await?;
         for m in MIGRATIONS {
             if done.contains(&m.version) {
                 continue;
             }
             for stmt in m.statements {
-                sqlx::query(stmt).execute(&mut *tx).await.map_err(|source| Error::Migration {
-                    version: m.version,
-                    name: m.name,
-                    source,
-                })?;
+                sqlx::query(stmt)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| Error::Migration {
+                        version: m.version,
+                        name: m.name,
+                        source,
+                    })?;
             }
             sqlx::query("INSERT INTO plainjobs_rs_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)")
                 .bind(m.version)
@@ -497,13 +587,23 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn claim(&self, worker_id: Uuid, queues: &[String], start: i64, prefetch: i64) -> Result<Vec<JobProcess>> {
+    async fn claim(
+        &self,
+        worker_id: Uuid,
+        queues: &[String],
+        start: i64,
+        prefetch: i64,
+    ) -> Result<Vec<JobProcess>> {
         let limit = start + prefetch;
         if limit <= 0 || queues.is_empty() {
             return Ok(Vec::new());
         }
         let now = now_us();
-        let queue_filter = if queues.len() == 1 { "queue = ?1" } else { "queue IN (SELECT value FROM json_each(?1))" };
+        let queue_filter = if queues.len() == 1 {
+            "queue = ?1"
+        } else {
+            "queue IN (SELECT value FROM json_each(?1))"
+        };
         let queue_arg = if queues.len() == 1 {
             queues[0].clone()
         } else {
@@ -534,7 +634,11 @@ impl Store for SqliteStore {
         taken.sort_by(|a, b| {
             b.priority
                 .cmp(&a.priority)
-                .then(a.start_at.unwrap_or(a.created_at).cmp(&b.start_at.unwrap_or(b.created_at)))
+                .then(
+                    a.start_at
+                        .unwrap_or(a.created_at)
+                        .cmp(&b.start_at.unwrap_or(b.created_at)),
+                )
                 .then(a.id.cmp(&b.id))
         });
         let mut out = Vec::with_capacity(taken.len());
@@ -573,7 +677,11 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn mark_started(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<Vec<(Uuid, Option<DateTime<Utc>>)>> {
+    async fn mark_started(
+        &self,
+        worker_id: Uuid,
+        uuids: &[Uuid],
+    ) -> Result<Vec<(Uuid, Option<DateTime<Utc>>)>> {
         let list = serde_json::to_string(&uuids.iter().map(Uuid::to_string).collect::<Vec<_>>())
             .map_err(|e| Error::Worker(e.to_string()))?;
         let rows = sqlx::query(
@@ -584,7 +692,9 @@ impl Store for SqliteStore {
         .bind(list)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((uuid(r, "uuid")?, opt_time(r, "started_at")?))).collect()
+        rows.iter()
+            .map(|r| Ok((uuid(r, "uuid")?, opt_time(r, "started_at")?)))
+            .collect()
     }
 
     async fn finish_many(&self, worker_id: Uuid, items: &[Finish]) -> Result<Vec<Uuid>> {
@@ -597,7 +707,11 @@ impl Store for SqliteStore {
         let gone = delete_processes(&mut tx, worker_id, Some(&uuids)).await?;
         let rows: Vec<(&JobProcess, JobStatus, &str, Option<Uuid>)> = gone
             .iter()
-            .filter_map(|p| by_uuid.get(&p.uuid).map(|f| (p, f.status, f.error.as_str(), None)))
+            .filter_map(|p| {
+                by_uuid
+                    .get(&p.uuid)
+                    .map(|f| (p, f.status, f.error.as_str(), None))
+            })
             .collect();
         insert_results(&mut tx, &rows).await?;
         tx.commit().await?;
@@ -612,7 +726,11 @@ impl Store for SqliteStore {
         let sql = format!(
             "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 AND started_at IS NULL AND uuid IN (SELECT value FROM json_each(?2)) RETURNING {PROC_COLS}"
         );
-        let rows = sqlx::query(&sql).bind(worker_id.to_string()).bind(list).fetch_all(&mut *tx).await?;
+        let rows = sqlx::query(&sql)
+            .bind(worker_id.to_string())
+            .bind(list)
+            .fetch_all(&mut *tx)
+            .await?;
         let mut gone = map_rows(rows, process_from)?;
         gone.sort_by_key(|p| p.id);
         for chunk in gone.chunks(CHUNK) {
@@ -665,10 +783,18 @@ impl Store for SqliteStore {
         .bind(now_us() - micros(timeout))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|s| Uuid::parse_str(s).map_err(|e| Error::Worker(format!("bad worker id {s:?}: {e}")))).collect()
+        rows.iter()
+            .map(|s| {
+                Uuid::parse_str(s).map_err(|e| Error::Worker(format!("bad worker id {s:?}: {e}")))
+            })
+            .collect()
     }
 
-    async fn rescue_worker(&self, worker_id: Uuid, timeout: Duration) -> Result<Option<Vec<JobResult>>> {
+    async fn rescue_worker(
+        &self,
+        worker_id: Uuid,
+        timeout: Duration,
+    ) -> Result<Option<Vec<JobResult>>> {
         let mut tx = self.write_tx().await?;
         let hb = sqlx::query(
             "DELETE FROM plainjobs_workerheartbeat WHERE worker_id = ?1 AND last_heartbeat_at < ?2 RETURNING hostname, pid, last_heartbeat_at",
@@ -688,13 +814,21 @@ impl Store for SqliteStore {
             last.to_rfc3339()
         );
         let gone = delete_processes(&mut tx, worker_id, None).await?;
-        let rows: Vec<_> = gone.iter().map(|p| (p, JobStatus::Lost, error.as_str(), None)).collect();
+        let rows: Vec<_> = gone
+            .iter()
+            .map(|p| (p, JobStatus::Lost, error.as_str(), None))
+            .collect();
         let results = insert_results(&mut tx, &rows).await?;
         tx.commit().await?;
         Ok(Some(results))
     }
 
-    async fn rescue_orphans(&self, worker_id: Uuid, timeout: Duration, held: &[Uuid]) -> Result<Vec<JobResult>> {
+    async fn rescue_orphans(
+        &self,
+        worker_id: Uuid,
+        timeout: Duration,
+        held: &[Uuid],
+    ) -> Result<Vec<JobResult>> {
         let held = serde_json::to_string(&held.iter().map(Uuid::to_string).collect::<Vec<_>>())
             .map_err(|e| Error::Worker(e.to_string()))?;
         let mut tx = self.write_tx().await?;
@@ -709,8 +843,12 @@ impl Store for SqliteStore {
             .await?;
         let mut gone = map_rows(rows, process_from)?;
         gone.sort_by_key(|p| p.id);
-        let error = format!("Lost: worker {worker_id} no longer ran this job (its bookkeeping was lost)");
-        let rows: Vec<_> = gone.iter().map(|p| (p, JobStatus::Lost, error.as_str(), None)).collect();
+        let error =
+            format!("Lost: worker {worker_id} no longer ran this job (its bookkeeping was lost)");
+        let rows: Vec<_> = gone
+            .iter()
+            .map(|p| (p, JobStatus::Lost, error.as_str(), None))
+            .collect();
         let results = insert_results(&mut tx, &rows).await?;
         tx.commit().await?;
         Ok(results)
@@ -747,7 +885,10 @@ impl Store for SqliteStore {
     }
 
     async fn listen(&self, wake: Arc<Notify>, cancel: CancellationToken) -> Result<bool> {
-        local_waiters().lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&wake));
+        local_waiters()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(&wake));
         let Some(opts) = self.watch.clone() else {
             return Ok(true);
         };
@@ -761,7 +902,10 @@ impl Store for SqliteStore {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                 }
-                match sqlx::query_scalar::<_, i64>("PRAGMA data_version").fetch_one(&mut conn).await {
+                match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                    .fetch_one(&mut conn)
+                    .await
+                {
                     Ok(v) => {
                         if last.is_some_and(|l| l != v) {
                             wake.notify_one();
@@ -793,19 +937,30 @@ impl Store for SqliteStore {
 
     async fn request_by_uuid(&self, id: Uuid) -> Result<Option<JobRequest>> {
         let sql = format!("SELECT {REQ_COLS} FROM plainjobs_jobrequest WHERE uuid = ?1");
-        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(request_from).transpose()?)
     }
 
     async fn process_by_uuid(&self, id: Uuid) -> Result<Option<JobProcess>> {
-        let sql = format!("SELECT {PROC_COLS} FROM plainjobs_jobprocess WHERE uuid = ?1 OR job_request_uuid = ?1");
-        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.pool).await?;
+        let sql = format!(
+            "SELECT {PROC_COLS} FROM plainjobs_jobprocess WHERE uuid = ?1 OR job_request_uuid = ?1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(process_from).transpose()?)
     }
 
     async fn result_by_uuid(&self, id: Uuid) -> Result<Option<JobResult>> {
         let sql = format!("SELECT {RES_COLS} FROM plainjobs_jobresult WHERE uuid = ?1");
-        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(result_from).transpose()?)
     }
 
@@ -850,14 +1005,19 @@ impl Store for SqliteStore {
             let queue: String = row.try_get("queue")?;
             let kind: String = row.try_get("kind")?;
             let n: i64 = row.try_get("n")?;
-            let entry = by_queue.entry(queue.clone()).or_insert_with(|| QueueStats { queue, ..Default::default() });
+            let entry = by_queue.entry(queue.clone()).or_insert_with(|| QueueStats {
+                queue,
+                ..Default::default()
+            });
             match kind.as_str() {
                 "ready" => entry.ready = n,
                 "scheduled" => entry.scheduled = n,
                 "waiting" => entry.waiting = n,
                 "running" => entry.running = n,
                 other => {
-                    entry.results.insert(other.trim_start_matches("result:").to_string(), n);
+                    entry
+                        .results
+                        .insert(other.trim_start_matches("result:").to_string(), n);
                 }
             }
         }
@@ -866,8 +1026,12 @@ impl Store for SqliteStore {
 
     async fn purge(&self) -> Result<(u64, u64)> {
         let mut tx = self.write_tx().await?;
-        let r = sqlx::query("DELETE FROM plainjobs_jobrequest").execute(&mut *tx).await?;
-        let p = sqlx::query("DELETE FROM plainjobs_jobprocess").execute(&mut *tx).await?;
+        let r = sqlx::query("DELETE FROM plainjobs_jobrequest")
+            .execute(&mut *tx)
+            .await?;
+        let p = sqlx::query("DELETE FROM plainjobs_jobprocess")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok((r.rows_affected(), p.rows_affected()))
     }

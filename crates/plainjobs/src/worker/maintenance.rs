@@ -58,7 +58,10 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, done: CancellationToken)
 /// Runs `on_aborted` for LOST and CANCELLED results (after their transaction committed).
 /// Errors are logged and swallowed.
 pub(crate) async fn dispatch_aborted(shared: &Shared, results: &[JobResult]) {
-    for r in results.iter().filter(|r| matches!(r.status, JobStatus::Lost | JobStatus::Cancelled)) {
+    for r in results
+        .iter()
+        .filter(|r| matches!(r.status, JobStatus::Lost | JobStatus::Cancelled))
+    {
         let job = match shared.registry.load(&r.job_class, r.parameters.as_ref()) {
             Ok(job) => job,
             Err(e) => {
@@ -95,7 +98,9 @@ pub(crate) async fn rescue(shared: &Shared) {
                         after_rescue(shared, results).await;
                     }
                     Ok(None) => {}
-                    Err(e) => tracing::warn!(dead_worker_id = %id, error = %e, "rescue failed; retrying next pass"),
+                    Err(e) => {
+                        tracing::warn!(dead_worker_id = %id, error = %e, "rescue failed; retrying next pass")
+                    }
                 }
             }
         }
@@ -104,7 +109,10 @@ pub(crate) async fn rescue(shared: &Shared) {
     let held: Vec<_> = lock(&shared.held).iter().copied().collect();
     match store.rescue_orphans(shared.worker_id, timeout, &held).await {
         Ok(results) if !results.is_empty() => {
-            tracing::warn!(jobs = results.len(), "rescued this worker's own orphaned jobs as LOST");
+            tracing::warn!(
+                jobs = results.len(),
+                "rescued this worker's own orphaned jobs as LOST"
+            );
             after_rescue(shared, results).await;
         }
         Ok(_) => {}
@@ -142,10 +150,22 @@ pub(crate) fn scheduled_key(default_key: &str, at: DateTime<Utc>) -> String {
 /// Enqueues one occurrence unless it is pending, running, or already finished: the default
 /// uniqueness rule sees only requests and processes, so an occurrence that already ran must not
 /// be enqueued again by a worker whose pass began before it was due.
-async fn enqueue_occurrence(shared: &Shared, job: &dyn ErasedJob, req: crate::store::NewRequest) -> crate::Result<Option<crate::JobRequest>> {
+async fn enqueue_occurrence(
+    shared: &Shared,
+    job: &dyn ErasedJob,
+    req: crate::store::NewRequest,
+) -> crate::Result<Option<crate::JobRequest>> {
     let mut tx = shared.jobs.store().begin().await?;
-    tx.advisory_lock(crate::advisory_lock_id(&req.job_class, &req.concurrency_key)).await?;
-    if tx.count_results(&req.job_class, &req.concurrency_key).await? > 0 {
+    tx.advisory_lock(crate::advisory_lock_id(
+        &req.job_class,
+        &req.concurrency_key,
+    ))
+    .await?;
+    if tx
+        .count_results(&req.job_class, &req.concurrency_key)
+        .await?
+        > 0
+    {
         return Ok(None);
     }
     let out = crate::enqueue::enqueue_on(&mut *tx, job, req, None).await?;
@@ -166,7 +186,9 @@ pub(crate) async fn schedule_pass(
         if !queues.contains(&s.job.default_queue()) {
             continue;
         }
-        let Some(next) = s.schedule.next_after(now) else { continue };
+        let Some(next) = s.schedule.next_after(now) else {
+            continue;
+        };
         if s.stamped == Some(next) {
             continue;
         }
@@ -276,7 +298,10 @@ pub(crate) async fn stats_loop(shared: Arc<Shared>, every: Duration, done: Cance
             succeeded = now.1 - last.1,
             failed = now.2 - last.2,
             deferred = now.3 - last.3,
-            per_second = format!("{:.1}", (now.1 + now.2 + now.3 - last.1 - last.2 - last.3) as f64 / secs),
+            per_second = format!(
+                "{:.1}",
+                (now.1 + now.2 + now.3 - last.1 - last.2 - last.3) as f64 / secs
+            ),
             holding = lock(&shared.held).len(),
             "worker stats"
         );

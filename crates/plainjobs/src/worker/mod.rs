@@ -125,7 +125,10 @@ impl Worker {
     /// several occurrences without waiting for them. Ready-times and heartbeats always use the
     /// database's clock.
     #[doc(hidden)]
-    pub fn schedule_clock(mut self, now: impl Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync + 'static) -> Self {
+    pub fn schedule_clock(
+        mut self,
+        now: impl Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync + 'static,
+    ) -> Self {
         self.clock = Some(std::sync::Arc::new(now));
         self
     }
@@ -191,8 +194,10 @@ impl Worker {
     /// [`Error::Schedule`](crate::Error::Schedule) naming the bad field and value, or a schedule
     /// that can never fire.
     pub fn schedule<J: Job>(self, cron: &str, job: J) -> Result<Self> {
-        let schedule = Schedule::parse(cron)
-            .map_err(|source| crate::Error::Schedule { expression: cron.to_string(), source })?;
+        let schedule = Schedule::parse(cron).map_err(|source| crate::Error::Schedule {
+            expression: cron.to_string(),
+            source,
+        })?;
         Ok(self.push_schedule(Box::new(job), schedule, true))
     }
 
@@ -209,17 +214,21 @@ impl Worker {
     /// [`Error::UnknownJob`](crate::Error::UnknownJob), [`Error::Params`](crate::Error::Params)
     /// when the job needs parameters, or [`Error::Schedule`](crate::Error::Schedule).
     pub fn schedule_by_name(mut self, target: &str, cron: &str) -> Result<Self> {
-        let schedule = Schedule::parse(cron)
-            .map_err(|source| crate::Error::Schedule { expression: cron.to_string(), source })?;
-        let job: Box<dyn crate::registry::ErasedJob> = if let Some(cmd) = target.strip_prefix("cmd:") {
-            self.registry.register::<crate::schedule::ScheduledCommand>();
-            Box::new(crate::schedule::ScheduledCommand(cmd.trim().to_string()))
-        } else {
-            self.registry.load(target, None).map_err(|e| match e {
-                crate::registry::LoadError::Unknown(name) => crate::Error::UnknownJob(name),
-                crate::registry::LoadError::Params(p) => crate::Error::Params(p),
-            })?
-        };
+        let schedule = Schedule::parse(cron).map_err(|source| crate::Error::Schedule {
+            expression: cron.to_string(),
+            source,
+        })?;
+        let job: Box<dyn crate::registry::ErasedJob> =
+            if let Some(cmd) = target.strip_prefix("cmd:") {
+                self.registry
+                    .register::<crate::schedule::ScheduledCommand>();
+                Box::new(crate::schedule::ScheduledCommand(cmd.trim().to_string()))
+            } else {
+                self.registry.load(target, None).map_err(|e| match e {
+                    crate::registry::LoadError::Unknown(name) => crate::Error::UnknownJob(name),
+                    crate::registry::LoadError::Params(p) => crate::Error::Params(p),
+                })?
+            };
         Ok(self.push_schedule(job, schedule, true))
     }
 
@@ -229,8 +238,18 @@ impl Worker {
         self
     }
 
-    fn push_schedule(mut self, job: Box<dyn crate::registry::ErasedJob>, schedule: Schedule, zone_from_config: bool) -> Self {
-        self.schedules.push(maintenance::ScheduledJob { job, schedule, stamped: None, zone_from_config });
+    fn push_schedule(
+        mut self,
+        job: Box<dyn crate::registry::ErasedJob>,
+        schedule: Schedule,
+        zone_from_config: bool,
+    ) -> Self {
+        self.schedules.push(maintenance::ScheduledJob {
+            job,
+            schedule,
+            stamped: None,
+            zone_from_config,
+        });
         self
     }
 

@@ -20,7 +20,10 @@ pub(crate) enum FollowUp {
     /// A retry with the job's backoff.
     Retry,
     /// A deferral.
-    Defer { delay: Duration, increment_retries: bool },
+    Defer {
+        delay: Duration,
+        increment_retries: bool,
+    },
 }
 
 /// `Deferred for N seconds`, as plain.jobs writes it.
@@ -35,14 +38,21 @@ pub(crate) fn seconds_text(d: Duration) -> String {
 fn follow_request(p: &JobProcess, attempt: i16, delay: Duration) -> NewRequest {
     NewRequest {
         job_class: p.job_class.clone(),
-        parameters: p.parameters.clone().unwrap_or_else(|| serde_json::json!({"args": [], "kwargs": {}})),
+        parameters: p
+            .parameters
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({"args": [], "kwargs": {}})),
         priority: p.priority,
         source: p.source.clone(),
         queue: p.queue.clone(),
         retries: p.retries,
         retry_attempt: attempt,
         concurrency_key: p.concurrency_key.clone(),
-        start: if delay.is_zero() { Start::Now } else { Start::After(delay) },
+        start: if delay.is_zero() {
+            Start::Now
+        } else {
+            Start::After(delay)
+        },
         trace_id: p.trace_id.clone(),
         span_id: p.span_id.clone(),
     }
@@ -69,10 +79,23 @@ pub(crate) async fn finish_with_follow_up(
             let attempt = p.retry_attempt + 1;
             let delay = job.retry_delay(u32::try_from(attempt).unwrap_or(1));
             let req = follow_request(&p, attempt, delay);
-            (enqueue_on(&mut *tx, job, req, None).await?, error.to_string())
+            (
+                enqueue_on(&mut *tx, job, req, None).await?,
+                error.to_string(),
+            )
         }
-        (FollowUp::Defer { delay, increment_retries }, Some(job)) => {
-            let attempt = if increment_retries { p.retry_attempt.saturating_add(1) } else { p.retry_attempt };
+        (
+            FollowUp::Defer {
+                delay,
+                increment_retries,
+            },
+            Some(job),
+        ) => {
+            let attempt = if increment_retries {
+                p.retry_attempt.saturating_add(1)
+            } else {
+                p.retry_attempt
+            };
             let req = follow_request(&p, attempt, delay);
             let new = enqueue_on(&mut *tx, job, req, None).await?;
             let secs = seconds_text(delay);
@@ -88,7 +111,9 @@ pub(crate) async fn finish_with_follow_up(
         }
         _ => (None, error.to_string()),
     };
-    let result = tx.insert_result(&p, status, &error_text, request.as_ref().map(|r| r.uuid)).await?;
+    let result = tx
+        .insert_result(&p, status, &error_text, request.as_ref().map(|r| r.uuid))
+        .await?;
     tx.commit().await?;
     Ok(Some(result))
 }
@@ -109,14 +134,21 @@ pub(crate) async fn retry_with(
     let delay = job.retry_delay(u32::try_from(attempt).unwrap_or(1));
     let req = NewRequest {
         job_class: r.job_class.clone(),
-        parameters: r.parameters.clone().unwrap_or_else(|| serde_json::json!({"args": [], "kwargs": {}})),
+        parameters: r
+            .parameters
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({"args": [], "kwargs": {}})),
         priority: r.priority,
         source: r.source.clone(),
         queue: r.queue.clone(),
         retries: r.retries,
         retry_attempt: attempt,
         concurrency_key: r.concurrency_key.clone(),
-        start: if delay.is_zero() { Start::Now } else { Start::After(delay) },
+        start: if delay.is_zero() {
+            Start::Now
+        } else {
+            Start::After(delay)
+        },
         trace_id: r.trace_id.clone(),
         span_id: r.span_id.clone(),
     };
@@ -130,7 +162,11 @@ pub(crate) async fn retry_with(
 
 /// The automatic retry of a retryable result (after a rescue, or by the periodic pass). A job
 /// type that cannot be rebuilt bumps the result's `retry_attempt` so it is not tried forever.
-pub(crate) async fn retry_result(jobs: &Jobs, registry: &Registry, result: &JobResult) -> Result<Option<JobRequest>> {
+pub(crate) async fn retry_result(
+    jobs: &Jobs,
+    registry: &Registry,
+    result: &JobResult,
+) -> Result<Option<JobRequest>> {
     let job = match registry.load(&result.job_class, result.parameters.as_ref()) {
         Ok(job) => job,
         Err(e) => {
@@ -150,7 +186,12 @@ pub(crate) async fn retry_result(jobs: &Jobs, registry: &Registry, result: &JobR
 }
 
 /// An operator's retry: with the registered type when known, else as a raw job.
-pub(crate) async fn retry_now(jobs: &Jobs, registry: &Registry, result_uuid: Uuid, force: bool) -> Result<Option<JobRequest>> {
+pub(crate) async fn retry_now(
+    jobs: &Jobs,
+    registry: &Registry,
+    result_uuid: Uuid,
+    force: bool,
+) -> Result<Option<JobRequest>> {
     let results = jobs.store().result_by_uuid(result_uuid).await?;
     let Some(result) = results else {
         return Ok(None);

@@ -77,8 +77,22 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-pub(crate) async fn run(worker: Worker, stop: CancellationToken, abort: CancellationToken) -> Result<()> {
-    let Worker { jobs, registry, state, queues, concurrency, max_pending, config, schedules, clock } = worker;
+pub(crate) async fn run(
+    worker: Worker,
+    stop: CancellationToken,
+    abort: CancellationToken,
+) -> Result<()> {
+    let Worker {
+        jobs,
+        registry,
+        state,
+        queues,
+        concurrency,
+        max_pending,
+        config,
+        schedules,
+        clock,
+    } = worker;
     let worker_id = Uuid::new_v4();
     let heartbeat = NewHeartbeat {
         worker_id,
@@ -110,14 +124,25 @@ pub(crate) async fn run(worker: Worker, stop: CancellationToken, abort: Cancella
     // Background tasks live until `done` (after the last result is written).
     let done = CancellationToken::new();
     if shared.config.listen {
-        match shared.jobs.store().listen(shared.wake.clone(), done.clone()).await {
+        match shared
+            .jobs
+            .store()
+            .listen(shared.wake.clone(), done.clone())
+            .await
+        {
             Ok(true) => {}
             Ok(false) => tracing::info!("this backend has no LISTEN; polling"),
             Err(e) => tracing::warn!(error = %e, "LISTEN failed; polling instead"),
         }
     }
     let heartbeat_task = tokio::spawn(maintenance::heartbeat_loop(shared.clone(), done.clone()));
-    let maintenance_task = tokio::spawn(maintenance::maintenance_loop(shared.clone(), queues.clone(), schedules, clock, done.clone()));
+    let maintenance_task = tokio::spawn(maintenance::maintenance_loop(
+        shared.clone(),
+        queues.clone(),
+        schedules,
+        clock,
+        done.clone(),
+    ));
     let stats_task = shared
         .config
         .stats_interval
@@ -145,8 +170,12 @@ pub(crate) async fn run(worker: Worker, stop: CancellationToken, abort: Cancella
     }
     match shared.jobs.store().deregister(worker_id).await {
         Ok(true) => tracing::info!(worker_id = %worker_id, "worker stopped"),
-        Ok(false) => tracing::warn!(worker_id = %worker_id, "worker stopped with jobs of its own still recorded; its heartbeat is left to go stale so that they are rescued"),
-        Err(e) => tracing::warn!(worker_id = %worker_id, error = %e, "could not deregister; the heartbeat will go stale"),
+        Ok(false) => {
+            tracing::warn!(worker_id = %worker_id, "worker stopped with jobs of its own still recorded; its heartbeat is left to go stale so that they are rescued")
+        }
+        Err(e) => {
+            tracing::warn!(worker_id = %worker_id, error = %e, "could not deregister; the heartbeat will go stale")
+        }
     }
     outcome
 }
@@ -242,11 +271,17 @@ async fn claim_loop(
         let start = permits.len();
         let prefetch = max_pending.saturating_sub(buffer.len());
         let want = start + prefetch;
-        match store.claim(shared.worker_id, queues, start as i64, prefetch as i64).await {
+        match store
+            .claim(shared.worker_id, queues, start as i64, prefetch as i64)
+            .await
+        {
             Ok(rows) => {
                 failures = 0;
                 more = rows.len() == want;
-                shared.stats.claimed.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                shared
+                    .stats
+                    .claimed
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
                 {
                     let mut held = lock(&shared.held);
                     for p in &rows {
@@ -292,9 +327,15 @@ fn spawn_job(shared: &Arc<Shared>, process: JobProcess, permit: OwnedSemaphorePe
 
 enum Ran {
     Success,
-    Defer { delay: Duration, increment_retries: bool },
+    Defer {
+        delay: Duration,
+        increment_retries: bool,
+    },
     /// `error` is stored (with a backtrace when captured); `summary` is logged.
-    Failed { error: String, summary: String },
+    Failed {
+        error: String,
+        summary: String,
+    },
 }
 
 async fn execute(shared: Arc<Shared>, process: JobProcess, permit: OwnedSemaphorePermit) {
@@ -313,11 +354,20 @@ async fn execute(shared: Arc<Shared>, process: JobProcess, permit: OwnedSemaphor
         trace_id = process.trace_id.as_deref().unwrap_or(""),
         span_id = process.span_id.as_deref().unwrap_or(""),
     );
-    let job = shared.registry.load(&process.job_class, process.parameters.as_ref());
+    let job = shared
+        .registry
+        .load(&process.job_class, process.parameters.as_ref());
     let ran = async {
-        tracing::info!(queue_wait_ms, attempt = process.retry_attempt, "job started");
+        tracing::info!(
+            queue_wait_ms,
+            attempt = process.retry_attempt,
+            "job started"
+        );
         match &job {
-            Err(e) => Ran::Failed { error: e.to_string(), summary: e.to_string() },
+            Err(e) => Ran::Failed {
+                error: e.to_string(),
+                summary: e.to_string(),
+            },
             Ok(job) => {
                 let ctx = JobContext {
                     process: process.clone(),
@@ -327,11 +377,23 @@ async fn execute(shared: Arc<Shared>, process: JobProcess, permit: OwnedSemaphor
                 };
                 match AssertUnwindSafe(job.run(&ctx)).catch_unwind().await {
                     Ok(Ok(Outcome::Success)) => Ran::Success,
-                    Ok(Ok(Outcome::Defer { delay, increment_retries })) => Ran::Defer { delay, increment_retries },
-                    Ok(Err(e)) => Ran::Failed { error: e.report(), summary: e.chain() },
+                    Ok(Ok(Outcome::Defer {
+                        delay,
+                        increment_retries,
+                    })) => Ran::Defer {
+                        delay,
+                        increment_retries,
+                    },
+                    Ok(Err(e)) => Ran::Failed {
+                        error: e.report(),
+                        summary: e.chain(),
+                    },
                     Err(panic) => {
                         let text = format!("panicked: {}", panic_message(&*panic));
-                        Ran::Failed { error: text.clone(), summary: text }
+                        Ran::Failed {
+                            error: text.clone(),
+                            summary: text,
+                        }
                     }
                 }
             }
@@ -351,22 +413,66 @@ async fn execute(shared: Arc<Shared>, process: JobProcess, permit: OwnedSemaphor
         Ran::Success => {
             shared.stats.succeeded.fetch_add(1, Ordering::Relaxed);
             tracing::info!(status = "SUCCESSFUL", duration_ms, "job finished");
-            send_finish(&shared, Finish { process_uuid: process.uuid, status: JobStatus::Successful, error: String::new() }).await;
+            send_finish(
+                &shared,
+                Finish {
+                    process_uuid: process.uuid,
+                    status: JobStatus::Successful,
+                    error: String::new(),
+                },
+            )
+            .await;
         }
         Ran::Failed { error, summary } => {
             shared.stats.failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(status = "ERRORED", duration_ms, error = %summary, "job failed");
-            let retry = job.is_some() && process.retries > 0 && process.retry_attempt < process.retries;
+            let retry =
+                job.is_some() && process.retries > 0 && process.retry_attempt < process.retries;
             if retry {
-                follow_up(&shared, &process, JobStatus::Errored, &error, job.as_deref(), FollowUp::Retry).await;
+                follow_up(
+                    &shared,
+                    &process,
+                    JobStatus::Errored,
+                    &error,
+                    job.as_deref(),
+                    FollowUp::Retry,
+                )
+                .await;
             } else {
-                send_finish(&shared, Finish { process_uuid: process.uuid, status: JobStatus::Errored, error }).await;
+                send_finish(
+                    &shared,
+                    Finish {
+                        process_uuid: process.uuid,
+                        status: JobStatus::Errored,
+                        error,
+                    },
+                )
+                .await;
             }
         }
-        Ran::Defer { delay, increment_retries } => {
+        Ran::Defer {
+            delay,
+            increment_retries,
+        } => {
             shared.stats.deferred.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(status = "DEFERRED", duration_ms, delay_s = delay.as_secs_f64(), "job deferred");
-            follow_up(&shared, &process, JobStatus::Deferred, "", job.as_deref(), FollowUp::Defer { delay, increment_retries }).await;
+            tracing::info!(
+                status = "DEFERRED",
+                duration_ms,
+                delay_s = delay.as_secs_f64(),
+                "job deferred"
+            );
+            follow_up(
+                &shared,
+                &process,
+                JobStatus::Deferred,
+                "",
+                job.as_deref(),
+                FollowUp::Defer {
+                    delay,
+                    increment_retries,
+                },
+            )
+            .await;
         }
     }
     drop(permit);
@@ -376,7 +482,9 @@ async fn send_finish(shared: &Shared, finish: Finish) {
     let tx = lock(&shared.finish_tx).clone();
     if let Some(tx) = tx {
         if tx.send(finish).await.is_err() {
-            tracing::error!("result writer is gone; the job's process row stays and will be rescued");
+            tracing::error!(
+                "result writer is gone; the job's process row stays and will be rescued"
+            );
         }
     }
 }
@@ -394,7 +502,17 @@ pub(crate) async fn follow_up(
 ) -> Option<crate::model::JobResult> {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=20 {
-        match finish_with_follow_up(&shared.jobs, shared.worker_id, process, status, error, job, follow).await {
+        match finish_with_follow_up(
+            &shared.jobs,
+            shared.worker_id,
+            process,
+            status,
+            error,
+            job,
+            follow,
+        )
+        .await
+        {
             Ok(result) => {
                 lock(&shared.held).remove(&process.uuid);
                 if result.is_none() {
@@ -439,7 +557,10 @@ async fn completer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Finish>) {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, jobs = batch.len(), "could not write results; retrying");
-                    if shared.abort.is_cancelled() && shared.stop.is_cancelled() && delay >= Duration::from_secs(5) {
+                    if shared.abort.is_cancelled()
+                        && shared.stop.is_cancelled()
+                        && delay >= Duration::from_secs(5)
+                    {
                         tracing::error!(jobs = batch.len(), "giving up writing results at shutdown; the jobs will be rescued as LOST");
                         break;
                     }
@@ -459,7 +580,12 @@ async fn hand_back(shared: &Shared, buffer: &mut VecDeque<JobProcess>) {
     }
     let uuids: Vec<Uuid> = buffer.iter().map(|p| p.uuid).collect();
     for attempt in 1..=10 {
-        match shared.jobs.store().hand_back(shared.worker_id, &uuids).await {
+        match shared
+            .jobs
+            .store()
+            .hand_back(shared.worker_id, &uuids)
+            .await
+        {
             Ok(n) => {
                 tracing::info!(jobs = n, "handed unstarted jobs back to the queue");
                 let mut held = lock(&shared.held);
@@ -475,7 +601,10 @@ async fn hand_back(shared: &Shared, buffer: &mut VecDeque<JobProcess>) {
             }
         }
     }
-    tracing::error!(jobs = uuids.len(), "could not hand jobs back; they will be rescued as LOST");
+    tracing::error!(
+        jobs = uuids.len(),
+        "could not hand jobs back; they will be rescued as LOST"
+    );
 }
 
 /// Waits for running jobs; after the shutdown timeout (or an abort) cancels the rest.
@@ -497,16 +626,33 @@ async fn drain(shared: &Arc<Shared>, slots: &Arc<Semaphore>, concurrency: usize)
         _ = shared.abort.cancelled() => tracing::warn!("cancelling running jobs"),
     }
     shared.abort.cancel();
-    let cancelled: Vec<(AbortHandle, JobProcess)> = lock(&shared.running).drain().map(|(_, v)| v).collect();
+    let cancelled: Vec<(AbortHandle, JobProcess)> =
+        lock(&shared.running).drain().map(|(_, v)| v).collect();
     for (handle, _) in &cancelled {
         handle.abort();
     }
     let mut results = Vec::new();
     for (_, process) in cancelled {
-        let job = shared.registry.load(&process.job_class, process.parameters.as_ref()).ok();
-        let follow = if job.is_some() { FollowUp::Retry } else { FollowUp::None };
+        let job = shared
+            .registry
+            .load(&process.job_class, process.parameters.as_ref())
+            .ok();
+        let follow = if job.is_some() {
+            FollowUp::Retry
+        } else {
+            FollowUp::None
+        };
         let error = "Cancelled: the worker shut down before the job finished";
-        if let Some(r) = follow_up(shared, &process, JobStatus::Cancelled, error, job.as_deref(), follow).await {
+        if let Some(r) = follow_up(
+            shared,
+            &process,
+            JobStatus::Cancelled,
+            error,
+            job.as_deref(),
+            follow,
+        )
+        .await
+        {
             results.push(r);
         }
     }

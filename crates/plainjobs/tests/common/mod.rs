@@ -5,7 +5,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use plainjobs::{Job, JobContext, JobError, JobResult, JobStatus, Jobs, Outcome, State, WorkerConfig};
+use plainjobs::{
+    Job, JobContext, JobError, JobResult, JobStatus, Jobs, Outcome, State, WorkerConfig,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
@@ -76,7 +78,13 @@ pub async fn sqlite_test_db() -> TestDb {
     let jobs = Jobs::connect(&url).await.expect("open sqlite");
     jobs.migrate().await.expect("migrate");
     let raw = Raw::Sqlite(jobs.sqlite_pool().expect("sqlite pool").clone());
-    TestDb { backend: Backend::Sqlite, schema: name, url, jobs, raw }
+    TestDb {
+        backend: Backend::Sqlite,
+        schema: name,
+        url,
+        jobs,
+        raw,
+    }
 }
 
 fn init_logs() {
@@ -91,14 +99,29 @@ fn init_logs() {
 pub async fn test_db() -> TestDb {
     init_logs();
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let admin = PgPool::connect(&base_url()).await.expect("test database reachable (run scripts/test)");
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
+    let admin = PgPool::connect(&base_url())
+        .await
+        .expect("test database reachable (run scripts/test)");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .expect("create schema");
     admin.close().await;
     let url = url_for_schema(&base_url(), &schema);
     let jobs = Jobs::connect(&url).await.expect("connect");
     jobs.migrate().await.expect("migrate");
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&url).await.expect("pool");
-    TestDb { backend: Backend::Postgres, schema, url, jobs, raw: Raw::Pg(pool) }
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await
+        .expect("pool");
+    TestDb {
+        backend: Backend::Postgres,
+        schema,
+        url,
+        jobs,
+        raw: Raw::Pg(pool),
+    }
 }
 
 impl TestDb {
@@ -135,7 +158,9 @@ impl TestDb {
     pub fn ago_sql(&self, secs: i64) -> String {
         match self.backend {
             Backend::Postgres => format!("(now() - interval '{secs} seconds')"),
-            Backend::Sqlite => (chrono::Utc::now().timestamp_micros() - secs * 1_000_000).to_string(),
+            Backend::Sqlite => {
+                (chrono::Utc::now().timestamp_micros() - secs * 1_000_000).to_string()
+            }
         }
     }
 
@@ -145,7 +170,13 @@ impl TestDb {
     }
 
     /// Inserts a request exactly as plain.jobs writes one (raw SQL, no trigger bypassed).
-    pub async fn insert_raw_request(&self, job_class: &str, parameters: &str, key: &str, start_at: Option<String>) {
+    pub async fn insert_raw_request(
+        &self,
+        job_class: &str,
+        parameters: &str,
+        key: &str,
+        start_at: Option<String>,
+    ) {
         let (parameters, key) = (parameters.replace('\'', "''"), key.replace('\'', "''"));
         let sql = format!(
             "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at)
@@ -158,17 +189,23 @@ impl TestDb {
     }
 
     pub async fn results(&self) -> Vec<JobResult> {
-        let mut r = self.jobs.results(None, None, None, 100_000).await.expect("results");
+        let mut r = self
+            .jobs
+            .results(None, None, None, 100_000)
+            .await
+            .expect("results");
         r.sort_by_key(|r| r.id);
         r
     }
 
     pub async fn requests(&self) -> i64 {
-        self.count("SELECT count(*) FROM plainjobs_jobrequest").await
+        self.count("SELECT count(*) FROM plainjobs_jobrequest")
+            .await
     }
 
     pub async fn processes(&self) -> i64 {
-        self.count("SELECT count(*) FROM plainjobs_jobprocess").await
+        self.count("SELECT count(*) FROM plainjobs_jobprocess")
+            .await
     }
 }
 
@@ -209,8 +246,13 @@ pub enum Action {
     Panic,
     /// Fails until this retry attempt, then succeeds.
     FailUntilAttempt(i16),
-    Defer { secs: u64, increment_retries: bool },
-    Sleep { ms: u64 },
+    Defer {
+        secs: u64,
+        increment_retries: bool,
+    },
+    Sleep {
+        ms: u64,
+    },
     /// Sleeps for a long time on its first attempt, succeeds on later ones.
     HangFirstAttempt,
     /// Waits until the recorder's gate opens.
@@ -230,7 +272,12 @@ pub struct Probe {
 
 impl Probe {
     pub fn new(id: impl Into<String>, action: Action) -> Probe {
-        Probe { id: id.into(), action, retries: 0, key: String::new() }
+        Probe {
+            id: id.into(),
+            action,
+            retries: 0,
+            key: String::new(),
+        }
     }
     pub fn retries(mut self, n: i16) -> Probe {
         self.retries = n;
@@ -309,7 +356,10 @@ impl Job for Probe {
             Action::Panic => panic!("probe {} panicked on purpose", self.id),
             Action::FailUntilAttempt(n) if attempt < *n => Err(ProbeFailed(self.id.clone()).into()),
             Action::FailUntilAttempt(_) => Ok(Outcome::Success),
-            Action::Defer { secs, increment_retries } => Ok(Outcome::Defer {
+            Action::Defer {
+                secs,
+                increment_retries,
+            } => Ok(Outcome::Defer {
                 delay: Duration::from_secs(*secs),
                 increment_retries: *increment_retries,
             }),
@@ -341,7 +391,10 @@ impl Job for Probe {
 
     async fn on_aborted(&self, result: &JobResult, state: &State) -> Result<(), JobError> {
         let rec = state.get::<Arc<Recorder>>()?;
-        rec.aborted.lock().unwrap().push((self.id.clone(), result.status));
+        rec.aborted
+            .lock()
+            .unwrap()
+            .push((self.id.clone(), result.status));
         Ok(())
     }
 }
