@@ -315,6 +315,15 @@ impl JobContext {
         &self.jobs
     }
 
+    /// Enqueues a job from inside this one. Its uniqueness check does not count this running
+    /// job, so a job can enqueue its own successor under the same concurrency key.
+    #[track_caller]
+    pub fn enqueue<J: Job>(&self, job: J) -> crate::Enqueue<'_> {
+        let mut e = self.jobs.enqueue(job);
+        e.opts.exclude_process = Some(self.process.uuid);
+        e
+    }
+
     /// Whether the worker is shutting down (a long job may stop early and defer itself).
     pub fn is_shutting_down(&self) -> bool {
         self.shutdown.is_cancelled()

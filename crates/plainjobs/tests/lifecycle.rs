@@ -1039,6 +1039,7 @@ async fn worker_exits_after_consecutive_claim_failures(backend: Backend) {
 }
 
 conformance!(
+    a_running_job_enqueues_its_successor_under_its_own_key,
     success_moves_request_to_process_to_result,
     errors_and_panics_are_errored_and_the_worker_carries_on,
     deferral_makes_a_deferred_result_and_a_linked_request,
@@ -1063,3 +1064,59 @@ conformance!(
     shutdown_timeout_cancels_running_jobs_and_retries_them,
     worker_exits_after_consecutive_claim_failures,
 );
+
+/// A job that enqueues its successor under its own concurrency key while it runs.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Chain {
+    step: u32,
+}
+
+impl Job for Chain {
+    const NAME: &'static str = "tests.Chain";
+    async fn run(
+        &self,
+        ctx: &plainjobs::JobContext,
+    ) -> Result<plainjobs::Outcome, plainjobs::JobError> {
+        // One hand-off: a predecessor's process row lives until its result is flushed (a few
+        // ms after it returns), and the default rule counts it, as the database says.
+        if self.step < 2 {
+            // Refused by the default rule through `ctx.jobs()` (this job is processing with
+            // the key), accepted through `ctx.enqueue` (which does not count this job).
+            assert!(ctx
+                .jobs()
+                .enqueue(Chain {
+                    step: self.step + 1
+                })
+                .await
+                .map_err(plainjobs::JobError::from)?
+                .is_none());
+            ctx.enqueue(Chain {
+                step: self.step + 1,
+            })
+            .await
+            .map_err(plainjobs::JobError::from)?
+            .expect("successor enqueued");
+        }
+        Ok(plainjobs::Outcome::Success)
+    }
+    fn default_concurrency_key(&self) -> String {
+        "chain".into()
+    }
+}
+
+async fn a_running_job_enqueues_its_successor_under_its_own_key(backend: Backend) {
+    let db = test_db_for(backend).await;
+    db.jobs.enqueue(Chain { step: 1 }).await.unwrap().unwrap();
+    let w = Worker::new(db.jobs.clone())
+        .register::<Chain>()
+        .config(fast_config())
+        .spawn();
+    let results = wait_results(&db, 2).await;
+    w.stop().await.unwrap();
+    assert_eq!(results.len(), 2);
+    assert!(
+        results.iter().all(|r| r.status == JobStatus::Successful),
+        "{results:#?}"
+    );
+    assert_eq!(db.requests().await, 0);
+}
