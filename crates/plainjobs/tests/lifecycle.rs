@@ -741,7 +741,7 @@ async fn migrations_are_idempotent_and_accept_existing_tables() {
     assert_eq!(
         db.count("SELECT count(*) FROM plainjobs_rs_migrations")
             .await,
-        2
+        3
     );
     // Tables created by plain.jobs (without our history table) are accepted as they are.
     db.exec("DROP TABLE plainjobs_rs_migrations").await;

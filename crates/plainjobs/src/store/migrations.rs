@@ -133,6 +133,23 @@ pub(crate) const POSTGRES: &[Migration] = &[
             "CREATE INDEX IF NOT EXISTS plainjobs_jobresult_class_key_idx ON plainjobs_jobresult (job_class, concurrency_key)",
         ],
     },
+    Migration {
+        version: 3,
+        name: "lighter insert notification",
+        statements: &[
+            // Workers only need to know that something was inserted: no transition table, no
+            // per-queue payload, one notification per inserting statement (PostgreSQL folds
+            // identical notifications of one transaction into one).
+            r#"CREATE OR REPLACE FUNCTION plainjobs_notify_jobrequest() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('plainjobs_jobrequest', '');
+                RETURN NULL;
+            END
+            $$"#,
+            "DROP TRIGGER IF EXISTS plainjobs_jobrequest_notify ON plainjobs_jobrequest",
+            "CREATE TRIGGER plainjobs_jobrequest_notify AFTER INSERT ON plainjobs_jobrequest FOR EACH STATEMENT EXECUTE FUNCTION plainjobs_notify_jobrequest()",
+        ],
+    },
 ];
 
 /// SQLite migrations: the same tables with SQLite types (times as integer microseconds since the
