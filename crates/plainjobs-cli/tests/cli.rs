@@ -1251,3 +1251,81 @@ fn usage_errors_exit_2() {
         .expect(2)
         .stderr_has("--limit");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Known bugs (run with --ignored).
+
+/// The demo must not declare victory while one of its own jobs is still pending.
+#[test]
+#[ignore = "bug: crates/plainjobs-cli/src/demo.rs:182 counts every SUCCESSFUL result in queue \"demo\" (demo.Report included) towards its five tour successes, so the demo stops early and prints \"Every job ended exactly once\" with tour jobs still pending"]
+fn demo_waits_for_every_tour_job_even_when_reports_run() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    // As when the demo ran before on this database and its scheduled demo.Report is due, and the
+    // schedule fires again during this run: two demo.Report successes early on.
+    pj.run(&["enqueue", "demo.Report", "--queue", "demo"]).ok();
+    pj.run(&["enqueue", "demo.Report", "--queue", "demo"]).ok();
+    let out = pj.run_with(&["demo"], None, DEMO_TIMEOUT).ok();
+    let rows = final_table(&out.stdout);
+    let successes = |job: &str| {
+        rows.iter()
+            .filter(|r| {
+                let cols: Vec<&str> = r.split_whitespace().collect();
+                cols.first() == Some(&"SUCCESSFUL") && cols.get(1) == Some(&job)
+            })
+            .count()
+    };
+    for (job, n) in [
+        ("demo.Greet", 2),
+        ("demo.Flaky", 1),
+        ("demo.WaitForUpload", 1),
+        (SHELL_JOB, 1),
+    ] {
+        assert_eq!(
+            successes(job),
+            n,
+            "SUCCESSFUL {job} rows: {}",
+            out.context()
+        );
+    }
+    let left =
+        db.count("SELECT count(*) FROM plainjobs_jobrequest WHERE job_class <> 'demo.Report'");
+    assert_eq!(
+        left,
+        0,
+        "tour requests still pending after the demo said every job ended: {}",
+        out.context()
+    );
+}
+
+/// `enqueue` prints the request uuid; `show` follows it to the process while the job runs, and
+/// should follow it to the result once it has run.
+#[test]
+#[ignore = "bug: `show <request uuid>` finds pending and running jobs but not the result of a finished one (crates/plainjobs/src/jobs.rs Jobs::find looks results up by their own uuid only)"]
+fn show_finds_a_finished_job_by_its_request_uuid() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    let req = enqueued(&pj.run(&["enqueue-command", "true", "--json"]).ok());
+    let uuid = text(&req, "uuid");
+    pj.run(&["show", uuid]).ok().stdout_has("pending request");
+    let mut worker = start_worker(&pj);
+    wait_for_results(&pj, &worker, 1);
+    worker.terminate();
+    let shown = pj.run(&["show", uuid, "--json"]).ok().json();
+    assert_eq!(shown["table"], json!("result"), "{shown:#}");
+    assert_eq!(shown["job_request_uuid"], json!(uuid), "{shown:#}");
+}
+
+/// A refused connection is reported as such, promptly; today it retries for the whole 10 s
+/// connect timeout and says only "pool timed out".
+#[test]
+#[ignore = "minor: an unreachable database (connection refused) is reported as \"pool timed out while waiting for an open connection\" after 10 s, hiding the cause (crates/plainjobs/src/jobs.rs Jobs::connect_with)"]
+fn unreachable_database_names_the_cause() {
+    let pj = Pj::bare().env("DATABASE_URL", "postgres://u:secret@127.0.0.1:1/x");
+    let out = pj.run(&["stats"]).expect(1);
+    assert!(
+        out.stderr.to_lowercase().contains("refused"),
+        "{}",
+        out.context()
+    );
+}
