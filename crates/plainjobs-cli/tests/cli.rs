@@ -1,0 +1,1331 @@
+//! The `plainjobs` binary end to end: every command through the built executable against a real
+//! PostgreSQL, each test in a schema of its own. Checks outputs, `--json` shapes and exit codes
+//! (0 success, 1 failure, 2 usage error).
+//!
+//! The server is TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres), which
+//! `scripts/test` sets. The binary sees only what a test gives it: inherited `PLAINJOBS_*`,
+//! `DATABASE_URL`, `RUST_LOG` and backtrace variables are removed, and it runs in an empty scratch
+//! directory so that no stray `plainjobs.toml` is read.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, FixedOffset};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_plainjobs");
+const SHELL_JOB: &str = "plain.jobs.scheduling.ScheduledCommand";
+/// Longest a short command may take (an unreachable database costs its 10 s connect timeout).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a worker may take to finish the few jobs a test gives it.
+const WORKER_TIMEOUT: Duration = Duration::from_secs(60);
+/// The brief's bound on `plainjobs demo`.
+const DEMO_TIMEOUT: Duration = Duration::from_secs(90);
+/// Inherited variables that would change what the binary does.
+const INHERITED: &[&str] = &[
+    "DATABASE_URL",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "RUST_LIB_BACKTRACE",
+];
+
+// ---------------------------------------------------------------------------------------------
+// The test server and a schema per test.
+
+fn base_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+/// `url` with a search_path (and application_name) set through connection options.
+fn url_for_schema(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}&application_name={schema}")
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+/// Runs one statement on `url`.
+fn execute(url: &str, sql: &str) -> Result<(), sqlx::Error> {
+    block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        sqlx::query(sql).execute(&mut conn).await?;
+        conn.close().await
+    })
+}
+
+/// One number from `url`.
+fn query_i64(url: &str, sql: &str) -> i64 {
+    block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await?;
+        conn.close().await?;
+        Ok::<i64, sqlx::Error>(n)
+    })
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A schema of its own on the test server; dropped at the end unless the test failed.
+struct Db {
+    schema: String,
+    url: String,
+}
+
+impl Db {
+    /// An empty schema (no tables).
+    fn new() -> Db {
+        let schema = format!("cli_{}", Uuid::new_v4().simple());
+        execute(&base_url(), &format!("CREATE SCHEMA {schema}")).unwrap_or_else(|e| {
+            panic!(
+                "cannot create a schema on the test server {} ({e}): set TEST_DATABASE_URL or use scripts/test",
+                plainjobs::redact_url(&base_url())
+            )
+        });
+        let url = url_for_schema(&base_url(), &schema);
+        Db { schema, url }
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        query_i64(&self.url, sql)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        // After a failure the schema stays, to look at what the binary left behind.
+        if std::thread::panicking() {
+            eprintln!("schema kept for inspection: {}", self.schema);
+        } else {
+            let _ = execute(
+                &base_url(),
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
+            );
+        }
+    }
+}
+
+/// An empty directory, removed at the end.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("plainjobs-cli-test-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create scratch directory");
+        Scratch(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write scratch file");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the binary.
+
+/// The binary as a test runs it: an empty scratch directory as cwd, a clean environment, plus
+/// the variables the test sets.
+struct Pj {
+    dir: Scratch,
+    vars: Vec<(String, String)>,
+}
+
+impl Pj {
+    /// No database configured.
+    fn bare() -> Pj {
+        Pj {
+            dir: Scratch::new(),
+            vars: Vec::new(),
+        }
+    }
+
+    /// `DATABASE_URL` names the test's schema.
+    fn on(db: &Db) -> Pj {
+        Pj::bare().env("DATABASE_URL", &db.url)
+    }
+
+    /// On the test's schema, after `plainjobs migrate`.
+    fn migrated(db: &Db) -> Pj {
+        let pj = Pj::on(db);
+        pj.run(&["migrate"]).ok();
+        pj
+    }
+
+    fn env(mut self, key: &str, value: &str) -> Pj {
+        self.vars.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).current_dir(self.dir.path());
+        for (key, _) in std::env::vars_os() {
+            if let Some(key) = key.to_str() {
+                if key.starts_with("PLAINJOBS_") || INHERITED.contains(&key) {
+                    cmd.env_remove(key);
+                }
+            }
+        }
+        cmd.envs(self.vars.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    fn describe(&self, args: &[&str]) -> String {
+        let vars: Vec<String> = self.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("`{} plainjobs {}`", vars.join(" "), args.join(" "))
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        self.run_with(args, None, COMMAND_TIMEOUT)
+    }
+
+    fn run_with_input(&self, args: &[&str], input: &str) -> Out {
+        self.run_with(args, Some(input), COMMAND_TIMEOUT)
+    }
+
+    /// Runs to completion (killed after `timeout`), stdin from `input` or empty.
+    fn run_with(&self, args: &[&str], input: Option<&str>, timeout: Duration) -> Out {
+        let what = self.describe(args);
+        let mut cmd = self.command(args);
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = ChildGuard(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("cannot start {what}: {e}")),
+        );
+        if let Some(text) = input {
+            let mut stdin = child.0.stdin.take().expect("stdin");
+            // The command may exit without reading; closing stdin (drop) gives it EOF.
+            let _ = stdin.write_all(text.as_bytes());
+        }
+        let stdout = drain(child.0.stdout.take().expect("stdout"));
+        let stderr = drain(child.0.stderr.take().expect("stderr"));
+        let status = child.wait_timeout(timeout);
+        if status.is_none() {
+            child.kill();
+        }
+        let stdout = stdout.join().expect("stdout reader");
+        let stderr = stderr.join().expect("stderr reader");
+        let Some(status) = status else {
+            panic!("{what} still ran after {timeout:?} and was killed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+        };
+        Out {
+            what,
+            code: status.code(),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Starts the binary in the background, its output going to files in the scratch directory.
+    fn spawn(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Background {
+        let what = self.describe(args);
+        let id = Uuid::new_v4().simple().to_string();
+        let log = self.dir.path().join(format!("background-{id}.log"));
+        let file = File::create(&log).expect("log file");
+        let mut cmd = self.command(args);
+        cmd.envs(extra_env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        Background {
+            child: ChildGuard(child),
+            log,
+            what,
+        }
+    }
+}
+
+fn drain(mut stream: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// A child process that is killed and reaped when dropped, so that a failed assertion never
+/// leaves one running.
+struct ChildGuard(Child);
+
+impl ChildGuard {
+    fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A long-running `plainjobs` (a worker).
+struct Background {
+    child: ChildGuard,
+    log: PathBuf,
+    what: String,
+}
+
+impl Background {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM (with the `kill` command) and waits for the exit.
+    fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.0.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        self.child.wait_timeout(WORKER_TIMEOUT).unwrap_or_else(|| {
+            panic!(
+                "{} did not exit within {WORKER_TIMEOUT:?} of SIGTERM\n--- log\n{}",
+                self.what,
+                self.log()
+            )
+        })
+    }
+}
+
+/// What a finished command did.
+struct Out {
+    what: String,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn context(&self) -> String {
+        format!(
+            "{} exited with {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.what, self.code, self.stdout, self.stderr
+        )
+    }
+
+    fn expect(self, code: i32) -> Out {
+        assert_eq!(self.code, Some(code), "wrong exit code: {}", self.context());
+        self
+    }
+
+    fn ok(self) -> Out {
+        self.expect(0)
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.context()))
+    }
+
+    fn stdout_has(&self, needle: &str) -> &Out {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}: {}",
+            self.context()
+        );
+        self
+    }
+
+    fn stderr_has(&self, needle: &str) -> &Out {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}: {}",
+            self.context()
+        );
+        self
+    }
+
+    fn stderr_lacks(&self, needle: &str) -> &Out {
+        assert!(
+            !self.stderr.contains(needle),
+            "stderr shows {needle:?}: {}",
+            self.context()
+        );
+        self
+    }
+}
+
+/// Polls `probe` every 200 ms until it returns something or `timeout` passes.
+fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key:?} is not a string in {v:#}"))
+}
+
+fn time(v: &Value, key: &str) -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339(text(v, key))
+        .unwrap_or_else(|e| panic!("{key:?} is not RFC 3339 ({e}) in {v:#}"))
+}
+
+fn array(v: &Value) -> &Vec<Value> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v:#}"))
+}
+
+/// The request of `enqueue … --json`.
+fn enqueued(out: &Out) -> Value {
+    let v = out.json();
+    assert_eq!(v["enqueued"], json!(true), "{}", out.context());
+    v["request"].clone()
+}
+
+/// Sum of one count over all queues of `stats --json`.
+fn total(stats: &Value, field: &str) -> i64 {
+    array(&stats["queues"])
+        .iter()
+        .map(|q| q[field].as_i64().expect("a count"))
+        .sum()
+}
+
+/// The results of `results --json`, waiting (with a worker running) until there are `n`.
+fn wait_for_results(pj: &Pj, worker: &Background, n: usize) -> Vec<Value> {
+    wait_for(WORKER_TIMEOUT, || {
+        let list = pj
+            .run(&["results", "--json", "--limit", "1000"])
+            .ok()
+            .json();
+        let list = array(&list).clone();
+        (list.len() >= n).then_some(list)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "fewer than {n} results after {WORKER_TIMEOUT:?}\n--- worker log\n{}",
+            worker.log()
+        )
+    })
+}
+
+/// A worker for the default queue with short timings.
+fn start_worker(pj: &Pj) -> Background {
+    pj.spawn(
+        &["worker", "--queue", "default", "--concurrency", "2"],
+        &[
+            ("PLAINJOBS_HEARTBEAT_INTERVAL", "1s"),
+            ("PLAINJOBS_STATS_EVERY", "0"),
+        ],
+    )
+}
+
+fn find_by<'a>(list: &'a [Value], key: &str, value: &str) -> &'a Value {
+    list.iter()
+        .find(|v| v[key] == json!(value))
+        .unwrap_or_else(|| panic!("no entry with {key} = {value} in {list:#?}"))
+}
+
+/// The rows of the demo's final table (between its header and the blank line after it).
+fn final_table(stdout: &str) -> Vec<&str> {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let header = lines
+        .iter()
+        .rposition(|l| l.starts_with("status ") && l.contains("result uuid"))
+        .unwrap_or_else(|| panic!("no final table in the demo's output:\n{stdout}"));
+    lines[header + 1..]
+        .iter()
+        .take_while(|l| !l.trim().is_empty())
+        .copied()
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// migrate
+
+#[test]
+fn migrate_creates_the_tables_and_runs_again() {
+    let db = Db::new();
+    let pj = Pj::on(&db);
+    // No tables yet: a failure, not a usage error.
+    pj.run(&["stats"]).expect(1).stderr_has("database error");
+    for _ in 0..2 {
+        pj.run(&["migrate"]).ok().stdout_has("schema is up to date");
+    }
+    let stats = pj.run(&["stats", "--json"]).ok().json();
+    assert_eq!(stats["queues"], json!([]), "{stats:#}");
+    assert_eq!(db.count("SELECT count(*) FROM plainjobs_jobrequest"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// enqueue, enqueue-command
+
+#[test]
+fn enqueue_prints_the_request_and_skips_a_duplicate() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    let args = [
+        "enqueue",
+        "app.jobs.Report",
+        "--params",
+        r#"{"day": "x"}"#,
+        "--queue",
+        "q",
+        "--priority",
+        "5",
+        "--retries",
+        "2",
+        "--delay",
+        "5m",
+        "--concurrency-key",
+        "k",
+        "--json",
+    ];
+    let out = pj.run(&args).ok();
+    let req = enqueued(&out);
+    assert_eq!(req["job_class"], json!("app.jobs.Report"), "{req:#}");
+    assert_eq!(req["queue"], json!("q"), "{req:#}");
+    assert_eq!(req["priority"], json!(5), "{req:#}");
+    assert_eq!(req["retries"], json!(2), "{req:#}");
+    assert_eq!(req["retry_attempt"], json!(0), "{req:#}");
+    assert_eq!(req["concurrency_key"], json!("k"), "{req:#}");
+    assert_eq!(
+        req["parameters"],
+        json!({"args": [], "kwargs": {"day": "x"}}),
+        "{req:#}"
+    );
+    let uuid = text(&req, "uuid");
+    Uuid::parse_str(uuid).expect("request uuid");
+    // The delay is counted in the database's clock, from the enqueue.
+    let delay = time(&req, "start_at") - time(&req, "created_at");
+    assert!(
+        (299..=301).contains(&delay.num_seconds()),
+        "start_at is {delay} after created_at: {req:#}"
+    );
+
+    // The same job with the same key while the first is pending: skipped, not an error.
+    let again = pj.run(&args).ok().json();
+    assert_eq!(again, json!({"enqueued": false, "skipped": true}));
+    pj.run(&args[..args.len() - 1]).ok().stdout_has("skipped");
+
+    // Only the first one is stored: scheduled, five minutes out.
+    let stats = pj.run(&["stats", "--json"]).ok().json();
+    let q = find_by(array(&stats["queues"]), "queue", "q");
+    assert_eq!(
+        (q["ready"].as_i64(), q["scheduled"].as_i64()),
+        (Some(0), Some(1)),
+        "{stats:#}"
+    );
+
+    // `show` finds a pending request by the uuid enqueue printed.
+    pj.run(&["show", uuid])
+        .ok()
+        .stdout_has("pending request")
+        .stdout_has("app.jobs.Report");
+    let shown = pj.run(&["show", uuid, "--json"]).ok().json();
+    assert_eq!(shown["table"], json!("request"), "{shown:#}");
+    assert_eq!(shown["uuid"], json!(uuid), "{shown:#}");
+
+    // Text output names the job, its uuid and queue.
+    let out = pj.run(&["enqueue", "app.jobs.Other"]).ok();
+    out.stdout_has("enqueued app.jobs.Other ")
+        .stdout_has(" on queue default");
+}
+
+#[test]
+fn enqueue_params_shapes() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    let cases = [
+        (r#"[1, 2]"#, json!({"args": [1, 2], "kwargs": {}})),
+        (
+            r#"{"day": "x"}"#,
+            json!({"args": [], "kwargs": {"day": "x"}}),
+        ),
+        (
+            r#"{"args": [1], "kwargs": {"b": 2}}"#,
+            json!({"args": [1], "kwargs": {"b": 2}}),
+        ),
+    ];
+    for (params, envelope) in cases {
+        let req = enqueued(
+            &pj.run(&["enqueue", "app.jobs.Sum", "--params", params, "--json"])
+                .ok(),
+        );
+        assert_eq!(req["parameters"], envelope, "--params {params}");
+    }
+    let req = enqueued(&pj.run(&["enqueue", "app.jobs.Sum", "--json"]).ok());
+    assert_eq!(req["parameters"], json!({"args": [], "kwargs": {}}));
+}
+
+#[test]
+fn enqueue_rejects_bad_params_and_delays() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    pj.run(&["enqueue", "app.jobs.Report", "--params", "{oops"])
+        .expect(2)
+        .stderr_has("--params")
+        .stderr_has("{oops");
+    pj.run(&["enqueue", "app.jobs.Report", "--delay", "5x"])
+        .expect(2)
+        .stderr_has("--delay")
+        .stderr_has("5x");
+    pj.run(&["enqueue-command", "true", "--delay", "soon"])
+        .expect(2)
+        .stderr_has("--delay")
+        .stderr_has("soon");
+    pj.run(&["enqueue", "app.jobs.Report", "--priority", "high"])
+        .expect(2)
+        .stderr_has("--priority");
+    // Nothing was enqueued by any of them.
+    assert_eq!(db.count("SELECT count(*) FROM plainjobs_jobrequest"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// worker
+
+#[test]
+fn worker_runs_a_shell_command_and_exits_0_on_sigterm() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    let out = pj.run(&["enqueue-command", "echo hi"]).ok();
+    out.stdout_has(&format!("enqueued {SHELL_JOB} "))
+        .stdout_has(" on queue default");
+
+    let mut worker = start_worker(&pj);
+    let results = wait_for_results(&pj, &worker, 1);
+    let r = &results[0];
+    assert_eq!(r["job_class"], json!(SHELL_JOB), "{r:#}");
+    assert_eq!(
+        r["status"],
+        json!("SUCCESSFUL"),
+        "{r:#}\n--- worker log\n{}",
+        worker.log()
+    );
+    assert_eq!(
+        r["parameters"],
+        json!({"args": ["echo hi"], "kwargs": {}}),
+        "{r:#}"
+    );
+
+    // The running worker is registered and active.
+    let stats = pj.run(&["stats", "--json"]).ok().json();
+    assert_eq!(stats["workers"]["active"], json!(1), "{stats:#}");
+    assert_eq!(stats["workers"]["stale"], json!(0), "{stats:#}");
+    assert_eq!(
+        stats["workers"]["list"][0]["queues"],
+        json!(["default"]),
+        "{stats:#}"
+    );
+    pj.run(&["stats"])
+        .ok()
+        .stdout_has("workers: 1 active, 0 stale");
+
+    let status = worker.terminate();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "worker exit: {status}\n--- worker log\n{}",
+        worker.log()
+    );
+
+    // It deregistered on its way out.
+    let stats = pj.run(&["stats", "--json"]).ok().json();
+    assert_eq!(stats["workers"]["active"], json!(0), "{stats:#}");
+    assert_eq!(stats["workers"]["stale"], json!(0), "{stats:#}");
+    assert_eq!(stats["workers"]["list"], json!([]), "{stats:#}");
+    let q = find_by(array(&stats["queues"]), "queue", "default");
+    assert_eq!(q["results"], json!({"SUCCESSFUL": 1}), "{stats:#}");
+    pj.run(&["stats"])
+        .ok()
+        .stdout_has("workers: 0 active, 0 stale");
+}
+
+#[test]
+fn failed_commands_show_their_error_and_can_be_retried_then_cleared() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    let exit3 = enqueued(&pj.run(&["enqueue-command", "exit 3", "--json"]).ok());
+    let exit5 = enqueued(
+        &pj.run(&["enqueue-command", "echo oops >&2; exit 5", "--json"])
+            .ok(),
+    );
+    let mut worker = start_worker(&pj);
+    wait_for_results(&pj, &worker, 2);
+    let status = worker.terminate();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "worker exit: {status}\n--- worker log\n{}",
+        worker.log()
+    );
+
+    // results --status ERRORED
+    let errored = pj
+        .run(&["results", "--status", "ERRORED", "--json"])
+        .ok()
+        .json();
+    let errored = array(&errored);
+    assert_eq!(errored.len(), 2, "{errored:#?}");
+    let r3 = find_by(errored, "job_request_uuid", text(&exit3, "uuid"));
+    let r5 = find_by(errored, "job_request_uuid", text(&exit5, "uuid"));
+    for r in [r3, r5] {
+        assert_eq!(r["status"], json!("ERRORED"), "{r:#}");
+        assert_eq!(r["job_class"], json!(SHELL_JOB), "{r:#}");
+    }
+    assert_eq!(
+        pj.run(&["results", "--status", "SUCCESSFUL", "--json"])
+            .ok()
+            .json(),
+        json!([])
+    );
+    let out = pj
+        .run(&[
+            "results", "--status", "errored", "--queue", "default", "--job", SHELL_JOB,
+        ])
+        .ok();
+    out.stdout_has("ERRORED")
+        .stdout_has("exit status 3")
+        .stdout_has("exit status 5");
+
+    // show, text and JSON
+    let uuid3 = text(r3, "uuid");
+    let out = pj.run(&["show", uuid3]).ok();
+    out.stdout_has("result")
+        .stdout_has("ERRORED")
+        .stdout_has("error:")
+        .stdout_has("exit status 3");
+    let shown = pj.run(&["show", uuid3, "--json"]).ok().json();
+    assert_eq!(shown["table"], json!("result"), "{shown:#}");
+    assert_eq!(shown["uuid"], json!(uuid3), "{shown:#}");
+    assert_eq!(shown["status"], json!("ERRORED"), "{shown:#}");
+    assert!(text(&shown, "error").contains("exit status 3"), "{shown:#}");
+    // The tail of the command's stderr is kept with the error.
+    let shown = pj.run(&["show", text(r5, "uuid"), "--json"]).ok().json();
+    assert!(text(&shown, "error").contains("exit status 5"), "{shown:#}");
+    assert!(text(&shown, "error").contains("oops"), "{shown:#}");
+
+    // retry one by uuid
+    let out = pj.run(&["retry", uuid3]).ok();
+    out.stdout_has(&format!("retried {uuid3} as "));
+    let retry_uuid = out
+        .stdout
+        .split(" as ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("retry uuid");
+    let shown = pj.run(&["show", retry_uuid, "--json"]).ok().json();
+    assert_eq!(shown["table"], json!("request"), "{shown:#}");
+    assert_eq!(shown["retry_attempt"], json!(1), "{shown:#}");
+    assert_eq!(
+        shown["parameters"],
+        json!({"args": ["exit 3"], "kwargs": {}}),
+        "{shown:#}"
+    );
+    // A result is retried once.
+    pj.run(&["retry", uuid3]).ok().stdout_has("not retried");
+
+    // retry --failed: the one failure not yet retried
+    let report = pj.run(&["retry", "--failed", "--json"]).ok().json();
+    let report = array(&report);
+    assert_eq!(report.len(), 1, "{report:#?}");
+    assert_eq!(report[0]["result"], r5["uuid"], "{report:#?}");
+    Uuid::parse_str(text(&report[0], "retry_request")).expect("retry request uuid");
+    assert_eq!(
+        pj.run(&["retry", "--failed", "--json"]).ok().json(),
+        json!([])
+    );
+    let stats = pj.run(&["stats", "--json"]).ok().json();
+    assert_eq!(
+        total(&stats, "ready") + total(&stats, "scheduled"),
+        2,
+        "{stats:#}"
+    );
+
+    // retry without a target, or with a bad one: usage errors
+    pj.run(&["retry"]).expect(2).stderr_has("--failed");
+    pj.run(&["retry", "not-a-uuid"])
+        .expect(2)
+        .stderr_has("not-a-uuid");
+
+    // clear: nothing is a day old; everything is older than 0 s
+    pj.run(&["clear", "--older-than", "1d"])
+        .ok()
+        .stdout_has("deleted 0 results");
+    pj.run(&["clear", "--older-than", "0s"])
+        .ok()
+        .stdout_has("deleted 2 results");
+    assert_eq!(pj.run(&["results", "--json"]).ok().json(), json!([]));
+    pj.run(&["results"]).ok().stdout_has("(no results)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// stats
+
+#[test]
+fn stats_shapes() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    let stats = pj.run(&["stats", "--json"]).ok().json();
+    assert_eq!(stats["queues"], json!([]), "{stats:#}");
+    assert_eq!(stats["workers"]["active"], json!(0), "{stats:#}");
+    assert_eq!(stats["workers"]["stale"], json!(0), "{stats:#}");
+    pj.run(&["stats"])
+        .ok()
+        .stdout_has("(no jobs)")
+        .stdout_has("workers: 0 active, 0 stale");
+
+    pj.run(&["enqueue", "app.A", "--queue", "a"]).ok();
+    pj.run(&["enqueue", "app.A", "--queue", "a"]).ok();
+    pj.run(&["enqueue", "app.B", "--queue", "b", "--delay", "1h"])
+        .ok();
+    let stats = pj.run(&["stats", "--json"]).ok().json();
+    let queues = array(&stats["queues"]);
+    assert_eq!(queues.len(), 2, "{stats:#}");
+    for q in queues {
+        assert!(q["queue"].is_string(), "{q:#}");
+        for field in ["ready", "scheduled", "waiting", "running"] {
+            assert!(q[field].is_i64(), "{field} in {q:#}");
+        }
+        assert!(q["results"].is_object(), "{q:#}");
+    }
+    let a = find_by(queues, "queue", "a");
+    let b = find_by(queues, "queue", "b");
+    assert_eq!(
+        [&a["ready"], &a["scheduled"], &a["waiting"], &a["running"]],
+        [&json!(2), &json!(0), &json!(0), &json!(0)],
+        "{stats:#}"
+    );
+    assert_eq!(
+        [&b["ready"], &b["scheduled"]],
+        [&json!(0), &json!(1)],
+        "{stats:#}"
+    );
+    assert!(
+        stats["workers"]["active"].is_u64() && stats["workers"]["stale"].is_u64(),
+        "{stats:#}"
+    );
+    assert!(stats["workers"]["list"].is_array(), "{stats:#}");
+
+    let out = pj.run(&["stats"]).ok();
+    let header = out.stdout.lines().next().unwrap_or_default();
+    for column in [
+        "queue",
+        "ready",
+        "scheduled",
+        "waiting",
+        "running",
+        "results",
+    ] {
+        assert!(
+            header.contains(column),
+            "header lacks {column}: {}",
+            out.context()
+        );
+    }
+    let row = |name: &str| -> Vec<String> {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .expect("queue row");
+        line.split_whitespace().map(str::to_string).collect()
+    };
+    assert_eq!(row("a"), ["a", "2", "0", "0", "0"], "{}", out.context());
+    assert_eq!(row("b"), ["b", "0", "1", "0", "0"], "{}", out.context());
+}
+
+// ---------------------------------------------------------------------------------------------
+// results, show: bad input
+
+#[test]
+fn results_and_show_reject_bad_input() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    pj.run(&["results", "--status", "BOGUS"])
+        .expect(2)
+        .stderr_has("BOGUS");
+    pj.run(&["show", "not-a-uuid"])
+        .expect(2)
+        .stderr_has("not-a-uuid");
+    let missing = Uuid::new_v4().to_string();
+    pj.run(&["show", &missing])
+        .expect(1)
+        .stderr_has(&format!("no job with uuid {missing}"));
+    assert_eq!(pj.run(&["results", "--json"]).ok().json(), json!([]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// purge
+
+#[test]
+fn purge_asks_first() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    pj.run(&["enqueue", "app.A"]).ok();
+    pj.run(&["enqueue", "app.A", "--delay", "1h"]).ok();
+    let pending = |pj: &Pj| {
+        let stats = pj.run(&["stats", "--json"]).ok().json();
+        total(&stats, "ready")
+            + total(&stats, "scheduled")
+            + total(&stats, "waiting")
+            + total(&stats, "running")
+    };
+
+    // "n", and an empty answer (EOF), keep everything.
+    let out = pj.run_with_input(&["purge"], "n\n").ok();
+    out.stdout_has("Delete 2 pending and 0 processing jobs?")
+        .stdout_has("[y/N]")
+        .stdout_has("nothing deleted");
+    assert_eq!(pending(&pj), 2);
+    pj.run(&["purge"]).ok().stdout_has("nothing deleted");
+    assert_eq!(pending(&pj), 2);
+
+    // "y" deletes.
+    pj.run_with_input(&["purge"], "y\n")
+        .ok()
+        .stdout_has("deleted 2 pending and 0 processing jobs");
+    assert_eq!(pending(&pj), 0);
+
+    // --yes does not ask (stdin is empty here).
+    pj.run(&["enqueue", "app.A"]).ok();
+    let out = pj.run(&["purge", "--yes"]).ok();
+    out.stdout_has("deleted 1 pending and 0 processing jobs");
+    assert!(!out.stdout.contains("[y/N]"), "{}", out.context());
+    assert_eq!(pending(&pj), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// clear
+
+#[test]
+fn clear_takes_a_duration_or_the_retention_setting() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    pj.run(&["clear", "--older-than", "forever"])
+        .expect(2)
+        .stderr_has("--older-than")
+        .stderr_has("forever");
+    pj.run(&["clear"])
+        .ok()
+        .stdout_has("deleted 0 results older than 604800s");
+    let pj = pj.env("PLAINJOBS_RETENTION", "1d");
+    pj.run(&["clear"])
+        .ok()
+        .stdout_has("deleted 0 results older than 86400s");
+    pj.run(&["clear", "--older-than", "90s"])
+        .ok()
+        .stdout_has("deleted 0 results older than 90s");
+}
+
+// ---------------------------------------------------------------------------------------------
+// run
+
+#[test]
+fn run_executes_a_job_in_the_foreground() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    pj.run(&["run", SHELL_JOB, "--params", r#"["echo hi"]"#])
+        .ok()
+        .stdout_has(&format!("{SHELL_JOB} succeeded"));
+    let out = pj
+        .run(&["run", SHELL_JOB, "--params", r#"["exit 4"]"#])
+        .expect(1);
+    out.stderr_has(&format!("{SHELL_JOB} failed"))
+        .stderr_has("exit status 4");
+    pj.run(&["run", "app.Nope"])
+        .expect(2)
+        .stderr_has("app.Nope");
+    pj.run(&["run", SHELL_JOB, "--params", "{oops"])
+        .expect(2)
+        .stderr_has("--params");
+    pj.run(&["run", SHELL_JOB, "--params", r#"{"oops": 1}"#])
+        .expect(2)
+        .stderr_has(SHELL_JOB);
+    // Nothing is stored by a foreground run.
+    let stats = pj.run(&["stats", "--json"]).ok().json();
+    assert_eq!(stats["queues"], json!([]), "{stats:#}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// list
+
+#[test]
+fn list_names_the_registered_jobs() {
+    // No database needed.
+    let pj = Pj::bare();
+    pj.run(&["list"]).ok().stdout_has(SHELL_JOB);
+    let list = pj.run(&["list", "--json"]).ok().json();
+    let list = array(&list);
+    assert!(!list.is_empty());
+    for entry in list {
+        assert!(entry["name"].is_string(), "{entry:#}");
+    }
+    let shell = find_by(list, "name", SHELL_JOB);
+    assert_eq!(shell["canonical"], json!(SHELL_JOB), "{shell:#}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// schedule
+
+#[test]
+fn schedule_prints_fire_times_across_a_dst_change() {
+    // No database needed: none configured.
+    let pj = Pj::bare();
+    let args = [
+        "schedule",
+        "0 9 * * 1-5",
+        "--from",
+        "2026-03-06T00:00:00Z",
+        "--tz",
+        "America/New_York",
+        "--count",
+        "3",
+    ];
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let times = pj.run(&json_args).ok().json();
+    // Friday 9:00 EST, then (DST began Sunday 2026-03-08) Monday and Tuesday 9:00 EDT.
+    assert_eq!(
+        times,
+        json!([
+            {"utc": "2026-03-06T14:00:00+00:00", "local": "2026-03-06T09:00:00-05:00", "unix": "1772805600"},
+            {"utc": "2026-03-09T13:00:00+00:00", "local": "2026-03-09T09:00:00-04:00", "unix": "1773061200"},
+            {"utc": "2026-03-10T13:00:00+00:00", "local": "2026-03-10T09:00:00-04:00", "unix": "1773147600"},
+        ])
+    );
+    let out = pj.run(&args).ok();
+    out.stdout_has("Fri 2026-03-06 09:00 EST")
+        .stdout_has("Mon 2026-03-09 09:00 EDT")
+        .stdout_has("Tue 2026-03-10 09:00 EDT");
+
+    pj.run(&["schedule", "70 * * * *"])
+        .expect(2)
+        .stderr_has("minute")
+        .stderr_has("70");
+    pj.run(&["schedule", "* * *"]).expect(2).stderr_has("* * *");
+    pj.run(&["schedule", "@daily", "--tz", "Mars/Base"])
+        .expect(2)
+        .stderr_has("Mars/Base");
+    pj.run(&["schedule", "@daily", "--from", "yesterday"])
+        .expect(2)
+        .stderr_has("--from");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The database URL: unreachable, missing
+
+#[test]
+fn unreachable_database_fails_with_the_password_redacted() {
+    let pj = Pj::bare().env("DATABASE_URL", "postgres://u:secret@127.0.0.1:1/x");
+    let out = pj.run(&["stats"]).expect(1);
+    out.stderr_has("127.0.0.1:1")
+        .stderr_has("***")
+        .stderr_lacks("secret");
+}
+
+#[test]
+fn missing_database_is_a_usage_error() {
+    let pj = Pj::bare();
+    pj.run(&["stats"])
+        .expect(2)
+        .stderr_has("PLAINJOBS_DATABASE_URL");
+    pj.run(&["migrate"])
+        .expect(2)
+        .stderr_has("PLAINJOBS_DATABASE_URL");
+    let pj = Pj::bare().env("DATABASE_URL", "mysql://u:secret@127.0.0.1/x");
+    pj.run(&["stats"])
+        .expect(2)
+        .stderr_has("unsupported database URL")
+        .stderr_lacks("secret");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+#[test]
+fn config_file_errors_name_the_key() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    // A typo in ./plainjobs.toml stops every command that reads settings.
+    pj.dir.write("plainjobs.toml", "concurency = 3\n");
+    pj.run(&["stats"])
+        .expect(2)
+        .stderr_has("concurency")
+        .stderr_has("plainjobs.toml");
+    pj.run(&["migrate"]).expect(2).stderr_has("concurency");
+    pj.dir.write("plainjobs.toml", "retention = \"forever\"\n");
+    pj.run(&["clear"])
+        .expect(2)
+        .stderr_has("retention")
+        .stderr_has("forever");
+}
+
+#[test]
+fn config_flag_reads_the_database_url_from_a_file() {
+    let db = Db::new();
+    Pj::migrated(&db);
+    let elsewhere = Scratch::new();
+    let file = elsewhere.write(
+        "jobs.toml",
+        &format!("database_url = '{}'\nretention = \"2d\"\n", db.url),
+    );
+    let file = file.to_str().expect("utf-8 path");
+    let pj = Pj::bare();
+    pj.run(&["--config", file, "stats"]).ok();
+    pj.run(&["stats", "--config", file, "--json"]).ok().json();
+    pj.run(&["--config", file, "clear"])
+        .ok()
+        .stdout_has("older than 172800s");
+    // Missing file
+    let missing = elsewhere.path().join("missing.toml");
+    pj.run(&["--config", missing.to_str().expect("utf-8"), "stats"])
+        .expect(2)
+        .stderr_has("missing.toml");
+}
+
+#[test]
+fn environment_errors_name_the_variable() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db).env("PLAINJOBS_BOGUS", "1");
+    pj.run(&["stats"]).expect(2).stderr_has("PLAINJOBS_BOGUS");
+    let pj = Pj::on(&db).env("PLAINJOBS_RETENTION", "7x");
+    pj.run(&["stats"])
+        .expect(2)
+        .stderr_has("PLAINJOBS_RETENTION")
+        .stderr_has("7x");
+    let pj = Pj::on(&db).env("PLAINJOBS_CONCURRENCY", "0");
+    pj.run(&["stats"])
+        .expect(2)
+        .stderr_has("PLAINJOBS_CONCURRENCY");
+}
+
+#[test]
+fn database_url_precedence() {
+    let db = Db::new();
+    Pj::migrated(&db);
+    let unreachable = "postgres://u:secret@127.0.0.1:1/x";
+    // PLAINJOBS_DATABASE_URL wins over DATABASE_URL.
+    let pj = Pj::bare()
+        .env("DATABASE_URL", unreachable)
+        .env("PLAINJOBS_DATABASE_URL", &db.url);
+    pj.run(&["stats", "--json"]).ok();
+    // --database-url wins over both, and over the file.
+    let pj = Pj::bare().env("PLAINJOBS_DATABASE_URL", unreachable);
+    pj.dir.write(
+        "plainjobs.toml",
+        &format!("database_url = '{unreachable}'\n"),
+    );
+    pj.run(&["--database-url", &db.url, "stats", "--json"]).ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// demo, help, usage errors
+
+#[test]
+fn demo_runs_to_completion_and_shows_every_status() {
+    let db = Db::new();
+    let pj = Pj::on(&db);
+    let out = pj.run_with(&["demo"], None, DEMO_TIMEOUT).ok();
+    let rows = final_table(&out.stdout);
+    let statuses: BTreeSet<&str> = rows
+        .iter()
+        .filter_map(|r| r.split_whitespace().next())
+        .collect();
+    for status in ["SUCCESSFUL", "ERRORED", "DEFERRED", "PENDING"] {
+        assert!(
+            statuses.contains(status),
+            "no {status} row in the final table: {}",
+            out.context()
+        );
+    }
+    out.stdout_has("Every job ended exactly once");
+    let last = out
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    assert!(
+        last.starts_with("Every job ended exactly once"),
+        "{}",
+        out.context()
+    );
+}
+
+#[test]
+fn help_lists_the_commands_and_worker_options() {
+    let pj = Pj::bare();
+    let out = pj.run(&["--help"]).ok();
+    for command in [
+        "migrate",
+        "worker",
+        "enqueue",
+        "enqueue-command",
+        "stats",
+        "results",
+        "show",
+        "retry",
+        "clear",
+        "purge",
+        "run",
+        "list",
+        "schedule",
+        "demo",
+    ] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            "no {command}: {}",
+            out.context()
+        );
+    }
+    pj.run(&["worker", "--help"])
+        .ok()
+        .stdout_has("--queue")
+        .stdout_has("--concurrency");
+    pj.run(&["--version"]).ok().stdout_has("plainjobs ");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let pj = Pj::bare();
+    pj.run(&["enqueue"]).expect(2).stderr_has("<JOB_NAME>");
+    pj.run(&["frobnicate"]).expect(2).stderr_has("frobnicate");
+    pj.run(&[]).expect(2).stderr_has("Usage");
+    pj.run(&["results", "--limit", "many"])
+        .expect(2)
+        .stderr_has("--limit");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Known bugs (run with --ignored).
+
+/// The demo must not declare victory while one of its own jobs is still pending.
+#[test]
+#[ignore = "bug: crates/plainjobs-cli/src/demo.rs:182 counts every SUCCESSFUL result in queue \"demo\" (demo.Report included) towards its five tour successes, so the demo stops early and prints \"Every job ended exactly once\" with tour jobs still pending"]
+fn demo_waits_for_every_tour_job_even_when_reports_run() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    // As when the demo ran before on this database and its scheduled demo.Report is due, and the
+    // schedule fires again during this run: two demo.Report successes early on.
+    pj.run(&["enqueue", "demo.Report", "--queue", "demo"]).ok();
+    pj.run(&["enqueue", "demo.Report", "--queue", "demo"]).ok();
+    let out = pj.run_with(&["demo"], None, DEMO_TIMEOUT).ok();
+    let rows = final_table(&out.stdout);
+    let successes = |job: &str| {
+        rows.iter()
+            .filter(|r| {
+                let cols: Vec<&str> = r.split_whitespace().collect();
+                cols.first() == Some(&"SUCCESSFUL") && cols.get(1) == Some(&job)
+            })
+            .count()
+    };
+    for (job, n) in [
+        ("demo.Greet", 2),
+        ("demo.Flaky", 1),
+        ("demo.WaitForUpload", 1),
+        (SHELL_JOB, 1),
+    ] {
+        assert_eq!(
+            successes(job),
+            n,
+            "SUCCESSFUL {job} rows: {}",
+            out.context()
+        );
+    }
+    let left =
+        db.count("SELECT count(*) FROM plainjobs_jobrequest WHERE job_class <> 'demo.Report'");
+    assert_eq!(
+        left,
+        0,
+        "tour requests still pending after the demo said every job ended: {}",
+        out.context()
+    );
+}
+
+/// `enqueue` prints the request uuid; `show` follows it to the process while the job runs, and
+/// should follow it to the result once it has run.
+#[test]
+#[ignore = "bug: `show <request uuid>` finds pending and running jobs but not the result of a finished one (crates/plainjobs/src/jobs.rs Jobs::find looks results up by their own uuid only)"]
+fn show_finds_a_finished_job_by_its_request_uuid() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    let req = enqueued(&pj.run(&["enqueue-command", "true", "--json"]).ok());
+    let uuid = text(&req, "uuid");
+    pj.run(&["show", uuid]).ok().stdout_has("pending request");
+    let mut worker = start_worker(&pj);
+    wait_for_results(&pj, &worker, 1);
+    worker.terminate();
+    let shown = pj.run(&["show", uuid, "--json"]).ok().json();
+    assert_eq!(shown["table"], json!("result"), "{shown:#}");
+    assert_eq!(shown["job_request_uuid"], json!(uuid), "{shown:#}");
+}
+
+/// A refused connection is reported as such, promptly; today it retries for the whole 10 s
+/// connect timeout and says only "pool timed out".
+#[test]
+#[ignore = "minor: an unreachable database (connection refused) is reported as \"pool timed out while waiting for an open connection\" after 10 s, hiding the cause (crates/plainjobs/src/jobs.rs Jobs::connect_with)"]
+fn unreachable_database_names_the_cause() {
+    let pj = Pj::bare().env("DATABASE_URL", "postgres://u:secret@127.0.0.1:1/x");
+    let out = pj.run(&["stats"]).expect(1);
+    assert!(
+        out.stderr.to_lowercase().contains("refused"),
+        "{}",
+        out.context()
+    );
+}
