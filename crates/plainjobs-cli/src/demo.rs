@@ -113,11 +113,9 @@ pub async fn run(global: GlobalArgs, args: DemoArgs) -> Result<(), CliError> {
     println!("plainjobs demo — queue {QUEUE:?}");
     println!();
 
-    let mut mine: Vec<Uuid> = Vec::new();
-    let mut step = |what: &str, req: Option<plainjobs::JobRequest>| match req {
+    let step = |what: &str, req: Option<plainjobs::JobRequest>| match req {
         Some(r) => {
             println!("  enqueued  {:<38} {what}", r.job_class);
-            mine.push(r.uuid);
         }
         None => println!("  skipped   {:<38} {what}", "demo.Greet"),
     };
@@ -211,10 +209,21 @@ pub async fn run(global: GlobalArgs, args: DemoArgs) -> Result<(), CliError> {
             println!("{line}");
         }
         last_line = line;
-        // Done when every job of the tour has a final result: five successes (greet, delayed
-        // greet, flaky, the deferred one, the command).
-        let successes = by_status.get("SUCCESSFUL").copied().unwrap_or(0);
-        if successes >= 5 && running == 0 {
+        // Done when every job of the tour has ended: nothing of the queue is claimed or
+        // pending but the scheduled report, and the five tour jobs (greet, delayed greet,
+        // flaky, the deferred one, the command) have their successes.
+        let tour_successes = results
+            .iter()
+            .filter(|r| r.status == plainjobs::JobStatus::Successful && r.job_class != Report::NAME)
+            .count();
+        let waiting: usize = jobs
+            .requests(10_000)
+            .await?
+            .iter()
+            .filter(|r| r.queue == QUEUE && r.job_class != Report::NAME)
+            .count();
+        let claimed = q.map(|q| q.waiting + q.running).unwrap_or(0);
+        if tour_successes >= 5 && waiting == 0 && claimed == 0 {
             break true;
         }
         if Instant::now() > deadline {

@@ -1078,14 +1078,19 @@ fn unreachable_database_fails_with_the_password_redacted() {
 }
 
 #[test]
-fn missing_database_is_a_usage_error() {
+fn no_database_configured_uses_the_embedded_sqlite_file() {
     let pj = Pj::bare();
-    pj.run(&["stats"])
-        .expect(2)
-        .stderr_has("PLAINJOBS_DATABASE_URL");
-    pj.run(&["migrate"])
-        .expect(2)
-        .stderr_has("PLAINJOBS_DATABASE_URL");
+    pj.run(&["migrate"]).expect(0);
+    assert!(
+        pj.dir.path().join("plainjobs.sqlite3").exists(),
+        "the default database is plainjobs.sqlite3 in the working directory"
+    );
+    pj.run(&["enqueue-command", "echo hi"])
+        .expect(0)
+        .stdout_has("enqueued");
+    let out = pj.run(&["stats", "--json"]).expect(0);
+    out.stdout_has("\"ready\": 1");
+    let pj = Pj::bare().env("DATABASE_URL", "mysql://u:secret@127.0.0.1/x");
     let pj = Pj::bare().env("DATABASE_URL", "mysql://u:secret@127.0.0.1/x");
     pj.run(&["stats"])
         .expect(2)
@@ -1253,11 +1258,10 @@ fn usage_errors_exit_2() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Known bugs (run with --ignored).
+// Regressions: bugs these tests found, now fixed.
 
 /// The demo must not declare victory while one of its own jobs is still pending.
 #[test]
-#[ignore = "bug: crates/plainjobs-cli/src/demo.rs:182 counts every SUCCESSFUL result in queue \"demo\" (demo.Report included) towards its five tour successes, so the demo stops early and prints \"Every job ended exactly once\" with tour jobs still pending"]
 fn demo_waits_for_every_tour_job_even_when_reports_run() {
     let db = Db::new();
     let pj = Pj::migrated(&db);
@@ -1301,7 +1305,6 @@ fn demo_waits_for_every_tour_job_even_when_reports_run() {
 /// `enqueue` prints the request uuid; `show` follows it to the process while the job runs, and
 /// should follow it to the result once it has run.
 #[test]
-#[ignore = "bug: `show <request uuid>` finds pending and running jobs but not the result of a finished one (crates/plainjobs/src/jobs.rs Jobs::find looks results up by their own uuid only)"]
 fn show_finds_a_finished_job_by_its_request_uuid() {
     let db = Db::new();
     let pj = Pj::migrated(&db);
@@ -1319,7 +1322,6 @@ fn show_finds_a_finished_job_by_its_request_uuid() {
 /// A refused connection is reported as such, promptly; today it retries for the whole 10 s
 /// connect timeout and says only "pool timed out".
 #[test]
-#[ignore = "minor: an unreachable database (connection refused) is reported as \"pool timed out while waiting for an open connection\" after 10 s, hiding the cause (crates/plainjobs/src/jobs.rs Jobs::connect_with)"]
 fn unreachable_database_names_the_cause() {
     let pj = Pj::bare().env("DATABASE_URL", "postgres://u:secret@127.0.0.1:1/x");
     let out = pj.run(&["stats"]).expect(1);

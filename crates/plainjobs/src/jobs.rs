@@ -121,6 +121,16 @@ impl Jobs {
             return Err(Error::UnsupportedUrl(redact_url(url)));
         }
         let opts: PgConnectOptions = url.parse().map_err(connect)?;
+        // One direct connection first: a refused or failed connection reports its own cause at
+        // once, where the pool would wait out its timeout and report only that.
+        let first = tokio::time::timeout(
+            options.connect_timeout,
+            <sqlx::PgConnection as sqlx::Connection>::connect_with(&opts),
+        )
+        .await
+        .map_err(|_| connect(sqlx::Error::PoolTimedOut))?
+        .map_err(connect)?;
+        let _ = sqlx::Connection::close(first).await;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(2))
             .acquire_timeout(options.connect_timeout)
@@ -227,7 +237,8 @@ impl Jobs {
         crate::worker::retry::retry_now(self, registry, result_uuid, force).await
     }
 
-    /// Finds a job by uuid: a request, a process (by its own or its request's uuid), or a result.
+    /// Finds a job by uuid: a request, a process (by its own or its request's uuid), or a result
+    /// (by its own uuid, or the newest result of the request with that uuid).
     ///
     /// # Errors
     /// A database error.
@@ -238,7 +249,7 @@ impl Jobs {
         if let Some(p) = self.store().process_by_uuid(uuid).await? {
             return Ok(Some(Found::Process(p)));
         }
-        Ok(self.store().result_by_uuid(uuid).await?.map(Found::Result))
+        Ok(self.store().find_result(uuid).await?.map(Found::Result))
     }
 
     /// Pending requests, in claim order.

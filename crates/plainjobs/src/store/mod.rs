@@ -213,6 +213,8 @@ pub(crate) trait Store: Send + Sync + 'static {
     async fn request_by_uuid(&self, uuid: Uuid) -> Result<Option<JobRequest>>;
     /// One process by uuid.
     async fn process_by_uuid(&self, uuid: Uuid) -> Result<Option<JobProcess>>;
+    /// The result with this uuid, else the newest result of the request with this uuid.
+    async fn find_result(&self, uuid: Uuid) -> Result<Option<JobResult>>;
     /// One result by uuid.
     async fn result_by_uuid(&self, uuid: Uuid) -> Result<Option<JobResult>>;
     /// Results, newest first.

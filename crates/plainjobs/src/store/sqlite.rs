@@ -955,6 +955,17 @@ impl Store for SqliteStore {
         Ok(row.as_ref().map(process_from).transpose()?)
     }
 
+    async fn find_result(&self, id: Uuid) -> Result<Option<JobResult>> {
+        let sql = format!(
+            "SELECT {RES_COLS} FROM plainjobs_jobresult WHERE uuid = ?1 OR job_request_uuid = ?1 ORDER BY (uuid = ?1) DESC, id DESC LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(result_from).transpose()?)
+    }
+
     async fn result_by_uuid(&self, id: Uuid) -> Result<Option<JobResult>> {
         let sql = format!("SELECT {RES_COLS} FROM plainjobs_jobresult WHERE uuid = ?1");
         let row = sqlx::query(&sql)
