@@ -87,6 +87,30 @@ pub struct QueueStats {
     pub results: std::collections::BTreeMap<String, i64>,
 }
 
+/// Folds `(queue, kind, count)` rows — kinds `ready`, `scheduled`, `waiting`, `running` and
+/// `result:<STATUS>` — into per-queue stats, sorted by queue.
+pub(crate) fn fold_stats(rows: impl IntoIterator<Item = (String, String, i64)>) -> Vec<QueueStats> {
+    let mut by_queue: std::collections::BTreeMap<String, QueueStats> = Default::default();
+    for (queue, kind, n) in rows {
+        let entry = by_queue.entry(queue.clone()).or_insert_with(|| QueueStats {
+            queue,
+            ..Default::default()
+        });
+        match kind.as_str() {
+            "ready" => entry.ready = n,
+            "scheduled" => entry.scheduled = n,
+            "waiting" => entry.waiting = n,
+            "running" => entry.running = n,
+            other => {
+                entry
+                    .results
+                    .insert(other.trim_start_matches("result:").to_string(), n);
+            }
+        }
+    }
+    by_queue.into_values().collect()
+}
+
 /// Queries usable both in a transaction and on an autocommit connection: what enqueue and
 /// `should_enqueue` need.
 #[async_trait::async_trait]

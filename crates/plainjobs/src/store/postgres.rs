@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use super::migrations::POSTGRES as MIGRATIONS;
 use super::{
-    Conn, Finish, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start, Store, StoreTx,
+    fold_stats, Conn, Finish, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start, Store,
+    StoreTx,
 };
 use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::{Error, Result};
@@ -802,27 +803,11 @@ impl Store for PgStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut by_queue: std::collections::BTreeMap<String, QueueStats> = Default::default();
-        for row in rows {
-            let queue: String = row.try_get("queue")?;
-            let kind: String = row.try_get("kind")?;
-            let n: i64 = row.try_get("n")?;
-            let entry = by_queue.entry(queue.clone()).or_insert_with(|| QueueStats {
-                queue,
-                ..Default::default()
-            });
-            match kind.as_str() {
-                "ready" => entry.ready = n,
-                "scheduled" => entry.scheduled = n,
-                "waiting" => entry.waiting = n,
-                "running" => entry.running = n,
-                other => {
-                    let status = other.trim_start_matches("result:").to_string();
-                    entry.results.insert(status, n);
-                }
-            }
-        }
-        Ok(by_queue.into_values().collect())
+        let rows = rows
+            .iter()
+            .map(|r| Ok((r.try_get("queue")?, r.try_get("kind")?, r.try_get("n")?)))
+            .collect::<sqlx::Result<Vec<(String, String, i64)>>>()?;
+        Ok(fold_stats(rows))
     }
 
     async fn purge(&self) -> Result<(u64, u64)> {
