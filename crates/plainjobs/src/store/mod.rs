@@ -190,14 +190,15 @@ pub(crate) trait Store: Send + Sync + 'static {
         start: i64,
         prefetch: i64,
     ) -> Result<Vec<JobProcess>>;
-    /// Marks claimed processes started; returns those still owned.
-    async fn mark_started(
+    /// In one statement: marks `starts` started (claimed-ahead jobs that began; never ones in
+    /// `items`) and moves the processes of `items` to results. Returns the process uuids whose
+    /// results were written (a process already rescued is skipped).
+    async fn finish_many(
         &self,
         worker_id: Uuid,
-        uuids: &[Uuid],
-    ) -> Result<Vec<(Uuid, Option<DateTime<Utc>>)>>;
-    /// Moves many processes to results in one statement; returns the process uuids written.
-    async fn finish_many(&self, worker_id: Uuid, items: &[Finish]) -> Result<Vec<Uuid>>;
+        starts: &[Uuid],
+        items: &[Finish],
+    ) -> Result<Vec<Uuid>>;
     /// Hands unstarted processes back to the request table.
     async fn hand_back(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<u64>;
     /// Time until the earliest scheduled request of `queues` becomes ready.

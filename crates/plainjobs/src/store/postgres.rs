@@ -508,32 +508,34 @@ impl Store for PgStore {
         Ok(out)
     }
 
-    async fn mark_started(
+    async fn finish_many(
         &self,
         worker_id: Uuid,
-        uuids: &[Uuid],
-    ) -> Result<Vec<(Uuid, Option<DateTime<Utc>>)>> {
-        let rows = sqlx::query(
-            "UPDATE plainjobs_jobprocess SET started_at = now() WHERE worker_id = $1 AND uuid = ANY($2) RETURNING uuid, started_at",
-        )
-        .bind(worker_id)
-        .bind(uuids)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("uuid")?, r.try_get("started_at")?)))
-            .collect()
-    }
-
-    async fn finish_many(&self, worker_id: Uuid, items: &[Finish]) -> Result<Vec<Uuid>> {
+        starts: &[Uuid],
+        items: &[Finish],
+    ) -> Result<Vec<Uuid>> {
         if items.is_empty() {
+            if !starts.is_empty() {
+                sqlx::query(
+                    "UPDATE plainjobs_jobprocess SET started_at = now() WHERE worker_id = $1 AND uuid = ANY($2) AND started_at IS NULL",
+                )
+                .bind(worker_id)
+                .bind(starts)
+                .execute(&self.pool)
+                .await?;
+            }
             return Ok(Vec::new());
         }
         let uuids: Vec<Uuid> = items.iter().map(|i| i.process_uuid).collect();
         let statuses: Vec<&str> = items.iter().map(|i| i.status.as_str()).collect();
         let errors: Vec<&str> = items.iter().map(|i| i.error.as_str()).collect();
+        // `starts` never overlaps `items`, so the UPDATE and the DELETE touch different rows. A
+        // job that began and ended between two writes has its start recorded as its end.
         let rows: Vec<Uuid> = sqlx::query_scalar(
-            "WITH input AS (
+            "WITH started AS (
+                UPDATE plainjobs_jobprocess SET started_at = now()
+                WHERE worker_id = $1 AND uuid = ANY($5) AND started_at IS NULL
+             ), input AS (
                 SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[]) AS t(process_uuid, status, error)
              ), done AS (
                 DELETE FROM plainjobs_jobprocess p USING input i
@@ -541,7 +543,7 @@ impl Store for PgStore {
                 RETURNING p.*, i.status AS new_status, i.error AS new_error
              )
              INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id)
-             SELECT gen_random_uuid(), now(), uuid, started_at, now(), new_error, new_status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, NULL, trace_id, span_id
+             SELECT gen_random_uuid(), now(), uuid, COALESCE(started_at, now()), now(), new_error, new_status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, NULL, trace_id, span_id
              FROM done
              RETURNING job_process_uuid",
         )
@@ -549,6 +551,7 @@ impl Store for PgStore {
         .bind(uuids)
         .bind(statuses)
         .bind(errors)
+        .bind(starts)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows)

@@ -678,34 +678,37 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn mark_started(
+    async fn finish_many(
         &self,
         worker_id: Uuid,
-        uuids: &[Uuid],
-    ) -> Result<Vec<(Uuid, Option<DateTime<Utc>>)>> {
-        let list = serde_json::to_string(&uuids.iter().map(Uuid::to_string).collect::<Vec<_>>())
-            .map_err(|e| Error::Worker(e.to_string()))?;
-        let rows = sqlx::query(
-            "UPDATE plainjobs_jobprocess SET started_at = ?1 WHERE worker_id = ?2 AND uuid IN (SELECT value FROM json_each(?3)) RETURNING uuid, started_at",
-        )
-        .bind(now_us())
-        .bind(worker_id.to_string())
-        .bind(list)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((uuid(r, "uuid")?, opt_time(r, "started_at")?)))
-            .collect()
-    }
-
-    async fn finish_many(&self, worker_id: Uuid, items: &[Finish]) -> Result<Vec<Uuid>> {
-        if items.is_empty() {
+        starts: &[Uuid],
+        items: &[Finish],
+    ) -> Result<Vec<Uuid>> {
+        if items.is_empty() && starts.is_empty() {
             return Ok(Vec::new());
+        }
+        let mut tx = self.write_tx().await?;
+        if !starts.is_empty() {
+            let list =
+                serde_json::to_string(&starts.iter().map(Uuid::to_string).collect::<Vec<_>>())
+                    .map_err(|e| Error::Worker(e.to_string()))?;
+            sqlx::query(
+                "UPDATE plainjobs_jobprocess SET started_at = ?1 WHERE worker_id = ?2 AND started_at IS NULL AND uuid IN (SELECT value FROM json_each(?3))",
+            )
+            .bind(now_us())
+            .bind(worker_id.to_string())
+            .bind(list)
+            .execute(&mut *tx)
+            .await?;
         }
         let uuids: Vec<Uuid> = items.iter().map(|i| i.process_uuid).collect();
         let by_uuid: HashMap<Uuid, &Finish> = items.iter().map(|i| (i.process_uuid, i)).collect();
-        let mut tx = self.write_tx().await?;
-        let gone = delete_processes(&mut tx, worker_id, Some(&uuids)).await?;
+        let mut gone = delete_processes(&mut tx, worker_id, Some(&uuids)).await?;
+        // A job that began and ended between two writes has its start recorded as its end.
+        let now = Utc::now();
+        for p in gone.iter_mut().filter(|p| p.started_at.is_none()) {
+            p.started_at = Some(now);
+        }
         let rows: Vec<(&JobProcess, JobStatus, &str, Option<Uuid>)> = gone
             .iter()
             .filter_map(|p| {

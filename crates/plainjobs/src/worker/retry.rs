@@ -71,9 +71,13 @@ pub(crate) async fn finish_with_follow_up(
     follow: FollowUp,
 ) -> Result<Option<JobResult>> {
     let mut tx = jobs.store().begin().await?;
-    let Some(p) = tx.delete_process(process.uuid, worker_id).await? else {
+    let Some(mut p) = tx.delete_process(process.uuid, worker_id).await? else {
         return Ok(None);
     };
+    // A claimed-ahead job's start may not be written yet: keep the time it began.
+    if p.started_at.is_none() {
+        p.started_at = process.started_at;
+    }
     let (request, error_text) = match (follow, job) {
         (FollowUp::Retry, Some(job)) if p.retries > 0 && p.retry_attempt < p.retries => {
             let attempt = p.retry_attempt + 1;

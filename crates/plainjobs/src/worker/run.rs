@@ -45,8 +45,16 @@ pub(crate) struct Shared {
     pub stop: CancellationToken,
     /// Give up on running jobs.
     pub abort: CancellationToken,
-    finish_tx: Mutex<Option<mpsc::Sender<Finish>>>,
+    finish_tx: Mutex<Option<mpsc::Sender<Write>>>,
     pub stats: Stats,
+}
+
+/// What the result writer records, in order.
+pub(crate) enum Write {
+    /// A claimed-ahead job began.
+    Start(Uuid),
+    /// A job ended with no follow-up request.
+    Finish(Finish),
 }
 
 /// Counters for the periodic stats line.
@@ -102,7 +110,7 @@ pub(crate) async fn run(
     };
     // Register before anything is claimed: claims require this row.
     jobs.store().heartbeat(&heartbeat).await?;
-    let (finish_tx, finish_rx) = mpsc::channel::<Finish>(concurrency * 4 + 1024);
+    let (finish_tx, finish_rx) = mpsc::channel::<Write>(concurrency * 4 + max_pending * 2 + 1024);
     let shared = Arc::new(Shared {
         jobs,
         registry,
@@ -208,38 +216,15 @@ async fn claim_loop(
             permits.push(p);
         }
 
-        // Jobs claimed ahead start first.
+        // Jobs claimed ahead start first, at once: their start is recorded by the result
+        // writer (in order, before their finish), not by a round trip of their own.
         if !buffer.is_empty() {
             let take = permits.len().min(buffer.len());
-            let batch: Vec<JobProcess> = buffer.drain(..take).collect();
-            let uuids: Vec<Uuid> = batch.iter().map(|p| p.uuid).collect();
-            match store.mark_started(shared.worker_id, &uuids).await {
-                Ok(started) => {
-                    let started: HashMap<Uuid, _> = started.into_iter().collect();
-                    for mut p in batch {
-                        match started.get(&p.uuid) {
-                            Some(at) => {
-                                p.started_at = *at;
-                                if let Some(permit) = permits.pop() {
-                                    spawn_job(shared, p, permit);
-                                }
-                            }
-                            None => {
-                                // Rescued meanwhile: it is no longer ours.
-                                lock(&shared.held).remove(&p.uuid);
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not mark buffered jobs started; retrying");
-                    for p in batch.into_iter().rev() {
-                        buffer.push_front(p);
-                    }
-                    if sleep_or_stop(&shared.stop, Duration::from_millis(200)).await {
-                        return Ok(());
-                    }
-                    continue;
+            for mut p in buffer.drain(..take) {
+                p.started_at = Some(chrono::Utc::now());
+                send_write(shared, Write::Start(p.uuid)).await;
+                if let Some(permit) = permits.pop() {
+                    spawn_job(shared, p, permit);
                 }
             }
             if permits.is_empty() {
@@ -479,9 +464,13 @@ async fn execute(shared: Arc<Shared>, process: JobProcess, permit: OwnedSemaphor
 }
 
 async fn send_finish(shared: &Shared, finish: Finish) {
+    send_write(shared, Write::Finish(finish)).await
+}
+
+async fn send_write(shared: &Shared, write: Write) {
     let tx = lock(&shared.finish_tx).clone();
     if let Some(tx) = tx {
-        if tx.send(finish).await.is_err() {
+        if tx.send(write).await.is_err() {
             tracing::error!(
                 "result writer is gone; the job's process row stays and will be rescued"
             );
@@ -534,14 +523,28 @@ pub(crate) async fn follow_up(
     None
 }
 
-/// Writes results of finished jobs, as many per statement as have arrived.
-async fn completer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Finish>) {
+/// Writes starts of claimed-ahead jobs and results of finished jobs, as many per statement as
+/// have arrived.
+async fn completer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
     let store = shared.jobs.store();
-    let mut batch = Vec::with_capacity(256);
-    while rx.recv_many(&mut batch, 1000).await > 0 {
+    let mut writes = Vec::with_capacity(256);
+    let mut batch: Vec<Finish> = Vec::with_capacity(256);
+    let mut starts: Vec<Uuid> = Vec::new();
+    while rx.recv_many(&mut writes, 1000).await > 0 {
+        for w in writes.drain(..) {
+            match w {
+                Write::Start(u) => starts.push(u),
+                Write::Finish(f) => batch.push(f),
+            }
+        }
+        // A job that began and ended within this batch needs no separate start.
+        if !starts.is_empty() && !batch.is_empty() {
+            let ending: HashSet<Uuid> = batch.iter().map(|f| f.process_uuid).collect();
+            starts.retain(|u| !ending.contains(u));
+        }
         let mut delay = Duration::from_millis(50);
         loop {
-            match store.finish_many(shared.worker_id, &batch).await {
+            match store.finish_many(shared.worker_id, &starts, &batch).await {
                 Ok(written) => {
                     if written.len() < batch.len() {
                         let written: HashSet<Uuid> = written.into_iter().collect();
@@ -570,6 +573,7 @@ async fn completer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Finish>) {
             }
         }
         batch.clear();
+        starts.clear();
     }
 }
 

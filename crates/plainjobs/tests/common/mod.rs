@@ -52,12 +52,26 @@ pub struct TestDb {
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod postgres {
-            $( #[tokio::test] async fn $name() { super::$name($crate::common::Backend::Postgres).await } )*
+            $( #[tokio::test] async fn $name() {
+                $crate::common::within_limit(super::$name($crate::common::Backend::Postgres)).await
+            } )*
         }
         mod sqlite {
-            $( #[tokio::test] async fn $name() { super::$name($crate::common::Backend::Sqlite).await } )*
+            $( #[tokio::test] async fn $name() {
+                $crate::common::within_limit(super::$name($crate::common::Backend::Sqlite)).await
+            } )*
         }
     };
+}
+
+/// Fails a test that hangs instead of letting it hold up the whole run.
+pub async fn within_limit(test: impl Future<Output = ()>) {
+    if tokio::time::timeout(Duration::from_secs(180), test)
+        .await
+        .is_err()
+    {
+        panic!("the test did not finish within 180 s (a hang)");
+    }
 }
 
 /// A fresh database for `backend`.
