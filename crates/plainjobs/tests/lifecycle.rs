@@ -951,11 +951,18 @@ async fn own_orphans_become_lost(backend: Backend) {
 async fn graceful_shutdown_hands_back_unstarted_and_finishes_running(backend: Backend) {
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
+    let w = worker(&db, &rec).concurrency(2).max_pending(5).spawn();
+    // Quick jobs first: the worker claims ahead only as many jobs as can start soon at the
+    // pace jobs have been running.
+    db.jobs
+        .enqueue_many((0..6).map(|i| Probe::new(format!("quick{i}"), Action::Succeed)))
+        .await
+        .unwrap();
+    wait_results(&db, 6).await;
     db.jobs
         .enqueue_many((0..10).map(|i| Probe::new(format!("s{i}"), Action::Sleep { ms: 700 })))
         .await
         .unwrap();
-    let w = worker(&db, &rec).concurrency(2).max_pending(5).spawn();
     // Two running, five claimed ahead, three still queued.
     assert!(wait_until(T, || async { db.processes().await == 7 }).await);
     assert_eq!(
@@ -965,7 +972,7 @@ async fn graceful_shutdown_hands_back_unstarted_and_finishes_running(backend: Ba
     );
     w.stop().await.unwrap();
     let results = db.results().await;
-    assert_eq!(results.len(), 2, "the two running jobs finished");
+    assert_eq!(results.len(), 8, "the six quick jobs and the two running ones finished");
     assert!(results.iter().all(|r| r.status == JobStatus::Successful));
     assert_eq!(db.processes().await, 0);
     assert_eq!(
@@ -981,13 +988,13 @@ async fn graceful_shutdown_hands_back_unstarted_and_finishes_running(backend: Ba
     );
     // Another worker drains the rest: every job exactly once.
     let w = worker(&db, &rec).concurrency(10).spawn();
-    wait_results(&db, 10).await;
+    wait_results(&db, 16).await;
     w.stop().await.unwrap();
     let mut ids = rec.run_ids();
     ids.sort();
     let before = ids.len();
     ids.dedup();
-    assert_eq!((before, ids.len()), (10, 10));
+    assert_eq!((before, ids.len()), (16, 16));
 }
 
 async fn shutdown_timeout_cancels_running_jobs_and_retries_them(backend: Backend) {

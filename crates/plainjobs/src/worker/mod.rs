@@ -114,7 +114,7 @@ impl Worker {
             state: State::default(),
             queues: vec!["default".to_string()],
             concurrency: 10,
-            max_pending: 0,
+            max_pending: 10,
             config: WorkerConfig::default(),
             schedules: Vec::new(),
             clock: None,
@@ -167,7 +167,10 @@ impl Worker {
         self
     }
 
-    /// How many jobs may be claimed ahead of a free slot (0). They are handed back on shutdown.
+    /// At most how many jobs may be claimed ahead of a free slot (10, plain.jobs' default).
+    /// The worker claims ahead only as many as can start within about 50 ms at the pace jobs
+    /// have been running (none for slow jobs), so jobs never wait behind long ones locally;
+    /// unstarted ones are handed back on shutdown. 0 turns claiming ahead off.
     pub fn max_pending(mut self, n: usize) -> Self {
         self.max_pending = n;
         self

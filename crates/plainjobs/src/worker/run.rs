@@ -35,6 +35,7 @@ pub(crate) struct Shared {
     pub worker_id: Uuid,
     pub heartbeat: NewHeartbeat,
     pub config: WorkerConfig,
+    pub concurrency: usize,
     /// Processes this worker owns whose result is not written yet.
     pub held: Mutex<HashSet<Uuid>>,
     /// Job tasks that can be cancelled.
@@ -57,13 +58,39 @@ pub(crate) enum Write {
     Finish(Finish),
 }
 
-/// Counters for the periodic stats line.
+/// Counters for the periodic stats line, and how long jobs take.
 #[derive(Default)]
 pub(crate) struct Stats {
     pub claimed: AtomicU64,
     pub succeeded: AtomicU64,
     pub failed: AtomicU64,
     pub deferred: AtomicU64,
+    /// Moving average of job run time, in microseconds (0: no job ran yet).
+    avg_run_us: AtomicU64,
+}
+
+/// Jobs claimed ahead should start within this long.
+const START_SOON: Duration = Duration::from_millis(50);
+
+impl Stats {
+    fn record_run(&self, took: Duration) {
+        let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let old = self.avg_run_us.load(Ordering::Relaxed);
+        let new = if old == 0 { took } else { (old * 7 + took) / 8 };
+        self.avg_run_us.store(new, Ordering::Relaxed);
+    }
+
+    /// How many jobs may wait locally so that each starts within [`START_SOON`]: with `slots`
+    /// running jobs of the average duration, at most `max_pending`, and none before a job ran.
+    pub(crate) fn claim_ahead(&self, max_pending: usize, slots: usize) -> usize {
+        let avg = self.avg_run_us.load(Ordering::Relaxed);
+        if avg == 0 || max_pending == 0 {
+            return 0;
+        }
+        let soon = u64::try_from(START_SOON.as_micros()).unwrap_or(u64::MAX);
+        let fits = (soon / avg).saturating_mul(slots as u64);
+        usize::try_from(fits).unwrap_or(usize::MAX).min(max_pending)
+    }
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -118,6 +145,7 @@ pub(crate) async fn run(
         worker_id,
         heartbeat,
         config,
+        concurrency,
         held: Mutex::new(HashSet::new()),
         running: Mutex::new(HashMap::new()),
         heartbeat_ok: AtomicBool::new(true),
@@ -206,12 +234,23 @@ async fn claim_loop(
     let mut more = true;
     let mut failures: u32 = 0;
     loop {
-        let first = tokio::select! {
-            biased;
-            _ = shared.stop.cancelled() => return Ok(()),
-            p = slots.clone().acquire_owned() => p.map_err(|_| Error::Worker("slots closed".into()))?,
-        };
-        let mut permits = vec![first];
+        // How many jobs may wait locally: only as many as can start soon, judged by how long
+        // jobs have been taking, and never more than max_pending.
+        let ahead = shared.stats.claim_ahead(max_pending, shared.concurrency);
+        // Refill the local buffer while jobs run, before it empties.
+        let refill = more && ahead > 0 && buffer.len() <= ahead / 2;
+        if shared.stop.is_cancelled() {
+            return Ok(());
+        }
+        let mut permits = Vec::new();
+        if !refill {
+            let first = tokio::select! {
+                biased;
+                _ = shared.stop.cancelled() => return Ok(()),
+                p = slots.clone().acquire_owned() => p.map_err(|_| Error::Worker("slots closed".into()))?,
+            };
+            permits.push(first);
+        }
         while let Ok(p) = slots.clone().try_acquire_owned() {
             permits.push(p);
         }
@@ -227,7 +266,7 @@ async fn claim_loop(
                     spawn_job(shared, p, permit);
                 }
             }
-            if permits.is_empty() {
+            if permits.is_empty() && !(refill && buffer.len() <= ahead / 2) {
                 continue;
             }
         }
@@ -240,7 +279,7 @@ async fn claim_loop(
             continue;
         }
 
-        if !more {
+        if !more && !permits.is_empty() {
             let wait = match store.next_start_in(queues).await {
                 Ok(Some(d)) => d.min(shared.config.poll_interval),
                 _ => shared.config.poll_interval,
@@ -254,8 +293,11 @@ async fn claim_loop(
         }
 
         let start = permits.len();
-        let prefetch = max_pending.saturating_sub(buffer.len());
+        let prefetch = ahead.saturating_sub(buffer.len());
         let want = start + prefetch;
+        if want == 0 {
+            continue;
+        }
         match store
             .claim(shared.worker_id, queues, start as i64, prefetch as i64)
             .await
@@ -392,6 +434,7 @@ async fn execute(shared: Arc<Shared>, process: JobProcess, permit: OwnedSemaphor
         return;
     }
     let job = job.ok();
+    shared.stats.record_run(began.elapsed());
     let duration_ms = began.elapsed().as_millis() as u64;
     let _enter = span.enter();
     match ran {
