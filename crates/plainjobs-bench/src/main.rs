@@ -68,9 +68,10 @@ struct Args {
     /// Warm-up jobs before the latency samples.
     #[arg(long, default_value_t = 20)]
     lat_warmup: u64,
-    /// Jobs the worker may claim ahead of a free slot (`Worker::max_pending`).
-    #[arg(long, default_value_t = 0)]
-    max_pending: usize,
+    /// Jobs the worker may claim ahead of a free slot (`Worker::max_pending`); default: the
+    /// library's default.
+    #[arg(long)]
+    max_pending: Option<usize>,
     /// Jobs per `enqueue_many` call.
     #[arg(long, default_value_t = 10_000)]
     chunk: usize,
@@ -270,7 +271,23 @@ async fn main() -> anyhow::Result<()> {
     }
     let n = args.jobs;
     let c = args.concurrency.max(1);
-    let url = url_with_search_path(&args.database_url, &args.schema);
+    let sqlite = args.database_url.starts_with("sqlite:");
+    let url = if sqlite {
+        // A fresh file: the SQLite backend's rows of the benchmark.
+        let path = args
+            .database_url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+        args.database_url.clone()
+    } else {
+        url_with_search_path(&args.database_url, &args.schema)
+    };
+    if sqlite {
+        return run_sqlite(&args, &url).await;
+    }
 
     // The benchmark's own probes (schema reset, counts, WAL) on a pool of their own.
     let probe_pool = PgPoolOptions::new()
@@ -359,10 +376,9 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let mut out = serde_json::json!({
-        "system": if args.max_pending > 0 {
-            format!("plainjobs (Rust, max_pending={})", args.max_pending)
-        } else {
-            "plainjobs (Rust)".to_string()
+        "system": match args.max_pending {
+            Some(n) => format!("plainjobs (Rust, max_pending={n})"),
+            None => "plainjobs (Rust)".to_string(),
         },
         "concurrency": c,
         "jobs": n,
@@ -392,16 +408,16 @@ async fn main() -> anyhow::Result<()> {
     let drain_timeout = Duration::from_secs(args.drain_timeout_s);
 
     let t0 = Instant::now();
-    let worker = tokio::spawn(
-        Worker::new(worker_jobs)
-            .register::<Noop>()
-            .state(probe.clone())
-            .concurrency(c)
-            .max_pending(args.max_pending)
-            .run_until(async move {
-                let _ = stop_rx.await;
-            }),
-    );
+    let mut worker = Worker::new(worker_jobs)
+        .register::<Noop>()
+        .state(probe.clone())
+        .concurrency(c);
+    if let Some(n) = args.max_pending {
+        worker = worker.max_pending(n);
+    }
+    let worker = tokio::spawn(worker.run_until(async move {
+        let _ = stop_rx.await;
+    }));
     while probe.done.load(Ordering::Relaxed) < n {
         if worker.is_finished() {
             bail!("the worker stopped during the drain: {:?}", worker.await);
@@ -463,31 +479,11 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // --- idle latency -----------------------------------------------------------------------
-    let mut samples = Vec::new();
-    let mut timeouts = 0u64;
-    if !args.skip_latency {
-        let mut rng = Lcg(42);
-        let warm: Vec<i64> = (0..args.lat_warmup as i64).map(|i| -1 - i).collect();
-        enqueue_paced(&producer, warm.iter().copied(), args.lat_gap_ms, &mut rng).await?;
-        wait_started(&probe, &warm).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let seqs: Vec<i64> = (0..args.lat_n as i64).collect();
-        let began =
-            enqueue_paced(&producer, seqs.iter().copied(), args.lat_gap_ms, &mut rng).await?;
-        wait_started(&probe, &seqs).await;
-        let starts = probe.starts.lock().unwrap_or_else(|e| e.into_inner());
-        for seq in &seqs {
-            match starts.get(seq) {
-                Some(s) => samples.push(s.duration_since(began[seq]).as_secs_f64() * 1000.0),
-                None => timeouts += 1,
-            }
-        }
-        samples.sort_by(f64::total_cmp);
-        log(format!(
-            "latency: {} samples, {timeouts} timeouts",
-            samples.len()
-        ));
-    }
+    let (samples, timeouts) = if args.skip_latency {
+        (Vec::new(), 0)
+    } else {
+        latency_phase(&args, &producer, &probe).await?
+    };
 
     let _ = stop_tx.send(());
     match tokio::time::timeout(Duration::from_secs(10), worker).await {
@@ -501,8 +497,124 @@ async fn main() -> anyhow::Result<()> {
     out["lat_p99_ms"] = serde_json::json!(p(99.0));
     out["lat_n"] = serde_json::json!(samples.len());
     out["lat_timeouts"] = serde_json::json!(timeouts);
-    out["max_pending"] = serde_json::json!(args.max_pending);
+    out["max_pending"] = serde_json::json!(args.max_pending.unwrap_or(100));
     out["peak_rss_kb"] = serde_json::json!(peak_rss_kb());
+    println!("{out}");
+    Ok(())
+}
+
+/// With the worker idle: warm-up jobs, then `lat_n` single enqueues open loop, each timed from
+/// just before its enqueue call to its handler starting. Returns sorted samples (ms) and how
+/// many never started.
+async fn latency_phase(
+    args: &Args,
+    producer: &Jobs,
+    probe: &Probe,
+) -> anyhow::Result<(Vec<f64>, u64)> {
+    let mut samples = Vec::new();
+    let mut timeouts = 0u64;
+    let mut rng = Lcg(42);
+    let warm: Vec<i64> = (0..args.lat_warmup as i64).map(|i| -1 - i).collect();
+    enqueue_paced(producer, warm.iter().copied(), args.lat_gap_ms, &mut rng).await?;
+    wait_started(probe, &warm).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seqs: Vec<i64> = (0..args.lat_n as i64).collect();
+    let began = enqueue_paced(producer, seqs.iter().copied(), args.lat_gap_ms, &mut rng).await?;
+    wait_started(probe, &seqs).await;
+    let starts = probe.starts.lock().unwrap_or_else(|e| e.into_inner());
+    for seq in &seqs {
+        match starts.get(seq) {
+            Some(s) => samples.push(s.duration_since(began[seq]).as_secs_f64() * 1000.0),
+            None => timeouts += 1,
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    log(format!(
+        "latency: {} samples, {timeouts} timeouts",
+        samples.len()
+    ));
+    Ok((samples, timeouts))
+}
+
+/// The SQLite rows: the same drain and latency phases, on a fresh file, counted through the
+/// library's own API (no WAL or statement statistics).
+async fn run_sqlite(args: &Args, url: &str) -> anyhow::Result<()> {
+    let n = args.jobs;
+    let c = args.concurrency.max(1);
+    let producer = Jobs::connect(url).await?;
+    producer.migrate().await.context("migrate")?;
+    let t = Instant::now();
+    let mut next = 0u64;
+    while next < n {
+        let end = (next + args.chunk.max(1) as u64).min(n);
+        producer
+            .enqueue_many((next..end).map(|i| Noop {
+                seq: i as i64,
+                timed: false,
+            }))
+            .await
+            .context("enqueue_many")?;
+        next = end;
+    }
+    let enqueue_s = t.elapsed().as_secs_f64();
+    let probe = Arc::new(Probe::default());
+    let worker_jobs = Jobs::connect(url).await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let t0 = Instant::now();
+    let mut worker = Worker::new(worker_jobs)
+        .register::<Noop>()
+        .state(probe.clone())
+        .concurrency(c);
+    if let Some(m) = args.max_pending {
+        worker = worker.max_pending(m);
+    }
+    let worker = tokio::spawn(worker.run_until(async move {
+        let _ = stop_rx.await;
+    }));
+    let drain_timeout = Duration::from_secs(args.drain_timeout_s);
+    while probe.done.load(Ordering::Relaxed) < n {
+        if t0.elapsed() > drain_timeout {
+            bail!("drain timed out");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    loop {
+        let stats = producer.stats().await?;
+        let left: i64 = stats
+            .iter()
+            .map(|q| q.ready + q.scheduled + q.waiting + q.running)
+            .sum();
+        if left == 0 {
+            break;
+        }
+        if t0.elapsed() > drain_timeout {
+            bail!("drain timed out: {left} rows remain");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let drain_s = t0.elapsed().as_secs_f64();
+    let (samples, timeouts) = if args.skip_latency {
+        (Vec::new(), 0)
+    } else {
+        latency_phase(args, &producer, &probe).await?
+    };
+    let _ = stop_tx.send(());
+    let _ = worker.await;
+    let out = serde_json::json!({
+        "system": "plainjobs (Rust, SQLite)",
+        "concurrency": c,
+        "jobs": n,
+        "enqueue_s": r3(enqueue_s),
+        "enqueue_per_s": (n as f64 / enqueue_s.max(1e-9)).round(),
+        "drain_s": r3(drain_s),
+        "jobs_per_s": (n as f64 / drain_s).round(),
+        "lat_p50_ms": pct(&samples, 50.0).map(r3),
+        "lat_p95_ms": pct(&samples, 95.0).map(r3),
+        "lat_p99_ms": pct(&samples, 99.0).map(r3),
+        "lat_n": samples.len(),
+        "lat_timeouts": timeouts,
+        "peak_rss_kb": peak_rss_kb(),
+    });
     println!("{out}");
     Ok(())
 }

@@ -8,7 +8,7 @@
 //! | heartbeat interval | `heartbeat_interval` | `PLAINJOBS_HEARTBEAT_INTERVAL` | `60s` |
 //! | heartbeat timeout | `heartbeat_timeout` | `PLAINJOBS_HEARTBEAT_TIMEOUT` | `300s` |
 //! | worker concurrency | `concurrency` | `PLAINJOBS_CONCURRENCY` | `10` |
-//! | jobs claimed ahead (at most) | `max_pending` | `PLAINJOBS_MAX_PENDING` | `10` |
+//! | jobs claimed ahead (at most; only as many as start within ~50 ms) | `max_pending` | `PLAINJOBS_MAX_PENDING` | `100` |
 //! | stats log interval (0 = off) | `stats_every` | `PLAINJOBS_STATS_EVERY` | `60s` |
 //! | shutdown timeout (0 = none) | `shutdown_timeout` | `PLAINJOBS_SHUTDOWN_TIMEOUT` | none |
 //! | poll interval | `poll_interval` | `PLAINJOBS_POLL_INTERVAL` | `1s` |
@@ -102,7 +102,7 @@ impl Default for Settings {
             heartbeat_interval: Duration::from_secs(60),
             heartbeat_timeout: Duration::from_secs(300),
             concurrency: 10,
-            max_pending: 10,
+            max_pending: 100,
             stats_every: Some(Duration::from_secs(60)),
             shutdown_timeout: None,
             poll_interval: Duration::from_secs(1),

@@ -972,7 +972,11 @@ async fn graceful_shutdown_hands_back_unstarted_and_finishes_running(backend: Ba
     );
     w.stop().await.unwrap();
     let results = db.results().await;
-    assert_eq!(results.len(), 8, "the six quick jobs and the two running ones finished");
+    assert_eq!(
+        results.len(),
+        8,
+        "the six quick jobs and the two running ones finished"
+    );
     assert!(results.iter().all(|r| r.status == JobStatus::Successful));
     assert_eq!(db.processes().await, 0);
     assert_eq!(

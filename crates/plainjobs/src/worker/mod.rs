@@ -114,7 +114,7 @@ impl Worker {
             state: State::default(),
             queues: vec!["default".to_string()],
             concurrency: 10,
-            max_pending: 10,
+            max_pending: 100,
             config: WorkerConfig::default(),
             schedules: Vec::new(),
             clock: None,
@@ -167,10 +167,11 @@ impl Worker {
         self
     }
 
-    /// At most how many jobs may be claimed ahead of a free slot (10, plain.jobs' default).
-    /// The worker claims ahead only as many as can start within about 50 ms at the pace jobs
-    /// have been running (none for slow jobs), so jobs never wait behind long ones locally;
-    /// unstarted ones are handed back on shutdown. 0 turns claiming ahead off.
+    /// At most how many jobs may be claimed ahead of a free slot (100). The worker claims
+    /// ahead only as many as can start within about 50 ms at the pace jobs have been running
+    /// (none for slow jobs, none before the first job ended), so a job never waits locally
+    /// behind long ones; unstarted ones are handed back on shutdown. Claiming ahead is what
+    /// lets a claim and a result write carry many jobs each. 0 turns it off.
     pub fn max_pending(mut self, n: usize) -> Self {
         self.max_pending = n;
         self
