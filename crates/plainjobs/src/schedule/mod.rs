@@ -6,6 +6,20 @@
 //! the 1st, 8th, 15th…) and day-of-month OR day-of-week when both are restricted — and it
 //! controls DST: a wall time that does not exist fires at the first instant after the gap, an
 //! ambiguous one fires once (at its first occurrence).
+//!
+//! ## How schedules run
+//!
+//! Schedules are given to a worker ([`Worker::schedule`](crate::Worker::schedule),
+//! [`Worker::schedule_by_name`](crate::Worker::schedule_by_name), or `schedule = [["job name or
+//! cmd:…", "cron"]]` in plainjobs.toml). Every worker that serves the job's default queue
+//! regularly enqueues the **next** occurrence (read from the database's clock) as a request with
+//! `start_at` = that time and concurrency key `"{default key}:scheduled:{unix seconds}"`, so any
+//! number of workers enqueue each occurrence exactly once; an occurrence that already has a result
+//! is not enqueued again. A pass that fails part way is retried on the next tick.
+//!
+//! **Catch-up after downtime:** only the next occurrence is ever enqueued. Occurrences that fell
+//! while no worker ran are skipped — no storm of missed runs when workers come back. (An
+//! occurrence already enqueued before the downtime still runs, late, once.)
 
 mod command;
 mod cron;
