@@ -201,6 +201,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Uuid>>;
     /// Hands unstarted processes back to the request table.
     async fn hand_back(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<u64>;
+    /// Reclaims the dead entries that claims leave in the request table and its indexes
+    /// (skipped when another vacuum is running). No-op where the backend has no need.
+    async fn vacuum_requests(&self) -> Result<()>;
     /// Time until the earliest scheduled request of `queues` becomes ready.
     async fn next_start_in(&self, queues: &[String]) -> Result<Option<Duration>>;
     /// Workers whose heartbeat is older than `timeout`.

@@ -578,6 +578,13 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
+    async fn vacuum_requests(&self) -> Result<()> {
+        sqlx::query("VACUUM (SKIP_LOCKED) plainjobs_jobrequest")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn next_start_in(&self, queues: &[String]) -> Result<Option<Duration>> {
         let secs: Option<f64> = sqlx::query_scalar(
             "SELECT EXTRACT(EPOCH FROM (min(start_at) - now()))::float8 FROM plainjobs_jobrequest WHERE queue = ANY($1) AND start_at > now()",

@@ -67,6 +67,8 @@ pub(crate) struct Stats {
     pub deferred: AtomicU64,
     /// Moving average of job run time, in microseconds (0: no job ran yet).
     avg_run_us: AtomicU64,
+    claimed_since_vacuum: AtomicU64,
+    vacuuming: AtomicBool,
 }
 
 /// Jobs claimed ahead should start within this long.
@@ -309,6 +311,7 @@ async fn claim_loop(
                     .stats
                     .claimed
                     .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                vacuum_when_due(shared, rows.len());
                 {
                     let mut held = lock(&shared.held);
                     for p in &rows {
@@ -342,6 +345,40 @@ async fn claim_loop(
             }
         }
     }
+}
+
+/// Claims leave a dead entry per job at the head of the claim index; each later claim walks over
+/// them until vacuum removes them, which autovacuum does only once a minute at best. After every
+/// `VACUUM_EVERY` claimed jobs the worker vacuums the request table itself, in the background.
+const VACUUM_EVERY: u64 = 50_000;
+
+fn vacuum_when_due(shared: &Arc<Shared>, claimed: usize) {
+    let since = shared
+        .stats
+        .claimed_since_vacuum
+        .fetch_add(claimed as u64, Ordering::Relaxed)
+        + claimed as u64;
+    if since < VACUUM_EVERY || shared.stats.vacuuming.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    shared
+        .stats
+        .claimed_since_vacuum
+        .store(0, Ordering::Relaxed);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let began = Instant::now();
+        match shared.jobs.store().vacuum_requests().await {
+            Ok(()) => tracing::debug!(
+                took_ms = began.elapsed().as_millis() as u64,
+                "vacuumed the request table"
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not vacuum the request table (autovacuum will)")
+            }
+        }
+        shared.stats.vacuuming.store(false, Ordering::Release);
+    });
 }
 
 fn spawn_job(shared: &Arc<Shared>, process: JobProcess, permit: OwnedSemaphorePermit) {
