@@ -1331,3 +1331,54 @@ fn unreachable_database_names_the_cause() {
         out.context()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// schedules from configuration
+
+#[test]
+fn the_worker_runs_schedules_from_configuration() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    // As plain's JOBS_SCHEDULE: a job name or "cmd:…", and a cron expression.
+    let worker = pj.spawn(
+        &["worker", "--queue", "default", "--concurrency", "2"],
+        &[
+            ("PLAINJOBS_HEARTBEAT_INTERVAL", "1s"),
+            ("PLAINJOBS_STATS_EVERY", "0"),
+            (
+                "PLAINJOBS_SCHEDULE",
+                "cmd:echo scheduled from config=*/5 * * * *",
+            ),
+        ],
+    );
+    let found = wait_for(WORKER_TIMEOUT, || {
+        let n = db.count(
+            "SELECT count(*) FROM plainjobs_jobrequest WHERE job_class = 'plain.jobs.scheduling.ScheduledCommand' \
+             AND concurrency_key LIKE 'echo scheduled from config:scheduled:%' AND start_at > now()",
+        );
+        (n == 1).then_some(())
+    });
+    assert!(
+        found.is_some(),
+        "the next occurrence was enqueued\n--- worker log\n{}",
+        worker.log()
+    );
+    // The occurrence is a */5 minute: its unix seconds are a multiple of 300.
+    let on_the_grid = db.count(
+        "SELECT count(*) FROM plainjobs_jobrequest \
+         WHERE CAST(split_part(concurrency_key, ':scheduled:', 2) AS bigint) % 300 = 0 \
+           AND to_timestamp(CAST(split_part(concurrency_key, ':scheduled:', 2) AS bigint)) = start_at",
+    );
+    assert_eq!(
+        on_the_grid, 1,
+        "the key names the occurrence and start_at is that time"
+    );
+    drop(worker);
+    // A bad schedule in the configuration is refused at start with a message naming it.
+    Pj::on(&db)
+        .env("PLAINJOBS_SCHEDULE", "cmd:echo x=70 * * * *")
+        .run(&["worker", "--queue", "default"])
+        .expect(2)
+        .stderr_has("minute")
+        .stderr_has("70");
+}
