@@ -1091,7 +1091,6 @@ fn no_database_configured_uses_the_embedded_sqlite_file() {
     let out = pj.run(&["stats", "--json"]).expect(0);
     out.stdout_has("\"ready\": 1");
     let pj = Pj::bare().env("DATABASE_URL", "mysql://u:secret@127.0.0.1/x");
-    let pj = Pj::bare().env("DATABASE_URL", "mysql://u:secret@127.0.0.1/x");
     pj.run(&["stats"])
         .expect(2)
         .stderr_has("unsupported database URL")

@@ -242,7 +242,7 @@ pub(crate) async fn maintenance_loop(
     let mut last_retry = Instant::now();
     let mut last_retention: Option<Instant> = None;
     loop {
-        if last_rescue.map_or(true, |t| t.elapsed() >= cfg.rescue_interval) {
+        if last_rescue.is_none_or(|t| t.elapsed() >= cfg.rescue_interval) {
             rescue(&shared).await;
             last_rescue = Some(Instant::now());
         }
@@ -250,7 +250,7 @@ pub(crate) async fn maintenance_loop(
             retry_pass(&shared).await;
             last_retry = Instant::now();
         }
-        if last_retention.map_or(true, |t| t.elapsed() >= cfg.retention_interval) {
+        if last_retention.is_none_or(|t| t.elapsed() >= cfg.retention_interval) {
             retention_pass(&shared).await;
             last_retention = Some(Instant::now());
         }
