@@ -190,17 +190,18 @@ async fn insert_requests(conn: &mut PgConnection, rows: &[NewRequest]) -> Result
         trace_id.push(r.trace_id.as_deref());
         span_id.push(r.span_id.as_deref());
     }
-    let sql = format!(
-        "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
-         SELECT now(), gen_random_uuid(), t.job_class, t.parameters, t.priority, t.source, t.queue, t.retries, t.retry_attempt, t.concurrency_key,
+    // Uuids are made here so each returned row can be matched to what was sent; only the
+    // columns the database decides come back (not every row's parameters).
+    let uuids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+    let sql = "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+         SELECT now(), t.uuid, t.job_class, t.parameters, t.priority, t.source, t.queue, t.retries, t.retry_attempt, t.concurrency_key,
                 CASE WHEN t.delay_us IS NOT NULL THEN now() + t.delay_us * interval '1 microsecond' ELSE t.start_at END,
                 t.trace_id, t.span_id
-         FROM unnest($1::text[], $2::jsonb[], $3::int2[], $4::text[], $5::text[], $6::int2[], $7::int2[], $8::text[], $9::int8[], $10::timestamptz[], $11::text[], $12::text[])
-              WITH ORDINALITY AS t(job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, delay_us, start_at, trace_id, span_id, ord)
+         FROM unnest($1::text[], $2::jsonb[], $3::int2[], $4::text[], $5::text[], $6::int2[], $7::int2[], $8::text[], $9::int8[], $10::timestamptz[], $11::text[], $12::text[], $13::uuid[])
+              WITH ORDINALITY AS t(job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, delay_us, start_at, trace_id, span_id, uuid, ord)
          ORDER BY t.ord
-         RETURNING {REQ_COLS}"
-    );
-    let out = sqlx::query(&sql)
+         RETURNING id, uuid, created_at, start_at";
+    let made = sqlx::query(sql)
         .bind(job_class)
         .bind(parameters)
         .bind(priority)
@@ -213,10 +214,45 @@ async fn insert_requests(conn: &mut PgConnection, rows: &[NewRequest]) -> Result
         .bind(start_at)
         .bind(trace_id)
         .bind(span_id)
+        .bind(&uuids)
         .fetch_all(&mut *conn)
         .await?;
-    let mut out = map_rows(out, request_from)?;
-    out.sort_by_key(|r| r.id);
+    let mut by_uuid: std::collections::HashMap<Uuid, (i64, DateTime<Utc>, Option<DateTime<Utc>>)> =
+        std::collections::HashMap::with_capacity(made.len());
+    for row in &made {
+        by_uuid.insert(
+            row.try_get("uuid")?,
+            (
+                row.try_get("id")?,
+                row.try_get("created_at")?,
+                row.try_get("start_at")?,
+            ),
+        );
+    }
+    let mut out = Vec::with_capacity(n);
+    for (r, uuid) in rows.iter().zip(uuids) {
+        let Some((id, created_at, start_at)) = by_uuid.remove(&uuid) else {
+            return Err(Error::Worker(format!(
+                "the insert of request {uuid} returned no row"
+            )));
+        };
+        out.push(JobRequest {
+            id,
+            created_at,
+            uuid,
+            job_class: r.job_class.clone(),
+            parameters: Some(r.parameters.clone()),
+            priority: r.priority,
+            source: r.source.clone(),
+            queue: r.queue.clone(),
+            retries: r.retries,
+            retry_attempt: r.retry_attempt,
+            concurrency_key: r.concurrency_key.clone(),
+            start_at,
+            trace_id: r.trace_id.clone(),
+            span_id: r.span_id.clone(),
+        });
+    }
     Ok(out)
 }
 
