@@ -284,8 +284,8 @@ async fn enqueue_once(
 }
 
 /// A connection in the caller's own transaction, to enqueue jobs that exist if and only if that
-/// transaction commits. Implemented for `sqlx::Transaction` and the connection types of
-/// PostgreSQL and SQLite. On SQLite, begin the transaction with
+/// transaction commits. Implemented for `sqlx::Transaction` of PostgreSQL and SQLite (not for a
+/// bare connection: outside a transaction the key's lock would end with its own statement). On SQLite, begin the transaction with
 /// `pool.begin_with("BEGIN IMMEDIATE")` when it enqueues jobs with a concurrency key, so the
 /// uniqueness check and the insert hold the write lock together.
 pub trait TransactionConn: sealed::Sealed + Send {
@@ -296,9 +296,8 @@ pub trait TransactionConn: sealed::Sealed + Send {
 mod sealed {
     pub trait Sealed {}
     impl Sealed for sqlx::Transaction<'_, sqlx::Postgres> {}
-    impl Sealed for sqlx::PgConnection {}
+
     impl Sealed for sqlx::Transaction<'_, sqlx::Sqlite> {}
-    impl Sealed for sqlx::SqliteConnection {}
 }
 
 impl TransactionConn for sqlx::Transaction<'_, sqlx::Sqlite> {
@@ -307,21 +306,9 @@ impl TransactionConn for sqlx::Transaction<'_, sqlx::Sqlite> {
     }
 }
 
-impl TransactionConn for sqlx::SqliteConnection {
-    fn as_conn(&mut self) -> Box<dyn Conn + '_> {
-        Box::new(crate::store::sqlite::SqliteConn(self))
-    }
-}
-
 impl TransactionConn for sqlx::Transaction<'_, sqlx::Postgres> {
     fn as_conn(&mut self) -> Box<dyn Conn + '_> {
         Box::new(crate::store::postgres::PgConn(&mut **self))
-    }
-}
-
-impl TransactionConn for sqlx::PgConnection {
-    fn as_conn(&mut self) -> Box<dyn Conn + '_> {
-        Box::new(crate::store::postgres::PgConn(self))
     }
 }
 

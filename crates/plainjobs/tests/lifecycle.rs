@@ -1050,6 +1050,9 @@ async fn worker_exits_after_consecutive_claim_failures(backend: Backend) {
 }
 
 conformance!(
+    an_error_text_with_a_nul_byte_is_stored_and_the_worker_goes_on,
+    jobs_claimed_ahead_go_back_when_the_slots_stay_busy,
+    processes_whose_worker_left_no_heartbeat_become_lost,
     a_running_job_enqueues_its_successor_under_its_own_key,
     success_moves_request_to_process_to_result,
     errors_and_panics_are_errored_and_the_worker_carries_on,
@@ -1130,4 +1133,107 @@ async fn a_running_job_enqueues_its_successor_under_its_own_key(backend: Backend
         "{results:#?}"
     );
     assert_eq!(db.requests().await, 0);
+}
+
+async fn an_error_text_with_a_nul_byte_is_stored_and_the_worker_goes_on(backend: Backend) {
+    let db = test_db_for(backend).await;
+    let rec = Recorder::new();
+    db.jobs
+        .enqueue(Probe::new("nul", Action::FailWithNul))
+        .await
+        .unwrap();
+    let w = worker(&db, &rec).spawn();
+    let results = wait_results(&db, 1).await;
+    assert_eq!(results[0].status, JobStatus::Errored);
+    assert!(
+        results[0].error.contains("bad\\0byte from nul"),
+        "{}",
+        results[0].error
+    );
+    // The result writer is not stuck: later jobs finish.
+    db.jobs
+        .enqueue(Probe::new("after", Action::Succeed))
+        .await
+        .unwrap();
+    wait_results(&db, 2).await;
+    w.stop().await.unwrap();
+}
+
+async fn jobs_claimed_ahead_go_back_when_the_slots_stay_busy(backend: Backend) {
+    let db = test_db_for(backend).await;
+    let rec = Recorder::new();
+    let a = worker(&db, &rec).concurrency(1).max_pending(5).spawn();
+    // Quick jobs teach worker A that jobs are fast, so it claims ahead.
+    db.jobs
+        .enqueue_many((0..5).map(|i| Probe::new(format!("warm{i}"), Action::Succeed)))
+        .await
+        .unwrap();
+    wait_results(&db, 5).await;
+    // Then a slow job takes A's only slot, with quick ones claimed ahead behind it.
+    // One statement, so A's next claim takes the slow job (first in line) and the quick ones
+    // ahead of a free slot.
+    let batch = std::iter::once(Probe::new("slow", Action::Sleep { ms: 4000 }))
+        .chain((0..4).map(|i| Probe::new(format!("quick{i}"), Action::Succeed)));
+    db.jobs.enqueue_many(batch).await.unwrap();
+    assert!(
+        wait_until(T, || async {
+            db.count("SELECT count(*) FROM plainjobs_jobprocess WHERE started_at IS NULL")
+                .await
+                > 0
+        })
+        .await,
+        "A claimed quick jobs ahead"
+    );
+    // A second worker gets them once A hands them back (after ~1 s), while the slow job runs.
+    let b = worker(&db, &rec).concurrency(2).spawn();
+    let quick_done = wait_until(T, || async {
+        db.count("SELECT count(*) FROM plainjobs_jobresult WHERE CAST(parameters AS text) LIKE '%quick%'").await == 4
+    })
+    .await;
+    let slow_done = db
+        .count(
+            "SELECT count(*) FROM plainjobs_jobresult WHERE CAST(parameters AS text) LIKE '%slow%'",
+        )
+        .await;
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+    assert!(quick_done, "the quick jobs ran");
+    assert_eq!(slow_done, 0, "...while the slow job was still running");
+    let mut ids = rec.run_ids();
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(n, ids.len(), "no job ran twice");
+}
+
+async fn processes_whose_worker_left_no_heartbeat_become_lost(backend: Backend) {
+    let db = test_db_for(backend).await;
+    let rec = Recorder::new();
+    // A process row of a worker that has no heartbeat row at all.
+    let hour_ago = db.ago_sql(3600);
+    db.exec(&format!(
+        "INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, worker_id)
+         VALUES ({}, {hour_ago}, {hour_ago}, {}, {hour_ago}, 'tests.Probe', '{{\"args\": [], \"kwargs\": {{\"id\": \"unowned\", \"action\": \"Succeed\"}}}}', 0, '', 'default', 1, 0, '', '{}')",
+        db.uuid_sql(),
+        db.uuid_sql(),
+        uuid::Uuid::new_v4()
+    ))
+    .await;
+    let w = worker(&db, &rec).spawn();
+    assert!(
+        wait_until(T, || async { rec.runs().len() == 1 }).await,
+        "rescued and retried"
+    );
+    w.stop().await.unwrap();
+    let results = db.results().await;
+    assert_eq!(results[0].status, JobStatus::Lost);
+    assert!(
+        results[0].error.contains("no heartbeat row"),
+        "{}",
+        results[0].error
+    );
+    assert_eq!(
+        rec.aborted(),
+        vec![("unowned".to_string(), JobStatus::Lost)]
+    );
 }

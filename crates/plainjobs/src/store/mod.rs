@@ -177,8 +177,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// A pooled connection in autocommit mode.
     async fn autocommit(&self) -> Result<Box<dyn Conn + '_>>;
 
-    /// Registers or refreshes a worker's heartbeat (re-creating the row if it vanished).
-    async fn heartbeat(&self, hb: &NewHeartbeat) -> Result<()>;
+    /// Registers or refreshes a worker's heartbeat, re-creating the row if it vanished; true
+    /// when the row was (re-)created.
+    async fn heartbeat(&self, hb: &NewHeartbeat) -> Result<bool>;
     /// Deletes the heartbeat unless processes of this worker remain; true if deleted.
     async fn deregister(&self, worker_id: Uuid) -> Result<bool>;
     /// Claims up to `start + prefetch` ready requests of `queues` for `worker_id` (only if its
@@ -222,8 +223,11 @@ pub(crate) trait Store: Send + Sync + 'static {
         timeout: Duration,
         held: &[Uuid],
     ) -> Result<Vec<JobResult>>;
-    /// Results that qualify for a retry, oldest first.
-    async fn retryable_results(&self, limit: i64) -> Result<Vec<JobResult>>;
+    /// Processes older than `timeout` whose worker has no heartbeat row at all (a claim that
+    /// raced a rescue, a row written by a worker that died before registering), as LOST results.
+    async fn rescue_unowned(&self, timeout: Duration) -> Result<Vec<JobResult>>;
+    /// Results that qualify for a retry with an id above `after_id`, oldest first.
+    async fn retryable_results(&self, after_id: i64, limit: i64) -> Result<Vec<JobResult>>;
     /// Bumps a result's retry_attempt so an unbuildable retry is not tried forever.
     async fn bump_retry_attempt(&self, result_uuid: Uuid) -> Result<()>;
     /// Deletes up to `batch` results created more than `age` ago; returns how many.

@@ -217,7 +217,8 @@ async fn insert_requests(conn: &mut PgConnection, rows: &[NewRequest]) -> Result
         .bind(&uuids)
         .fetch_all(&mut *conn)
         .await?;
-    let mut by_uuid: std::collections::HashMap<Uuid, (i64, DateTime<Utc>, Option<DateTime<Utc>>)> =
+    type Decided = (i64, DateTime<Utc>, Option<DateTime<Utc>>);
+    let mut by_uuid: std::collections::HashMap<Uuid, Decided> =
         std::collections::HashMap::with_capacity(made.len());
     for row in &made {
         by_uuid.insert(
@@ -468,19 +469,20 @@ impl Store for PgStore {
         Ok(Box::new(PgConn(conn)))
     }
 
-    async fn heartbeat(&self, hb: &NewHeartbeat) -> Result<()> {
-        sqlx::query(
+    async fn heartbeat(&self, hb: &NewHeartbeat) -> Result<bool> {
+        let inserted: bool = sqlx::query_scalar(
             "INSERT INTO plainjobs_workerheartbeat (worker_id, hostname, pid, queues, started_at, last_heartbeat_at)
              VALUES ($1, $2, $3, $4, now(), now())
-             ON CONFLICT (worker_id) DO UPDATE SET last_heartbeat_at = now()",
+             ON CONFLICT (worker_id) DO UPDATE SET last_heartbeat_at = now()
+             RETURNING (xmax = 0)",
         )
         .bind(hb.worker_id)
         .bind(&hb.hostname)
         .bind(hb.pid)
         .bind(serde_json::json!(hb.queues))
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(())
+        Ok(inserted)
     }
 
     async fn deregister(&self, worker_id: Uuid) -> Result<bool> {
@@ -516,7 +518,7 @@ impl Store for PgStore {
             "WITH picked AS MATERIALIZED (
                 SELECT id FROM plainjobs_jobrequest
                 WHERE {queue_filter} AND (start_at IS NULL OR start_at <= now())
-                  AND EXISTS (SELECT 1 FROM plainjobs_workerheartbeat WHERE worker_id = $1)
+                  AND EXISTS (SELECT 1 FROM plainjobs_workerheartbeat WHERE worker_id = $1 FOR KEY SHARE)
                 ORDER BY priority DESC, COALESCE(start_at, created_at), id
                 LIMIT $3
                 FOR UPDATE SKIP LOCKED
@@ -698,14 +700,32 @@ impl Store for PgStore {
         map_rows(rows, result_from)
     }
 
-    async fn retryable_results(&self, limit: i64) -> Result<Vec<JobResult>> {
+    async fn rescue_unowned(&self, timeout: Duration) -> Result<Vec<JobResult>> {
+        let sql = lost_results_sql(
+            "created_at < now() - $1 * interval '1 microsecond'
+             AND NOT EXISTS (SELECT 1 FROM plainjobs_workerheartbeat h WHERE h.worker_id = plainjobs_jobprocess.worker_id)",
+            "$2",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(micros(timeout))
+            .bind("Lost: its worker has no heartbeat row (it died without being rescued)")
+            .fetch_all(&self.pool)
+            .await?;
+        map_rows(rows, result_from)
+    }
+
+    async fn retryable_results(&self, after_id: i64, limit: i64) -> Result<Vec<JobResult>> {
         let sql = format!(
             "SELECT {RES_COLS} FROM plainjobs_jobresult
              WHERE retry_job_request_uuid IS NULL AND retries > 0 AND retry_attempt < retries
-               AND status IN ('ERRORED', 'LOST', 'CANCELLED')
+               AND status IN ('ERRORED', 'LOST', 'CANCELLED') AND id > $2
              ORDER BY id LIMIT $1"
         );
-        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(limit)
+            .bind(after_id)
+            .fetch_all(&self.pool)
+            .await?;
         map_rows(rows, result_from)
     }
 

@@ -560,8 +560,18 @@ impl Store for SqliteStore {
         Ok(Box::new(SqliteConn(self.pool.acquire().await?)))
     }
 
-    async fn heartbeat(&self, hb: &NewHeartbeat) -> Result<()> {
+    async fn heartbeat(&self, hb: &NewHeartbeat) -> Result<bool> {
         let now = now_us();
+        let updated = sqlx::query(
+            "UPDATE plainjobs_workerheartbeat SET last_heartbeat_at = ?1 WHERE worker_id = ?2",
+        )
+        .bind(now)
+        .bind(hb.worker_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() > 0 {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO plainjobs_workerheartbeat (worker_id, hostname, pid, queues, started_at, last_heartbeat_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)
@@ -574,7 +584,7 @@ impl Store for SqliteStore {
         .bind(now)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn deregister(&self, worker_id: Uuid) -> Result<bool> {
@@ -863,14 +873,41 @@ impl Store for SqliteStore {
         Ok(results)
     }
 
-    async fn retryable_results(&self, limit: i64) -> Result<Vec<JobResult>> {
+    async fn rescue_unowned(&self, timeout: Duration) -> Result<Vec<JobResult>> {
+        let mut tx = self.write_tx().await?;
+        let sql = format!(
+            "DELETE FROM plainjobs_jobprocess WHERE created_at < ?1
+               AND NOT EXISTS (SELECT 1 FROM plainjobs_workerheartbeat h WHERE h.worker_id = plainjobs_jobprocess.worker_id)
+             RETURNING {PROC_COLS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(now_us() - micros(timeout))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut gone = map_rows(rows, process_from)?;
+        gone.sort_by_key(|p| p.id);
+        let error = "Lost: its worker has no heartbeat row (it died without being rescued)";
+        let rows: Vec<_> = gone
+            .iter()
+            .map(|p| (p, JobStatus::Lost, error, None))
+            .collect();
+        let results = insert_results(&mut tx, &rows).await?;
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    async fn retryable_results(&self, after_id: i64, limit: i64) -> Result<Vec<JobResult>> {
         let sql = format!(
             "SELECT {RES_COLS} FROM plainjobs_jobresult
              WHERE retry_job_request_uuid IS NULL AND retries > 0 AND retry_attempt < retries
-               AND status IN ('ERRORED', 'LOST', 'CANCELLED')
+               AND status IN ('ERRORED', 'LOST', 'CANCELLED') AND id > ?2
              ORDER BY id LIMIT ?1"
         );
-        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(limit)
+            .bind(after_id)
+            .fetch_all(&self.pool)
+            .await?;
         map_rows(rows, result_from)
     }
 

@@ -39,7 +39,13 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, done: CancellationToken)
             _ = tokio::time::sleep(next) => {}
         }
         match shared.jobs.store().heartbeat(&shared.heartbeat).await {
-            Ok(()) => {
+            Ok(recreated) => {
+                if recreated {
+                    // Our row was gone: a rescuer may have turned our jobs LOST (and retried
+                    // them). Jobs claimed ahead and not started go back rather than run twice.
+                    tracing::warn!("this worker's heartbeat row was gone; re-registered");
+                    shared.reregistered.store(true, Ordering::Release);
+                }
                 if !shared.heartbeat_ok.swap(true, Ordering::AcqRel) {
                     tracing::info!("heartbeat written again; claiming resumes");
                 }
@@ -55,6 +61,10 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, done: CancellationToken)
     }
 }
 
+/// How long one `on_aborted` hook may run before it is abandoned (rescue, retries and schedules
+/// wait for it).
+const ON_ABORTED_LIMIT: Duration = Duration::from_secs(60);
+
 /// Runs `on_aborted` for LOST and CANCELLED results (after their transaction committed).
 /// Errors are logged and swallowed.
 pub(crate) async fn dispatch_aborted(shared: &Shared, results: &[JobResult]) {
@@ -69,8 +79,14 @@ pub(crate) async fn dispatch_aborted(shared: &Shared, results: &[JobResult]) {
                 continue;
             }
         };
-        if let Err(e) = job.on_aborted(r, &shared.state).await {
-            tracing::warn!(job_class = %r.job_class, job_result_uuid = %r.uuid, error = %e.report(), "on_aborted failed");
+        match tokio::time::timeout(ON_ABORTED_LIMIT, job.on_aborted(r, &shared.state)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(job_class = %r.job_class, job_result_uuid = %r.uuid, error = %e.chain(), "on_aborted failed")
+            }
+            Err(_) => {
+                tracing::warn!(job_class = %r.job_class, job_result_uuid = %r.uuid, "on_aborted took longer than 60 s; abandoned")
+            }
         }
     }
 }
@@ -87,6 +103,11 @@ async fn after_rescue(shared: &Shared, results: Vec<JobResult>) {
 
 /// Rescues every dead worker (one transaction each) and this worker's own orphans.
 pub(crate) async fn rescue(shared: &Shared) {
+    // After an outage every heartbeat looks stale: a worker that cannot write its own yet must
+    // not declare the others dead.
+    if !shared.heartbeat_ok.load(Ordering::Acquire) {
+        return;
+    }
     let store = shared.jobs.store();
     let timeout = shared.config.heartbeat_timeout;
     match store.stale_workers(timeout).await {
@@ -106,6 +127,17 @@ pub(crate) async fn rescue(shared: &Shared) {
         }
         Err(e) => tracing::warn!(error = %e, "could not look for dead workers"),
     }
+    match store.rescue_unowned(timeout).await {
+        Ok(results) if !results.is_empty() => {
+            tracing::warn!(
+                jobs = results.len(),
+                "rescued jobs whose worker left no heartbeat as LOST"
+            );
+            after_rescue(shared, results).await;
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "rescue of jobs without a worker failed"),
+    }
     let held: Vec<_> = lock(&shared.held).iter().copied().collect();
     match store.rescue_orphans(shared.worker_id, timeout, &held).await {
         Ok(results) if !results.is_empty() => {
@@ -120,10 +152,16 @@ pub(crate) async fn rescue(shared: &Shared) {
     }
 }
 
-/// The safety-net retry pass.
-pub(crate) async fn retry_pass(shared: &Shared) {
-    match shared.jobs.store().retryable_results(100).await {
+/// The safety-net retry pass. It walks the retryable results in id order from `cursor`, so
+/// results whose retry keeps being refused cannot hide the ones after them.
+pub(crate) async fn retry_pass(shared: &Shared, cursor: &mut i64) {
+    match shared.jobs.store().retryable_results(*cursor, 100).await {
         Ok(results) => {
+            *cursor = if results.len() < 100 {
+                0
+            } else {
+                results.last().map_or(0, |r| r.id)
+            };
             for r in &results {
                 if let Err(e) = retry_result(&shared.jobs, &shared.registry, r).await {
                     tracing::warn!(job_result_uuid = %r.uuid, error = %e, "retry failed");
@@ -240,6 +278,7 @@ pub(crate) async fn maintenance_loop(
         .max(Duration::from_millis(50));
     let mut last_rescue: Option<Instant> = None;
     let mut last_retry = Instant::now();
+    let mut retry_cursor = 0i64;
     let mut last_retention: Option<Instant> = None;
     loop {
         if last_rescue.is_none_or(|t| t.elapsed() >= cfg.rescue_interval) {
@@ -247,7 +286,7 @@ pub(crate) async fn maintenance_loop(
             last_rescue = Some(Instant::now());
         }
         if last_retry.elapsed() >= cfg.retry_interval {
-            retry_pass(&shared).await;
+            retry_pass(&shared, &mut retry_cursor).await;
             last_retry = Instant::now();
         }
         if last_retention.is_none_or(|t| t.elapsed() >= cfg.retention_interval) {

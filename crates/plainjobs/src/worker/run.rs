@@ -22,6 +22,16 @@ use crate::registry::Registry;
 use crate::store::{Finish, NewHeartbeat};
 use crate::{Error, Jobs, Result};
 
+/// Error text as the database can store it: PostgreSQL's `text` refuses NUL characters, and a
+/// result that can never be written would stall the result writer.
+pub(crate) fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\\0")
+    } else {
+        text
+    }
+}
+
 /// Locks a mutex, recovering from poisoning (a panic elsewhere cannot corrupt these sets).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -41,6 +51,8 @@ pub(crate) struct Shared {
     /// Job tasks that can be cancelled.
     running: Mutex<HashMap<Uuid, (AbortHandle, JobProcess)>>,
     pub heartbeat_ok: AtomicBool,
+    /// Set when the heartbeat row had to be re-created (the claim loop hands back its buffer).
+    pub reregistered: AtomicBool,
     pub wake: Arc<Notify>,
     /// Stop claiming (graceful shutdown begins).
     pub stop: CancellationToken,
@@ -73,6 +85,9 @@ pub(crate) struct Stats {
 
 /// Jobs claimed ahead should start within this long.
 const START_SOON: Duration = Duration::from_millis(50);
+
+/// Jobs claimed ahead that have waited this long for a slot are handed back.
+const STALE_BUFFER: Duration = Duration::from_secs(1);
 
 impl Stats {
     fn record_run(&self, took: Duration) {
@@ -151,6 +166,7 @@ pub(crate) async fn run(
         held: Mutex::new(HashSet::new()),
         running: Mutex::new(HashMap::new()),
         heartbeat_ok: AtomicBool::new(true),
+        reregistered: AtomicBool::new(false),
         wake: Arc::new(Notify::new()),
         stop,
         abort,
@@ -235,7 +251,15 @@ async fn claim_loop(
     let store = shared.jobs.store();
     let mut more = true;
     let mut failures: u32 = 0;
+    // When the oldest job now in the local buffer was claimed.
+    let mut buffer_since: Option<Instant> = None;
     loop {
+        if shared.reregistered.swap(false, Ordering::AcqRel) && !buffer.is_empty() {
+            hand_back(shared, buffer).await;
+        }
+        if buffer.is_empty() {
+            buffer_since = None;
+        }
         // How many jobs may wait locally: only as many as can start soon, judged by how long
         // jobs have been taking, and never more than max_pending.
         let ahead = shared.stats.claim_ahead(max_pending, shared.concurrency);
@@ -246,10 +270,26 @@ async fn claim_loop(
         }
         let mut permits = Vec::new();
         if !refill {
+            // Jobs claimed ahead that could not start soon after all (the slots went to slow
+            // jobs) go back to the queue, where idle workers can take them.
+            let stale = async {
+                match buffer_since {
+                    Some(t) if !buffer.is_empty() => {
+                        tokio::time::sleep_until((t + STALE_BUFFER).into()).await
+                    }
+                    _ => std::future::pending().await,
+                }
+            };
             let first = tokio::select! {
                 biased;
                 _ = shared.stop.cancelled() => return Ok(()),
                 p = slots.clone().acquire_owned() => p.map_err(|_| Error::Worker("slots closed".into()))?,
+                _ = stale => {
+                    tracing::debug!(jobs = buffer.len(), "claimed-ahead jobs could not start soon; handing them back");
+                    hand_back(shared, buffer).await;
+                    buffer_since = None;
+                    continue;
+                }
             };
             permits.push(first);
         }
@@ -318,6 +358,9 @@ async fn claim_loop(
                         held.insert(p.uuid);
                     }
                 }
+                if buffer.is_empty() && rows.iter().any(|p| p.started_at.is_none()) {
+                    buffer_since = Some(Instant::now());
+                }
                 for p in rows {
                     if p.started_at.is_some() {
                         if let Some(permit) = permits.pop() {
@@ -337,7 +380,12 @@ async fn claim_loop(
                     )));
                 }
                 drop(permits);
-                let backoff = Duration::from_millis(100 * u64::from(failures.min(50)));
+                // 0.2 s doubling to 10 s: 30 failures in a row take about four minutes, so a
+                // database restart is waited out rather than ending the worker.
+                let backoff = Duration::from_millis(
+                    200u64.saturating_mul(1 << failures.min(6).saturating_sub(1)),
+                )
+                .min(Duration::from_secs(10));
                 if sleep_or_stop(&shared.stop, backoff).await {
                     return Ok(());
                 }
@@ -471,6 +519,13 @@ async fn execute(shared: Arc<Shared>, process: JobProcess, permit: OwnedSemaphor
         return;
     }
     let job = job.ok();
+    let ran = match ran {
+        Ran::Failed { error, summary } => Ran::Failed {
+            error: storable(error),
+            summary,
+        },
+        other => other,
+    };
     shared.stats.record_run(began.elapsed());
     let duration_ms = began.elapsed().as_millis() as u64;
     let _enter = span.enter();
@@ -599,6 +654,9 @@ pub(crate) async fn follow_up(
             }
         }
     }
+    // No longer ours to account for: the orphan rescue turns it LOST (and retries it) once it
+    // is older than the heartbeat timeout.
+    lock(&shared.held).remove(&process.uuid);
     tracing::error!(job_process_uuid = %process.uuid, "gave up writing the result; the job will be rescued as LOST");
     None
 }
@@ -606,7 +664,6 @@ pub(crate) async fn follow_up(
 /// Writes starts of claimed-ahead jobs and results of finished jobs, as many per statement as
 /// have arrived.
 async fn completer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
-    let store = shared.jobs.store();
     let mut writes = Vec::with_capacity(256);
     let mut batch: Vec<Finish> = Vec::with_capacity(256);
     let mut starts: Vec<Uuid> = Vec::new();
@@ -622,38 +679,80 @@ async fn completer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
             let ending: HashSet<Uuid> = batch.iter().map(|f| f.process_uuid).collect();
             starts.retain(|u| !ending.contains(u));
         }
-        let mut delay = Duration::from_millis(50);
-        loop {
-            match store.finish_many(shared.worker_id, &starts, &batch).await {
-                Ok(written) => {
-                    if written.len() < batch.len() {
-                        let written: HashSet<Uuid> = written.into_iter().collect();
-                        for f in batch.iter().filter(|f| !written.contains(&f.process_uuid)) {
-                            tracing::info!(job_process_uuid = %f.process_uuid, "result already written by a rescuer; this late finish is dropped");
-                        }
-                    }
-                    let mut held = lock(&shared.held);
-                    for f in &batch {
-                        held.remove(&f.process_uuid);
-                    }
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, jobs = batch.len(), "could not write results; retrying");
-                    if shared.abort.is_cancelled()
-                        && shared.stop.is_cancelled()
-                        && delay >= Duration::from_secs(5)
-                    {
-                        tracing::error!(jobs = batch.len(), "giving up writing results at shutdown; the jobs will be rescued as LOST");
-                        break;
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+        write_batch(&shared, &starts, &batch).await;
         batch.clear();
         starts.clear();
+    }
+}
+
+/// Whether a failed write is about the connection or the server (worth retrying as it is)
+/// rather than about the rows written.
+fn is_transient(e: &Error) -> bool {
+    match e {
+        Error::Database(sqlx::Error::Database(db)) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or("");
+            code.starts_with("08")
+                || code.starts_with("57")
+                || code.starts_with("53")
+                || code.starts_with("40")
+        }
+        Error::Database(_) => true,
+        _ => false,
+    }
+}
+
+/// Writes one batch, retrying through outages. A batch the database refuses for its content is
+/// written row by row, so one bad row cannot stall every other result; a row that still fails
+/// is left to the orphan rescue (LOST after the heartbeat timeout, then retried).
+async fn write_batch(shared: &Shared, starts: &[Uuid], batch: &[Finish]) {
+    let store = shared.jobs.store();
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match store.finish_many(shared.worker_id, starts, batch).await {
+            Ok(written) => {
+                if written.len() < batch.len() {
+                    let written: HashSet<Uuid> = written.into_iter().collect();
+                    for f in batch.iter().filter(|f| !written.contains(&f.process_uuid)) {
+                        tracing::info!(job_process_uuid = %f.process_uuid, "result already written by a rescuer; this late finish is dropped");
+                    }
+                }
+                let mut held = lock(&shared.held);
+                for f in batch {
+                    held.remove(&f.process_uuid);
+                }
+                return;
+            }
+            Err(e) if !is_transient(&e) => {
+                tracing::warn!(error = %e, jobs = batch.len(), "the database refused a batch of results; writing them one by one");
+                for one in batch {
+                    let single = std::slice::from_ref(one);
+                    if let Err(e) = store.finish_many(shared.worker_id, &[], single).await {
+                        tracing::error!(error = %e, job_process_uuid = %one.process_uuid, "cannot write this result; the job will be rescued as LOST");
+                    }
+                    lock(&shared.held).remove(&one.process_uuid);
+                }
+                if !starts.is_empty() {
+                    let _ = store.finish_many(shared.worker_id, starts, &[]).await;
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = batch.len(), "could not write results; retrying");
+                if shared.abort.is_cancelled()
+                    && shared.stop.is_cancelled()
+                    && delay >= Duration::from_secs(5)
+                {
+                    tracing::error!(
+                        jobs = batch.len(),
+                        "giving up writing results at shutdown; the jobs will be rescued as LOST"
+                    );
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
 

@@ -271,6 +271,8 @@ pub enum Action {
     HangFirstAttempt,
     /// Waits until the recorder's gate opens.
     Block,
+    /// Fails with a message containing a NUL character (which PostgreSQL's text refuses).
+    FailWithNul,
 }
 
 /// A test job that records what happened to it.
@@ -386,6 +388,7 @@ impl Job for Probe {
                 Ok(Outcome::Success)
             }
             Action::HangFirstAttempt => Ok(Outcome::Success),
+            Action::FailWithNul => Err(JobError::msg(format!("bad\0byte from {}", self.id))),
             Action::Block => {
                 let rec = ctx.state::<Arc<Recorder>>()?;
                 let permit = rec.gate.acquire().await?;
