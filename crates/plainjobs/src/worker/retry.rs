@@ -35,27 +35,26 @@ pub(crate) fn seconds_text(d: Duration) -> String {
     }
 }
 
-fn follow_request(p: &JobProcess, attempt: i16, delay: Duration) -> NewRequest {
-    NewRequest {
-        job_class: p.job_class.clone(),
-        parameters: p
-            .parameters
-            .clone()
-            .unwrap_or_else(|| serde_json::json!({"args": [], "kwargs": {}})),
-        priority: p.priority,
-        source: p.source.clone(),
-        queue: p.queue.clone(),
-        retries: p.retries,
-        retry_attempt: attempt,
-        concurrency_key: p.concurrency_key.clone(),
-        start: if delay.is_zero() {
-            Start::Now
-        } else {
-            Start::After(delay)
-        },
-        trace_id: p.trace_id.clone(),
-        span_id: p.span_id.clone(),
-    }
+/// The request that follows a run (a retry or a deferral): the same job, queue, priority,
+/// retries, key and trace as the row it follows (a process or a result), at attempt `attempt`,
+/// `delay` from now.
+macro_rules! follow_request {
+    ($row:expr, $attempt:expr, $delay:expr) => {{
+        let (row, delay): (_, Duration) = ($row, $delay);
+        NewRequest {
+            job_class: row.job_class.clone(),
+            parameters: row.parameters.clone().unwrap_or_else(|| serde_json::json!({"args": [], "kwargs": {}})),
+            priority: row.priority,
+            source: row.source.clone(),
+            queue: row.queue.clone(),
+            retries: row.retries,
+            retry_attempt: $attempt,
+            concurrency_key: row.concurrency_key.clone(),
+            start: if delay.is_zero() { Start::Now } else { Start::After(delay) },
+            trace_id: row.trace_id.clone(),
+            span_id: row.span_id.clone(),
+        }
+    }};
 }
 
 /// Deletes the process (if still ours), enqueues the follow-up (after the delete, so the default
@@ -82,7 +81,7 @@ pub(crate) async fn finish_with_follow_up(
         (FollowUp::Retry, Some(job)) if p.retries > 0 && p.retry_attempt < p.retries => {
             let attempt = p.retry_attempt + 1;
             let delay = job.retry_delay(u32::try_from(attempt).unwrap_or(1));
-            let req = follow_request(&p, attempt, delay);
+            let req = follow_request!(&p, attempt, delay);
             (
                 enqueue_on(&mut *tx, job, req, None).await?,
                 error.to_string(),
@@ -100,7 +99,7 @@ pub(crate) async fn finish_with_follow_up(
             } else {
                 p.retry_attempt
             };
-            let req = follow_request(&p, attempt, delay);
+            let req = follow_request!(&p, attempt, delay);
             let new = enqueue_on(&mut *tx, job, req, None).await?;
             let secs = seconds_text(delay);
             let text = if new.is_some() {
@@ -136,26 +135,7 @@ pub(crate) async fn retry_with(
     };
     let attempt = r.retry_attempt.saturating_add(1);
     let delay = job.retry_delay(u32::try_from(attempt).unwrap_or(1));
-    let req = NewRequest {
-        job_class: r.job_class.clone(),
-        parameters: r
-            .parameters
-            .clone()
-            .unwrap_or_else(|| serde_json::json!({"args": [], "kwargs": {}})),
-        priority: r.priority,
-        source: r.source.clone(),
-        queue: r.queue.clone(),
-        retries: r.retries,
-        retry_attempt: attempt,
-        concurrency_key: r.concurrency_key.clone(),
-        start: if delay.is_zero() {
-            Start::Now
-        } else {
-            Start::After(delay)
-        },
-        trace_id: r.trace_id.clone(),
-        span_id: r.span_id.clone(),
-    };
+    let req = follow_request!(&r, attempt, delay);
     let new = enqueue_on(&mut *tx, job, req, None).await?;
     if let Some(n) = &new {
         tx.link_retry(r.uuid, n.uuid).await?;
