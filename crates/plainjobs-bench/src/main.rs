@@ -85,6 +85,11 @@ struct Args {
     /// (to look at the claim with EXPLAIN, say).
     #[arg(long)]
     backlog_only: bool,
+    /// Before the drain, fill the result table with this many finished jobs of the past 30 days
+    /// (history, as a busy queue keeps for its retention period), to measure that its size does
+    /// not slow the lifecycle down.
+    #[arg(long, default_value_t = 0)]
+    prefill_results: u64,
     /// Do not VACUUM ANALYZE the request table after the bulk enqueue.
     #[arg(long)]
     no_vacuum: bool,
@@ -189,6 +194,51 @@ async fn queued(probe: &PgPool) -> anyhow::Result<i64> {
     Ok(n)
 }
 
+/// Fills the result table with `n` SUCCESSFUL results spread over the past 30 days, with
+/// time-ordered (version 7) uuids as the library makes them, in statements of a million rows.
+async fn prefill_results(probe: &PgPool, n: u64) -> anyhow::Result<()> {
+    let t = Instant::now();
+    sqlx::raw_sql(
+        "CREATE FUNCTION pg_temp.uuid7_at(t timestamptz) RETURNS uuid LANGUAGE sql VOLATILE AS $$
+           SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+             PLACING substring(int8send((extract(epoch FROM t) * 1000)::int8) FROM 3) FROM 1 FOR 6),
+             52, 1), 53, 1), 'hex')::uuid
+         $$",
+    )
+    .execute(probe)
+    .await
+    .context("creating the prefill's uuid function")?;
+    let step: u64 = 1_000_000;
+    let mut from = 0;
+    while from < n {
+        let to = (from + step).min(n);
+        sqlx::query(&format!(
+            "{PROBE} INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id)
+             SELECT pg_temp.uuid7_at(at), at, pg_temp.uuid7_at(at), at, at, '', 'SUCCESSFUL', pg_temp.uuid7_at(at), at,
+                    'bench.Noop', jsonb_build_object('args', jsonb_build_array(), 'kwargs', jsonb_build_object('seq', i, 'timed', false)),
+                    0, 'prefill', 'default', 0, 0, '', NULL, NULL, NULL
+             FROM generate_series($1::int8, $2::int8 - 1) AS i,
+                  LATERAL (SELECT now() - interval '30 days' + i * (interval '30 days' / $3::int8) AS at) AS a"
+        ))
+        .bind(from as i64)
+        .bind(to as i64)
+        .bind(n as i64)
+        .execute(probe)
+        .await
+        .context("prefilling the result table")?;
+        from = to;
+    }
+    sqlx::query(&format!("{PROBE} VACUUM ANALYZE plainjobs_jobresult"))
+        .execute(probe)
+        .await
+        .context("vacuuming the prefilled result table")?;
+    log(format!(
+        "prefilled {n} results in {:.1}s",
+        t.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
 /// The server's WAL insert position, in bytes (None where it cannot be read).
 async fn wal_position(probe: &PgPool) -> Option<i64> {
     sqlx::query_scalar::<_, i64>(&format!(
@@ -286,6 +336,9 @@ async fn main() -> anyhow::Result<()> {
         url_with_search_path(&args.database_url, &args.schema)
     };
     if sqlite {
+        if args.prefill_results > 0 {
+            bail!("--prefill-results is for PostgreSQL only");
+        }
         return run_sqlite(&args, &url).await;
     }
 
@@ -320,6 +373,9 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     producer.migrate().await.context("migrate")?;
     log(format!("schema {} reset and migrated", args.schema));
+    if args.prefill_results > 0 {
+        prefill_results(&probe_pool, args.prefill_results).await?;
+    }
 
     // --- single enqueues ------------------------------------------------------------------
     let single_enqueue_per_s = if args.single_n > 0 {
@@ -382,6 +438,7 @@ async fn main() -> anyhow::Result<()> {
         },
         "concurrency": c,
         "jobs": n,
+        "prefilled_results": args.prefill_results,
         "enqueue_s": r3(enqueue_s),
         "enqueue_per_s": enqueue_per_s,
         "single_enqueue_per_s": single_enqueue_per_s,
@@ -461,13 +518,16 @@ async fn main() -> anyhow::Result<()> {
     // How the drain batched: every row one claim moved shares that claim's now() as started_at,
     // and every result one finish_many wrote shares its now() as created_at.
     let (results, claims, finishes): (i64, i64, i64) = sqlx::query_as(&format!(
-        "{PROBE} SELECT count(*), count(DISTINCT started_at), count(DISTINCT created_at) FROM plainjobs_jobresult"
+        "{PROBE} SELECT count(*), count(DISTINCT started_at), count(DISTINCT created_at) FROM plainjobs_jobresult WHERE source <> 'prefill'"
     ))
     .fetch_one(&probe_pool)
     .await?;
     if results > 0 && claims > 0 && finishes > 0 {
         out["avg_start_batch"] = serde_json::json!(r3(results as f64 / claims as f64));
         out["avg_finish_batch"] = serde_json::json!(r3(results as f64 / finishes as f64));
+        // Claims and result writes are one statement each (and one transaction).
+        out["worker_statements_per_job"] =
+            serde_json::json!(r3((claims + finishes) as f64 / results as f64));
         log(format!(
             "{results} results: {claims} start batches (claims), {finishes} finish batches"
         ));

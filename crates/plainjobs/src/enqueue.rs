@@ -230,10 +230,7 @@ pub(crate) async fn enqueue_on(
         tracing::debug!(job_class = %req.job_class, concurrency_key = %req.concurrency_key, "enqueue skipped by should_enqueue");
         return Ok(None);
     }
-    let mut rows = check
-        .conn
-        .insert_requests(std::slice::from_ref(&req))
-        .await?;
+    let mut rows = check.conn.insert_requests(vec![req]).await?;
     Ok(rows.pop())
 }
 
@@ -427,8 +424,14 @@ impl<'j> IntoFuture for Enqueue<'j> {
     }
 }
 
-/// Many jobs enqueued together: one statement for those without a concurrency key; jobs with a
-/// key go through their lock and `should_enqueue` one by one in the same transaction.
+/// Requests with a concurrency key, by their index in a bulk enqueue.
+type Keyed = Vec<(usize, NewRequest)>;
+
+/// Jobs per insert statement of a bulk enqueue.
+const BULK_BATCH: usize = 2000;
+
+/// Many jobs enqueued together, in one transaction: statements of 2,000 for those without a
+/// concurrency key; jobs with a key go through their lock and `should_enqueue` one by one.
 #[must_use = "an enqueue does nothing until it is awaited"]
 pub struct EnqueueMany<'j> {
     pub(crate) jobs: &'j Jobs,
@@ -459,18 +462,59 @@ impl<'j> EnqueueMany<'j> {
         self
     }
 
-    async fn enqueue_all(&self, conn: &mut dyn Conn) -> Result<Vec<JobRequest>> {
-        let mut simple = Vec::new();
-        let mut out = Vec::new();
-        for job in &self.items {
+    /// Builds the requests of `jobs`: those without a key (inserted together), and those with
+    /// one (enqueued one by one) with their index.
+    fn build(&self, jobs: &[Box<dyn ErasedJob>], first: usize) -> Result<(Vec<NewRequest>, Keyed)> {
+        let mut simple = Vec::with_capacity(jobs.len());
+        let mut keyed = Vec::new();
+        for (i, job) in jobs.iter().enumerate() {
             let req = build_request(&**job, &self.opts, self.source.clone())?;
             if req.concurrency_key.is_empty() {
                 simple.push(req);
-            } else if let Some(r) = enqueue_on(conn, &**job, req, None).await? {
-                out.push(r);
+            } else {
+                keyed.push((first + i, req));
             }
         }
-        out.extend(conn.insert_requests(&simple).await?);
+        Ok((simple, keyed))
+    }
+
+    /// Jobs without a key go in statements of [`BULK_BATCH`], each built while the database
+    /// inserts the one before: the client's work (parameters, encoding) and the server's
+    /// overlap instead of adding up. Jobs with a key follow, one by one, in order.
+    async fn enqueue_all(&self, conn: &mut dyn Conn) -> Result<Vec<JobRequest>> {
+        let mut out = Vec::with_capacity(self.items.len());
+        let mut keyed = Vec::new();
+        let mut batches = self.items.chunks(BULK_BATCH).enumerate();
+        let mut built: Option<Vec<NewRequest>> = None;
+        loop {
+            let inserting = async {
+                match built.take() {
+                    Some(rows) if !rows.is_empty() => conn.insert_requests(rows).await,
+                    _ => Ok(Vec::new()),
+                }
+            };
+            let next = batches.next();
+            let building = async {
+                next.map(|(n, jobs)| self.build(jobs, n * BULK_BATCH))
+                    .transpose()
+            };
+            let (inserted, next_built) = tokio::join!(inserting, building);
+            out.extend(inserted?);
+            match next_built? {
+                Some((simple, keys)) => {
+                    built = Some(simple);
+                    keyed.extend(keys);
+                }
+                None => break,
+            }
+        }
+        for (i, req) in keyed {
+            if let Some(job) = self.items.get(i) {
+                if let Some(r) = enqueue_on(conn, &**job, req, None).await? {
+                    out.push(r);
+                }
+            }
+        }
         Ok(out)
     }
 

@@ -208,7 +208,10 @@ impl Jobs {
         }
     }
 
-    /// Enqueues many jobs of one type; jobs without a concurrency key go in one statement.
+    /// Enqueues many jobs of one type, all or none, in one transaction: jobs without a
+    /// concurrency key are inserted 2,000 per statement, then jobs with a key go through their
+    /// lock and `should_enqueue` one by one. Returns the requests made, those without a key
+    /// first.
     #[track_caller]
     pub fn enqueue_many<J: Job>(&self, jobs: impl IntoIterator<Item = J>) -> EnqueueMany<'_> {
         EnqueueMany {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use plainjobs::{Error, Job, JobStatus, Jobs, Worker};
+use plainjobs::{Error, Job, JobContext, JobError, JobStatus, Jobs, Outcome, Worker};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(20);
@@ -455,6 +456,109 @@ async fn bulk_enqueue_in_one_call(backend: Backend) {
     ids.dedup();
     assert_eq!(ids.len(), 1001, "every job ran exactly once");
     assert_eq!(rec.runs().len(), 1001);
+}
+
+/// A job whose parameters cannot be encoded when `n` is the poisoned value.
+#[derive(Serialize, Deserialize)]
+struct Picky {
+    #[serde(serialize_with = "refuse_poison")]
+    n: u32,
+}
+
+const POISON: u32 = 4_100;
+
+fn refuse_poison<S: serde::Serializer>(n: &u32, s: S) -> Result<S::Ok, S::Error> {
+    if *n == POISON {
+        return Err(serde::ser::Error::custom("this value is refused"));
+    }
+    s.serialize_u32(*n)
+}
+
+impl Job for Picky {
+    const NAME: &'static str = "tests.Picky";
+    async fn run(&self, _ctx: &JobContext) -> Result<Outcome, JobError> {
+        Ok(Outcome::Success)
+    }
+}
+
+/// A bulk enqueue larger than one insert statement: every job is inserted once with what was
+/// sent, keyed jobs still go through uniqueness, and every uuid the library makes is
+/// time-ordered (version 7). A job that fails to encode in a later statement undoes the whole
+/// call.
+async fn bulk_enqueue_across_statements(backend: Backend) {
+    let db = test_db_for(backend).await;
+    let rec = Recorder::new();
+    let total = 4_500;
+    let made = db
+        .jobs
+        .enqueue_many((0..total).map(|i| {
+            let p = Probe::new(format!("x{i}"), Action::Succeed);
+            // Keyed jobs in the first, second and last statement's range; two share a key.
+            match i {
+                10 | 2_500 => p.key("k-shared"),
+                4_400 => p.key("k-own"),
+                _ => p,
+            }
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        made.len(),
+        total - 1,
+        "the second job with the shared key is refused"
+    );
+    let mut uuids: Vec<_> = made.iter().map(|r| r.uuid).collect();
+    uuids.sort();
+    uuids.dedup();
+    assert_eq!(uuids.len(), total - 1, "uuids are unique");
+    assert!(made.iter().all(|r| r.uuid.get_version_num() == 7));
+    let sent: std::collections::HashSet<String> = made
+        .iter()
+        .map(|r| {
+            r.parameters.as_ref().unwrap()["kwargs"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(sent.len(), total - 1);
+    assert!(!sent.contains("x2500"));
+    assert_eq!(db.requests().await, (total - 1) as i64);
+    // What came back is what the table holds, row by row.
+    let id_sum: i64 = made.iter().map(|r| r.id).sum();
+    assert_eq!(
+        db.count("SELECT CAST(COALESCE(SUM(id), 0) AS BIGINT) FROM plainjobs_jobrequest")
+            .await,
+        id_sum
+    );
+
+    // A job that cannot be encoded, in the third statement's range: nothing is inserted.
+    let err = db
+        .jobs
+        .enqueue_many((0..5_000).map(|n| Picky { n }))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("refused"), "{err}");
+    assert_eq!(
+        db.count("SELECT count(*) FROM plainjobs_jobrequest WHERE job_class = 'tests.Picky'")
+            .await,
+        0,
+        "the failed bulk enqueue left no rows"
+    );
+
+    let w = worker(&db, &rec).concurrency(8).spawn();
+    wait_results(&db, total - 1).await;
+    w.stop().await.unwrap();
+    let results = db.results().await;
+    assert_eq!(results.len(), total - 1);
+    assert!(results.iter().all(|r| r.uuid.get_version_num() == 7
+        && r.job_process_uuid.get_version_num() == 7
+        && r.job_request_uuid.get_version_num() == 7));
+    let mut ids = rec.run_ids();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), total - 1, "every job ran exactly once");
+    assert_eq!(rec.runs().len(), total - 1);
 }
 
 async fn priority_then_fifo_order(backend: Backend) {
@@ -1063,6 +1167,7 @@ conformance!(
     uniqueness_under_fifty_concurrent_enqueuers,
     enqueue_in_the_callers_transaction,
     bulk_enqueue_in_one_call,
+    bulk_enqueue_across_statements,
     priority_then_fifo_order,
     delayed_job_runs_when_due_without_polling,
     notify_wakes_an_idle_worker_for_rows_written_by_any_producer,

@@ -44,6 +44,34 @@ pub struct NewRequest {
     pub span_id: Option<String>,
 }
 
+impl NewRequest {
+    /// The request row once inserted, with what the database decided.
+    pub(crate) fn into_request(
+        self,
+        id: i64,
+        created_at: DateTime<Utc>,
+        uuid: Uuid,
+        start_at: Option<DateTime<Utc>>,
+    ) -> JobRequest {
+        JobRequest {
+            id,
+            created_at,
+            uuid,
+            job_class: self.job_class,
+            parameters: Some(self.parameters),
+            priority: self.priority,
+            source: self.source,
+            queue: self.queue,
+            retries: self.retries,
+            retry_attempt: self.retry_attempt,
+            concurrency_key: self.concurrency_key,
+            start_at,
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+        }
+    }
+}
+
 /// A finished run to record in the batched (no follow-up request) path.
 #[derive(Debug, Clone)]
 pub(crate) struct Finish {
@@ -135,7 +163,7 @@ pub trait Conn: Send {
     /// Results of this class and key (used to enqueue each scheduled occurrence once).
     async fn count_results(&mut self, job_class: &str, key: &str) -> Result<i64>;
     /// Inserts requests in one statement, returning them in order.
-    async fn insert_requests(&mut self, rows: &[NewRequest]) -> Result<Vec<JobRequest>>;
+    async fn insert_requests(&mut self, rows: Vec<NewRequest>) -> Result<Vec<JobRequest>>;
 }
 
 /// A transaction on the store.

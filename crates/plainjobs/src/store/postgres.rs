@@ -133,126 +133,181 @@ fn map_rows<T>(rows: Vec<PgRow>, f: fn(&PgRow) -> sqlx::Result<T>) -> Result<Vec
     rows.iter().map(|r| f(r).map_err(Error::from)).collect()
 }
 
-/// The PostgreSQL store: a connection pool.
+/// The PostgreSQL store: a connection pool, and a small pool of its own for claims.
 pub(crate) struct PgStore {
     pool: PgPool,
+    /// Connections for the claim statement, with `synchronous_commit = off`: a claim does not
+    /// wait for its WAL to reach the disk. Losing a claim to a server crash loses nothing: its
+    /// requests are back in the queue after recovery and are claimed again (at least once, as
+    /// after a worker crash), and every later durable commit of the same server — the job's
+    /// result write included — flushes the claim's WAL with its own, so no result ever rests on
+    /// a claim that was not kept. Each claim commit saves one WAL flush, which is what sets the
+    /// tail of the idle enqueue-to-start latency on a disk with slow flushes now and then.
+    claims: PgPool,
 }
 
 impl PgStore {
     pub(crate) fn new(pool: PgPool) -> PgStore {
-        PgStore { pool }
+        let opts = (*pool.connect_options())
+            .clone()
+            .options([("synchronous_commit", "off")]);
+        let claims = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .min_connections(0)
+            .test_before_acquire(false)
+            .connect_lazy_with(opts);
+        PgStore { pool, claims }
     }
 }
 
 /// A connection (pooled, borrowed from the caller, or in a transaction) seen through [`Conn`].
 pub(crate) struct PgConn<C>(pub(crate) C);
 
-async fn insert_requests(conn: &mut PgConnection, rows: &[NewRequest]) -> Result<Vec<JobRequest>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
+/// The start columns sent for a request: a delay the database adds to its own clock, or a time.
+fn start_columns(start: Start) -> (Option<i64>, Option<DateTime<Utc>>) {
+    match start {
+        Start::Now => (None, None),
+        Start::After(d) => (Some(micros(d)), None),
+        Start::At(t) => (None, Some(t)),
+    }
+}
+
+/// One request, with plain parameters: a single enqueue is the latency path, and a plain
+/// `VALUES` insert costs the server less to bind and run than `unnest` over arrays of one.
+async fn insert_request(conn: &mut PgConnection, r: NewRequest) -> Result<JobRequest> {
+    let uuid = crate::model::new_uuid();
+    let (delay_us, start_at) = start_columns(r.start);
+    let row = sqlx::query(
+        "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+         VALUES (now(), $1, $2, $3, $4, $5, $6, $7, $8, $9,
+                 CASE WHEN $10::int8 IS NOT NULL THEN now() + $10::int8 * interval '1 microsecond' ELSE $11::timestamptz END,
+                 $12, $13)
+         RETURNING id, created_at, start_at",
+    )
+    .bind(uuid)
+    .bind(&r.job_class)
+    .bind(&r.parameters)
+    .bind(r.priority)
+    .bind(&r.source)
+    .bind(&r.queue)
+    .bind(r.retries)
+    .bind(r.retry_attempt)
+    .bind(&r.concurrency_key)
+    .bind(delay_us)
+    .bind(start_at)
+    .bind(&r.trace_id)
+    .bind(&r.span_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let id = row.try_get(0)?;
+    let created_at = row.try_get(1)?;
+    let start_at = row.try_get(2)?;
+    Ok(r.into_request(id, created_at, uuid, start_at))
+}
+
+/// `n` new row uuids, for statements that insert up to `n` rows.
+fn new_uuids(n: i64) -> Vec<Uuid> {
+    (0..n.max(0)).map(|_| crate::model::new_uuid()).collect()
+}
+
+async fn insert_requests(
+    conn: &mut PgConnection,
+    mut rows: Vec<NewRequest>,
+) -> Result<Vec<JobRequest>> {
+    if rows.len() <= 1 {
+        return match rows.pop() {
+            Some(one) => insert_request(conn, one).await.map(|r| vec![r]),
+            None => Ok(Vec::new()),
+        };
     }
     let n = rows.len();
-    let mut job_class = Vec::with_capacity(n);
-    let mut parameters = Vec::with_capacity(n);
-    let mut priority = Vec::with_capacity(n);
-    let mut source = Vec::with_capacity(n);
-    let mut queue = Vec::with_capacity(n);
-    let mut retries = Vec::with_capacity(n);
-    let mut retry_attempt = Vec::with_capacity(n);
-    let mut key = Vec::with_capacity(n);
-    let mut delay_us: Vec<Option<i64>> = Vec::with_capacity(n);
-    let mut start_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
-    let mut trace_id = Vec::with_capacity(n);
-    let mut span_id = Vec::with_capacity(n);
-    for r in rows {
-        job_class.push(r.job_class.as_str());
-        parameters.push(&r.parameters);
-        priority.push(r.priority);
-        source.push(r.source.as_str());
-        queue.push(r.queue.as_str());
-        retries.push(r.retries);
-        retry_attempt.push(r.retry_attempt);
-        key.push(r.concurrency_key.as_str());
-        match r.start {
-            Start::Now => {
-                delay_us.push(None);
-                start_at.push(None);
-            }
-            Start::After(d) => {
-                delay_us.push(Some(micros(d)));
-                start_at.push(None);
-            }
-            Start::At(t) => {
-                delay_us.push(None);
-                start_at.push(Some(t));
-            }
-        }
-        trace_id.push(r.trace_id.as_deref());
-        span_id.push(r.span_id.as_deref());
-    }
     // Uuids are made here so each returned row can be matched to what was sent; only the
     // columns the database decides come back (not every row's parameters).
-    let uuids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
-    let sql = "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
-         SELECT now(), t.uuid, t.job_class, t.parameters, t.priority, t.source, t.queue, t.retries, t.retry_attempt, t.concurrency_key,
-                CASE WHEN t.delay_us IS NOT NULL THEN now() + t.delay_us * interval '1 microsecond' ELSE t.start_at END,
-                t.trace_id, t.span_id
-         FROM unnest($1::text[], $2::jsonb[], $3::int2[], $4::text[], $5::text[], $6::int2[], $7::int2[], $8::text[], $9::int8[], $10::timestamptz[], $11::text[], $12::text[], $13::uuid[])
-              WITH ORDINALITY AS t(job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, delay_us, start_at, trace_id, span_id, uuid, ord)
-         ORDER BY t.ord
-         RETURNING id, uuid, created_at, start_at";
-    let made = sqlx::query(sql)
-        .bind(job_class)
-        .bind(parameters)
-        .bind(priority)
-        .bind(source)
-        .bind(queue)
-        .bind(retries)
-        .bind(retry_attempt)
-        .bind(key)
-        .bind(delay_us)
-        .bind(start_at)
-        .bind(trace_id)
-        .bind(span_id)
-        .bind(&uuids)
-        .fetch_all(&mut *conn)
-        .await?;
+    let uuids: Vec<Uuid> = new_uuids(n as i64);
+    let made = {
+        let mut job_class = Vec::with_capacity(n);
+        let mut parameters = Vec::with_capacity(n);
+        let mut priority = Vec::with_capacity(n);
+        let mut source = Vec::with_capacity(n);
+        let mut queue = Vec::with_capacity(n);
+        let mut retries = Vec::with_capacity(n);
+        let mut retry_attempt = Vec::with_capacity(n);
+        let mut key = Vec::with_capacity(n);
+        let mut delay_us: Vec<Option<i64>> = Vec::with_capacity(n);
+        let mut start_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut trace_id = Vec::with_capacity(n);
+        let mut span_id = Vec::with_capacity(n);
+        for r in &rows {
+            job_class.push(r.job_class.as_str());
+            parameters.push(&r.parameters);
+            priority.push(r.priority);
+            source.push(r.source.as_str());
+            queue.push(r.queue.as_str());
+            retries.push(r.retries);
+            retry_attempt.push(r.retry_attempt);
+            key.push(r.concurrency_key.as_str());
+            let (delay, at) = start_columns(r.start);
+            delay_us.push(delay);
+            start_at.push(at);
+            trace_id.push(r.trace_id.as_deref());
+            span_id.push(r.span_id.as_deref());
+        }
+        let sql = "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+             SELECT now(), t.uuid, t.job_class, t.parameters, t.priority, t.source, t.queue, t.retries, t.retry_attempt, t.concurrency_key,
+                    CASE WHEN t.delay_us IS NOT NULL THEN now() + t.delay_us * interval '1 microsecond' ELSE t.start_at END,
+                    t.trace_id, t.span_id
+             FROM unnest($1::text[], $2::jsonb[], $3::int2[], $4::text[], $5::text[], $6::int2[], $7::int2[], $8::text[], $9::int8[], $10::timestamptz[], $11::text[], $12::text[], $13::uuid[])
+                  WITH ORDINALITY AS t(job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, delay_us, start_at, trace_id, span_id, uuid, ord)
+             ORDER BY t.ord
+             RETURNING uuid, id, created_at, start_at";
+        sqlx::query(sql)
+            .bind(job_class)
+            .bind(parameters)
+            .bind(priority)
+            .bind(source)
+            .bind(queue)
+            .bind(retries)
+            .bind(retry_attempt)
+            .bind(key)
+            .bind(delay_us)
+            .bind(start_at)
+            .bind(trace_id)
+            .bind(span_id)
+            .bind(&uuids)
+            .fetch_all(&mut *conn)
+            .await?
+    };
     type Decided = (i64, DateTime<Utc>, Option<DateTime<Utc>>);
-    let mut by_uuid: std::collections::HashMap<Uuid, Decided> =
-        std::collections::HashMap::with_capacity(made.len());
-    for row in &made {
-        by_uuid.insert(
-            row.try_get("uuid")?,
-            (
-                row.try_get("id")?,
-                row.try_get("created_at")?,
-                row.try_get("start_at")?,
-            ),
-        );
+    let decided = |row: &PgRow| -> sqlx::Result<(Uuid, Decided)> {
+        Ok((
+            row.try_get(0)?,
+            (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?),
+        ))
+    };
+    // The rows come back in the order they were inserted in practice; PostgreSQL does not
+    // promise it, so any other order is matched by uuid.
+    let mut in_order = Vec::with_capacity(n);
+    let mut by_uuid = std::collections::HashMap::new();
+    for (i, row) in made.iter().enumerate() {
+        let (uuid, d) = decided(row)?;
+        if by_uuid.is_empty() && uuids.get(i) == Some(&uuid) {
+            in_order.push(d);
+        } else {
+            by_uuid.insert(uuid, d);
+        }
     }
     let mut out = Vec::with_capacity(n);
-    for (r, uuid) in rows.iter().zip(uuids) {
-        let Some((id, created_at, start_at)) = by_uuid.remove(&uuid) else {
+    for (i, (r, uuid)) in rows.into_iter().zip(uuids).enumerate() {
+        let found = match in_order.get(i) {
+            Some(d) => Some(*d),
+            None => by_uuid.remove(&uuid),
+        };
+        let Some((id, created_at, start_at)) = found else {
             return Err(Error::Worker(format!(
                 "the insert of request {uuid} returned no row"
             )));
         };
-        out.push(JobRequest {
-            id,
-            created_at,
-            uuid,
-            job_class: r.job_class.clone(),
-            parameters: Some(r.parameters.clone()),
-            priority: r.priority,
-            source: r.source.clone(),
-            queue: r.queue.clone(),
-            retries: r.retries,
-            retry_attempt: r.retry_attempt,
-            concurrency_key: r.concurrency_key.clone(),
-            start_at,
-            trace_id: r.trace_id.clone(),
-            span_id: r.span_id.clone(),
-        });
+        out.push(r.into_request(id, created_at, uuid, start_at));
     }
     Ok(out)
 }
@@ -312,7 +367,7 @@ impl<C: DerefMut<Target = PgConnection> + Send> Conn for PgConn<C> {
         Ok(n)
     }
 
-    async fn insert_requests(&mut self, rows: &[NewRequest]) -> Result<Vec<JobRequest>> {
+    async fn insert_requests(&mut self, rows: Vec<NewRequest>) -> Result<Vec<JobRequest>> {
         insert_requests(&mut self.0, rows).await
     }
 }
@@ -342,7 +397,7 @@ impl StoreTx for PgConn<Transaction<'static, Postgres>> {
     ) -> Result<JobResult> {
         let sql = format!(
             "INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id)
-             VALUES (gen_random_uuid(), now(), $1, $2, now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+             VALUES ($18, now(), $1, $2, now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
              RETURNING {RES_COLS}"
         );
         let row = sqlx::query(&sql)
@@ -363,6 +418,7 @@ impl StoreTx for PgConn<Transaction<'static, Postgres>> {
             .bind(retry_request)
             .bind(&p.trace_id)
             .bind(&p.span_id)
+            .bind(crate::model::new_uuid())
             .fetch_one(&mut *self.0)
             .await?;
         Ok(result_from(&row)?)
@@ -530,7 +586,7 @@ impl Store for PgStore {
                 RETURNING r.*, numbered.n
              )
              INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id)
-             SELECT gen_random_uuid(), now(), CASE WHEN n <= $4 THEN now() END, uuid, created_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, $1
+             SELECT ($5::uuid[])[n], now(), CASE WHEN n <= $4 THEN now() END, uuid, created_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, $1
              FROM moved ORDER BY n
              RETURNING {PROC_COLS}"
         );
@@ -539,7 +595,8 @@ impl Store for PgStore {
             .bind(queues)
             .bind(limit)
             .bind(start)
-            .fetch_all(&self.pool)
+            .bind(new_uuids(limit))
+            .fetch_all(&self.claims)
             .await?;
         let mut out = map_rows(rows, process_from)?;
         out.sort_by_key(|p| p.id);
@@ -574,14 +631,14 @@ impl Store for PgStore {
                 UPDATE plainjobs_jobprocess SET started_at = now()
                 WHERE worker_id = $1 AND uuid = ANY($5) AND started_at IS NULL
              ), input AS (
-                SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[]) AS t(process_uuid, status, error)
+                SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $6::uuid[]) AS t(process_uuid, status, error, result_uuid)
              ), done AS (
                 DELETE FROM plainjobs_jobprocess p USING input i
                 WHERE p.uuid = i.process_uuid AND p.worker_id = $1
-                RETURNING p.*, i.status AS new_status, i.error AS new_error
+                RETURNING p.*, i.status AS new_status, i.error AS new_error, i.result_uuid AS new_uuid
              )
              INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id)
-             SELECT gen_random_uuid(), now(), uuid, COALESCE(started_at, now()), now(), new_error, new_status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, NULL, trace_id, span_id
+             SELECT new_uuid, now(), uuid, COALESCE(started_at, now()), now(), new_error, new_status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, NULL, trace_id, span_id
              FROM done
              RETURNING job_process_uuid",
         )
@@ -590,6 +647,7 @@ impl Store for PgStore {
         .bind(statuses)
         .bind(errors)
         .bind(starts)
+        .bind(new_uuids(items.len() as i64))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows)

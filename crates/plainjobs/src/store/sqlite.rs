@@ -234,7 +234,7 @@ async fn insert_requests(
             };
             q = q
                 .bind(now)
-                .bind(Uuid::new_v4().to_string())
+                .bind(crate::model::new_uuid().to_string())
                 .bind(&r.job_class)
                 .bind(r.parameters.to_string())
                 .bind(r.priority)
@@ -273,7 +273,7 @@ async fn insert_results(
         let mut q = sqlx::query(&sql);
         for (p, status, error, retry) in chunk {
             q = q
-                .bind(Uuid::new_v4().to_string())
+                .bind(crate::model::new_uuid().to_string())
                 .bind(now)
                 .bind(p.uuid.to_string())
                 .bind(p.started_at.map(us))
@@ -446,8 +446,8 @@ impl<C: DerefMut<Target = SqliteConnection> + Send> Conn for SqliteConn<C> {
             .await?)
     }
 
-    async fn insert_requests(&mut self, rows: &[NewRequest]) -> Result<Vec<JobRequest>> {
-        insert_requests(&mut self.0, rows).await
+    async fn insert_requests(&mut self, rows: Vec<NewRequest>) -> Result<Vec<JobRequest>> {
+        insert_requests(&mut self.0, &rows).await
     }
 }
 
@@ -663,7 +663,7 @@ impl Store for SqliteStore {
             for (i, r) in chunk.iter().enumerate() {
                 let n = (chunk_no * CHUNK + i) as i64;
                 q = q
-                    .bind(Uuid::new_v4().to_string())
+                    .bind(crate::model::new_uuid().to_string())
                     .bind(now)
                     .bind((n < start).then_some(now))
                     .bind(r.uuid.to_string())
