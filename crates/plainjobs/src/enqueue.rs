@@ -11,7 +11,7 @@ use md5::{Digest, Md5};
 use uuid::Uuid;
 
 use crate::job::LockStrategy;
-use crate::model::JobRequest;
+use crate::model::{new_uuid, JobRequest};
 use crate::registry::ErasedJob;
 use crate::store::{Conn, NewRequest, Start};
 use crate::{Error, Jobs, Result};
@@ -184,6 +184,7 @@ pub(crate) fn build_request(
         None => (None, None),
     };
     Ok(NewRequest {
+        uuid: new_uuid(),
         parameters: job.parameters()?,
         job_class,
         priority: opts.priority.unwrap_or_else(|| job.default_priority()),

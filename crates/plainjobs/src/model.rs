@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+/// A new uuid for a row or a worker. Every uuid the library makes comes from here (version 4),
+/// so changing the version is one line.
+pub(crate) fn new_uuid() -> Uuid {
+    Uuid::new_v4()
+}
+
 /// The final status of a job run, stored in `plainjobs_jobresult.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -31,6 +31,10 @@ pub enum Start {
 /// A request to insert.
 #[derive(Debug, Clone)]
 pub struct NewRequest {
+    /// Made here, once, before the first attempt to insert it (`model::new_uuid`): a second
+    /// attempt after an ambiguous failure inserts the same uuid, so it can tell whether the
+    /// first one committed.
+    pub uuid: Uuid,
     pub job_class: String,
     pub parameters: Value,
     pub priority: i16,
@@ -42,6 +46,34 @@ pub struct NewRequest {
     pub start: Start,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
+}
+
+impl NewRequest {
+    /// The request as inserted, from what the database decided (`id`, `created_at`, `start_at`)
+    /// and what was sent.
+    pub(crate) fn to_request(
+        &self,
+        id: i64,
+        created_at: DateTime<Utc>,
+        start_at: Option<DateTime<Utc>>,
+    ) -> JobRequest {
+        JobRequest {
+            id,
+            created_at,
+            uuid: self.uuid,
+            job_class: self.job_class.clone(),
+            parameters: Some(self.parameters.clone()),
+            priority: self.priority,
+            source: self.source.clone(),
+            queue: self.queue.clone(),
+            retries: self.retries,
+            retry_attempt: self.retry_attempt,
+            concurrency_key: self.concurrency_key.clone(),
+            start_at,
+            trace_id: self.trace_id.clone(),
+            span_id: self.span_id.clone(),
+        }
+    }
 }
 
 /// A finished run to record in the batched (no follow-up request) path.

@@ -190,9 +190,10 @@ async fn insert_requests(conn: &mut PgConnection, rows: &[NewRequest]) -> Result
         trace_id.push(r.trace_id.as_deref());
         span_id.push(r.span_id.as_deref());
     }
-    // Uuids are made here so each returned row can be matched to what was sent; only the
-    // columns the database decides come back (not every row's parameters).
-    let uuids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+    // Uuids come with the requests (made before the first attempt), so each returned row can
+    // be matched to what was sent; only the columns the database decides come back (not every
+    // row's parameters).
+    let uuids: Vec<Uuid> = rows.iter().map(|r| r.uuid).collect();
     let sql = "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
          SELECT now(), t.uuid, t.job_class, t.parameters, t.priority, t.source, t.queue, t.retries, t.retry_attempt, t.concurrency_key,
                 CASE WHEN t.delay_us IS NOT NULL THEN now() + t.delay_us * interval '1 microsecond' ELSE t.start_at END,
@@ -231,28 +232,14 @@ async fn insert_requests(conn: &mut PgConnection, rows: &[NewRequest]) -> Result
         );
     }
     let mut out = Vec::with_capacity(n);
-    for (r, uuid) in rows.iter().zip(uuids) {
-        let Some((id, created_at, start_at)) = by_uuid.remove(&uuid) else {
+    for r in rows {
+        let Some((id, created_at, start_at)) = by_uuid.remove(&r.uuid) else {
             return Err(Error::Worker(format!(
-                "the insert of request {uuid} returned no row"
+                "the insert of request {} returned no row",
+                r.uuid
             )));
         };
-        out.push(JobRequest {
-            id,
-            created_at,
-            uuid,
-            job_class: r.job_class.clone(),
-            parameters: Some(r.parameters.clone()),
-            priority: r.priority,
-            source: r.source.clone(),
-            queue: r.queue.clone(),
-            retries: r.retries,
-            retry_attempt: r.retry_attempt,
-            concurrency_key: r.concurrency_key.clone(),
-            start_at,
-            trace_id: r.trace_id.clone(),
-            span_id: r.span_id.clone(),
-        });
+        out.push(r.to_request(id, created_at, start_at));
     }
     Ok(out)
 }

@@ -31,7 +31,7 @@ use super::{
     fold_stats, Conn, Finish, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start, Store,
     StoreTx,
 };
-use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
+use crate::model::{new_uuid, JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::{Error, Result};
 
 const REQ_COLS: &str = "id, created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id";
@@ -234,7 +234,7 @@ async fn insert_requests(
             };
             q = q
                 .bind(now)
-                .bind(Uuid::new_v4().to_string())
+                .bind(r.uuid.to_string())
                 .bind(&r.job_class)
                 .bind(r.parameters.to_string())
                 .bind(r.priority)
@@ -273,7 +273,7 @@ async fn insert_results(
         let mut q = sqlx::query(&sql);
         for (p, status, error, retry) in chunk {
             q = q
-                .bind(Uuid::new_v4().to_string())
+                .bind(new_uuid().to_string())
                 .bind(now)
                 .bind(p.uuid.to_string())
                 .bind(p.started_at.map(us))
@@ -663,7 +663,7 @@ impl Store for SqliteStore {
             for (i, r) in chunk.iter().enumerate() {
                 let n = (chunk_no * CHUNK + i) as i64;
                 q = q
-                    .bind(Uuid::new_v4().to_string())
+                    .bind(new_uuid().to_string())
                     .bind(now)
                     .bind((n < start).then_some(now))
                     .bind(r.uuid.to_string())

@@ -145,7 +145,7 @@ pub(crate) async fn run(
         schedules,
         clock,
     } = worker;
-    let worker_id = Uuid::new_v4();
+    let worker_id = crate::model::new_uuid();
     let heartbeat = NewHeartbeat {
         worker_id,
         hostname: hostname(),
