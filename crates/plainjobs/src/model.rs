@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-/// A new uuid for a row or a worker. Every uuid the library makes comes from here (version 4),
-/// so changing the version is one line.
+/// A new uuid for a row or a worker. Every uuid the library makes in Rust comes from here
+/// (version 4), so changing the version is one line. (PostgreSQL makes process and result uuids
+/// itself, with `gen_random_uuid()`.)
 pub(crate) fn new_uuid() -> Uuid {
     Uuid::new_v4()
 }

@@ -76,6 +76,21 @@ impl NewRequest {
     }
 }
 
+/// Where [`Store::locate_requests`] found a request's uuid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Located {
+    /// Still pending: the request row's id, `created_at` and `start_at`.
+    Pending {
+        id: i64,
+        created_at: DateTime<Utc>,
+        start_at: Option<DateTime<Utc>>,
+    },
+    /// Claimed or finished: the request row is gone. A process or result carries its
+    /// `job_request_uuid` and when it was made (`requested_at`, else the row's own
+    /// `created_at`).
+    Taken { requested_at: DateTime<Utc> },
+}
+
 /// A finished run to record in the batched (no follow-up request) path.
 #[derive(Debug, Clone)]
 pub(crate) struct Finish {
@@ -275,6 +290,10 @@ pub(crate) trait Store: Send + Sync + 'static {
     async fn processes(&self, limit: i64) -> Result<Vec<JobProcess>>;
     /// One request by uuid.
     async fn request_by_uuid(&self, uuid: Uuid) -> Result<Option<JobRequest>>;
+    /// Where each of these request uuids is now, in one statement: still pending, or claimed
+    /// or finished (a process or a result with that `job_request_uuid`). Uuids found nowhere
+    /// are left out.
+    async fn locate_requests(&self, uuids: &[Uuid]) -> Result<Vec<(Uuid, Located)>>;
     /// One process by uuid.
     async fn process_by_uuid(&self, uuid: Uuid) -> Result<Option<JobProcess>>;
     /// The result with this uuid, else the newest result of the request with this uuid.

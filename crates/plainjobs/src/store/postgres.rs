@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::migrations::POSTGRES as MIGRATIONS;
 use super::{
-    fold_stats, Conn, Finish, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start, Store,
-    StoreTx,
+    fold_stats, Conn, Finish, Located, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start,
+    Store, StoreTx,
 };
 use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::{Error, Result};
@@ -788,6 +788,40 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(request_from).transpose()?)
+    }
+
+    async fn locate_requests(&self, uuids: &[Uuid]) -> Result<Vec<(Uuid, Located)>> {
+        if uuids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement, so one snapshot: a job moving between tables is seen in one of them.
+        let rows = sqlx::query(
+            "SELECT uuid, id, created_at, start_at FROM plainjobs_jobrequest WHERE uuid = ANY($1)
+             UNION ALL
+             SELECT job_request_uuid, NULL, COALESCE(requested_at, created_at), NULL FROM plainjobs_jobprocess WHERE job_request_uuid = ANY($1)
+             UNION ALL
+             SELECT job_request_uuid, NULL, COALESCE(requested_at, created_at), NULL FROM plainjobs_jobresult WHERE job_request_uuid = ANY($1)",
+        )
+        .bind(uuids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: Option<i64> = row.try_get(1)?;
+            let created_at: DateTime<Utc> = row.try_get(2)?;
+            let located = match id {
+                Some(id) => Located::Pending {
+                    id,
+                    created_at,
+                    start_at: row.try_get(3)?,
+                },
+                None => Located::Taken {
+                    requested_at: created_at,
+                },
+            };
+            out.push((row.try_get(0)?, located));
+        }
+        Ok(out)
     }
 
     async fn process_by_uuid(&self, uuid: Uuid) -> Result<Option<JobProcess>> {

@@ -28,8 +28,8 @@ use uuid::Uuid;
 
 use super::migrations::SQLITE as MIGRATIONS;
 use super::{
-    fold_stats, Conn, Finish, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start, Store,
-    StoreTx,
+    fold_stats, Conn, Finish, Located, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start,
+    Store, StoreTx,
 };
 use crate::model::{new_uuid, JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::{Error, Result};
@@ -334,6 +334,12 @@ async fn delete_processes(
     let mut out = map_rows(rows, process_from)?;
     out.sort_by_key(|p| p.id);
     Ok(out)
+}
+
+/// A uuid list as the JSON text `json_each` reads.
+fn uuid_list(uuids: &[Uuid]) -> Result<String> {
+    serde_json::to_string(&uuids.iter().map(Uuid::to_string).collect::<Vec<_>>())
+        .map_err(|e| Error::Worker(e.to_string()))
 }
 
 /// The SQLite store.
@@ -988,6 +994,40 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(request_from).transpose()?)
+    }
+
+    async fn locate_requests(&self, uuids: &[Uuid]) -> Result<Vec<(Uuid, Located)>> {
+        if uuids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement, so one snapshot: a job moving between tables is seen in one of them.
+        let rows = sqlx::query(
+            "SELECT uuid, id, created_at, start_at FROM plainjobs_jobrequest WHERE uuid IN (SELECT value FROM json_each(?1))
+             UNION ALL
+             SELECT job_request_uuid, NULL, COALESCE(requested_at, created_at), NULL FROM plainjobs_jobprocess WHERE job_request_uuid IN (SELECT value FROM json_each(?1))
+             UNION ALL
+             SELECT job_request_uuid, NULL, COALESCE(requested_at, created_at), NULL FROM plainjobs_jobresult WHERE job_request_uuid IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(uuid_list(uuids)?)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: Option<i64> = row.try_get("id")?;
+            let created_at = time(row, "created_at")?;
+            let located = match id {
+                Some(id) => Located::Pending {
+                    id,
+                    created_at,
+                    start_at: opt_time(row, "start_at")?,
+                },
+                None => Located::Taken {
+                    requested_at: created_at,
+                },
+            };
+            out.push((uuid(row, "uuid")?, located));
+        }
+        Ok(out)
     }
 
     async fn process_by_uuid(&self, id: Uuid) -> Result<Option<JobProcess>> {
