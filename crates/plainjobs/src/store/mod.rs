@@ -91,6 +91,23 @@ pub(crate) enum Located {
     Taken { requested_at: DateTime<Utc> },
 }
 
+/// SQL condition on a process: its job never began, as far as the database can tell. The claim
+/// stamps the jobs it starts at once with its own `now()`, the very value it gives `created_at`,
+/// before the worker has seen them; only a later `started_at` (written by the result writer for
+/// a job claimed ahead) shows that the job began. Used only for processes that their worker
+/// does not account for (neither held nor known to have begun): the claim's own stamp is then
+/// no sign of a start, since the claim's reply may never have arrived.
+pub(crate) const NOT_BEGUN: &str = "(started_at IS NULL OR started_at = created_at)";
+
+/// What the orphan rescue did with this worker's processes that it no longer accounts for.
+#[derive(Debug, Default)]
+pub(crate) struct Orphans {
+    /// Never began: handed back to the request table, no retry spent.
+    pub handed_back: u64,
+    /// Began (by the database's record or the worker's): LOST results.
+    pub lost: Vec<JobResult>,
+}
+
 /// A finished run to record in the batched (no follow-up request) path.
 #[derive(Debug, Clone)]
 pub(crate) struct Finish {
@@ -247,8 +264,13 @@ pub(crate) trait Store: Send + Sync + 'static {
         starts: &[Uuid],
         items: &[Finish],
     ) -> Result<Vec<Uuid>>;
-    /// Hands unstarted processes back to the request table.
+    /// Hands unstarted processes back to the request table: same uuid, same `created_at`,
+    /// `start_at` NULL, no retry spent.
     async fn hand_back(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<u64>;
+    /// Hands back (as [`Store::hand_back`]) every process of `worker_id` that is not in
+    /// `accounted` (what the worker holds or knows began) and never began ([`NOT_BEGUN`]): the
+    /// jobs of a claim that committed although its reply was lost.
+    async fn hand_back_unaccounted(&self, worker_id: Uuid, accounted: &[Uuid]) -> Result<u64>;
     /// Reclaims the dead entries that claims leave in the request table and its indexes
     /// (skipped when another vacuum is running). No-op where the backend has no need.
     async fn vacuum_requests(&self) -> Result<()>;
@@ -263,13 +285,16 @@ pub(crate) trait Store: Send + Sync + 'static {
         worker_id: Uuid,
         timeout: Duration,
     ) -> Result<Option<Vec<JobResult>>>;
-    /// Turns this worker's processes older than `timeout` that it is not holding into LOST results.
+    /// This worker's processes older than `timeout` that it is not holding, in one
+    /// transaction: those that never began ([`NOT_BEGUN`], and not in `began`) are handed back
+    /// as [`Store::hand_back`] does; the others become LOST results.
     async fn rescue_orphans(
         &self,
         worker_id: Uuid,
         timeout: Duration,
         held: &[Uuid],
-    ) -> Result<Vec<JobResult>>;
+        began: &[Uuid],
+    ) -> Result<Orphans>;
     /// Processes older than `timeout` whose worker has no heartbeat row at all (a claim that
     /// raced a rescue, a row written by a worker that died before registering), as LOST results.
     async fn rescue_unowned(&self, timeout: Duration) -> Result<Vec<JobResult>>;

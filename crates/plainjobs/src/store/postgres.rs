@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::migrations::POSTGRES as MIGRATIONS;
 use super::{
-    fold_stats, Conn, Finish, Located, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start,
-    Store, StoreTx,
+    fold_stats, Conn, Finish, Located, NewHeartbeat, NewRequest, Orphans, QueueStats, ResultFilter,
+    Start, Store, StoreTx, NOT_BEGUN,
 };
 use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::{Error, Result};
@@ -400,6 +400,17 @@ fn lost_results_sql(where_clause: &str, error_param: &str) -> String {
     )
 }
 
+/// Moves the processes matching `where_clause` back to the request table as they were
+/// enqueued: same uuid, same `created_at`, `start_at` NULL (they were due), no retry spent.
+fn hand_back_sql(where_clause: &str) -> String {
+    format!(
+        "WITH back AS (DELETE FROM plainjobs_jobprocess WHERE {where_clause} RETURNING *)
+         INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+         SELECT COALESCE(requested_at, created_at), job_request_uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, NULL, trace_id, span_id
+         FROM back ORDER BY id"
+    )
+}
+
 #[async_trait::async_trait]
 impl Store for PgStore {
     async fn migrate(&self) -> Result<()> {
@@ -586,20 +597,24 @@ impl Store for PgStore {
         if uuids.is_empty() {
             return Ok(0);
         }
-        let done = sqlx::query(
-            "WITH back AS (
-                DELETE FROM plainjobs_jobprocess
-                WHERE worker_id = $1 AND uuid = ANY($2) AND started_at IS NULL
-                RETURNING *
-             )
-             INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
-             SELECT COALESCE(requested_at, created_at), job_request_uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, NULL, trace_id, span_id
-             FROM back ORDER BY id",
-        )
-        .bind(worker_id)
-        .bind(uuids)
-        .execute(&self.pool)
-        .await?;
+        let sql = hand_back_sql("worker_id = $1 AND uuid = ANY($2) AND started_at IS NULL");
+        let done = sqlx::query(&sql)
+            .bind(worker_id)
+            .bind(uuids)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn hand_back_unaccounted(&self, worker_id: Uuid, accounted: &[Uuid]) -> Result<u64> {
+        let sql = hand_back_sql(&format!(
+            "worker_id = $1 AND {NOT_BEGUN} AND NOT (uuid = ANY($2))"
+        ));
+        let done = sqlx::query(&sql)
+            .bind(worker_id)
+            .bind(accounted)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -670,7 +685,22 @@ impl Store for PgStore {
         worker_id: Uuid,
         timeout: Duration,
         held: &[Uuid],
-    ) -> Result<Vec<JobResult>> {
+        began: &[Uuid],
+    ) -> Result<Orphans> {
+        let mut tx = self.pool.begin().await?;
+        // Jobs that never began go back to the queue first; what remains of the orphans began.
+        let accounted: Vec<Uuid> = held.iter().chain(began).copied().collect();
+        let back = hand_back_sql(&format!(
+            "worker_id = $1 AND {NOT_BEGUN} AND NOT (uuid = ANY($2))
+             AND created_at < now() - $3 * interval '1 microsecond'"
+        ));
+        let handed_back = sqlx::query(&back)
+            .bind(worker_id)
+            .bind(&accounted)
+            .bind(micros(timeout))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         let sql = lost_results_sql(
             "worker_id = $1 AND created_at < now() - $2 * interval '1 microsecond' AND NOT (uuid = ANY($3))",
             "$4",
@@ -682,9 +712,11 @@ impl Store for PgStore {
             .bind(format!(
                 "Lost: worker {worker_id} no longer ran this job (its bookkeeping was lost)"
             ))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
-        map_rows(rows, result_from)
+        let lost = map_rows(rows, result_from)?;
+        tx.commit().await?;
+        Ok(Orphans { handed_back, lost })
     }
 
     async fn rescue_unowned(&self, timeout: Duration) -> Result<Vec<JobResult>> {
