@@ -11,9 +11,9 @@ use md5::{Digest, Md5};
 use uuid::Uuid;
 
 use crate::job::LockStrategy;
-use crate::model::JobRequest;
+use crate::model::{new_uuid, JobRequest};
 use crate::registry::ErasedJob;
-use crate::store::{Conn, NewRequest, Start};
+use crate::store::{Conn, Located, NewRequest, Start};
 use crate::{Error, Jobs, Result};
 
 /// The longest queue name, job class and concurrency key the schema holds.
@@ -184,6 +184,7 @@ pub(crate) fn build_request(
         None => (None, None),
     };
     Ok(NewRequest {
+        uuid: new_uuid(),
         parameters: job.parameters()?,
         job_class,
         priority: opts.priority.unwrap_or_else(|| job.default_priority()),
@@ -234,8 +235,9 @@ pub(crate) async fn enqueue_on(
     Ok(rows.pop())
 }
 
-/// Whether the server closed the connection (administrator command, crash, restart) before our
-/// work could commit: such a statement can safely be tried again on a fresh connection.
+/// Whether the server closed the connection (administrator command, crash, restart): the
+/// statement may have failed before it ran, or its reply may have been lost after it
+/// committed. Worth one more try on a fresh connection, as long as that try can tell which.
 pub(crate) fn is_terminated_connection(err: &Error) -> bool {
     match err {
         Error::Database(sqlx::Error::Database(db)) => {
@@ -245,9 +247,59 @@ pub(crate) fn is_terminated_connection(err: &Error) -> bool {
     }
 }
 
+/// Whether an insert was refused because a request with the same uuid exists
+/// (`plainjobs_jobrequest_unique_uuid`).
+pub(crate) fn is_duplicate_request_uuid(err: &Error) -> bool {
+    match err {
+        Error::Database(sqlx::Error::Database(db)) => {
+            db.constraint() == Some("plainjobs_jobrequest_unique_uuid")
+                // SQLite names the column, not the constraint.
+                || (db.is_unique_violation() && db.message().contains("plainjobs_jobrequest.uuid"))
+        }
+        _ => false,
+    }
+}
+
+/// The requests among `reqs` that are in the database already (pending, claimed or finished),
+/// in the order of `reqs`. A pending one is returned as its row is; for one that a worker
+/// already claimed or finished the request row is gone, so it is returned as it was sent with
+/// `id` 0, `created_at` the time it was made (the process's or result's `requested_at`) and
+/// `start_at` computed from it as the insert did.
+pub(crate) async fn already_enqueued(jobs: &Jobs, reqs: &[NewRequest]) -> Result<Vec<JobRequest>> {
+    let uuids: Vec<Uuid> = reqs.iter().map(|r| r.uuid).collect();
+    let found: std::collections::HashMap<Uuid, Located> = jobs
+        .store()
+        .locate_requests(&uuids)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(reqs
+        .iter()
+        .filter_map(|r| {
+            found.get(&r.uuid).map(|located| match *located {
+                Located::Pending {
+                    id,
+                    created_at,
+                    start_at,
+                } => r.to_request(id, created_at, start_at),
+                Located::Taken { requested_at } => {
+                    let start_at = match r.start {
+                        Start::Now => None,
+                        Start::After(d) => chrono::TimeDelta::from_std(d)
+                            .ok()
+                            .and_then(|d| requested_at.checked_add_signed(d)),
+                        Start::At(t) => Some(t),
+                    };
+                    r.to_request(0, requested_at, start_at)
+                }
+            })
+        })
+        .collect())
+}
+
 /// Enqueues through the store: in one autocommit statement when the key is empty, else in a
-/// transaction of its own. A connection the server had closed while it sat in the pool is
-/// replaced once.
+/// transaction of its own. When the server closed the connection, tries once more (see
+/// [`enqueue_again`]).
 pub(crate) async fn enqueue_via_store(
     jobs: &Jobs,
     job: &dyn ErasedJob,
@@ -256,8 +308,36 @@ pub(crate) async fn enqueue_via_store(
 ) -> Result<Option<JobRequest>> {
     match enqueue_once(jobs, job, req.clone(), exclude_process).await {
         Err(e) if is_terminated_connection(&e) => {
-            tracing::debug!(error = %e, "connection was closed by the server; enqueueing again");
-            enqueue_once(jobs, job, req, exclude_process).await
+            tracing::debug!(error = %e, job_request_uuid = %req.uuid, "connection was closed by the server; enqueueing again");
+            enqueue_again(jobs, job, req, exclude_process).await
+        }
+        other => other,
+    }
+}
+
+/// The second attempt of an enqueue whose first attempt failed without saying whether it
+/// committed. `req` is the first attempt's request, uuid included. If that uuid is in the
+/// database (pending, claimed or finished: see [`already_enqueued`]) the first attempt
+/// committed and its request is returned without inserting anything; otherwise the enqueue runs
+/// again, and a duplicate uuid refused by the insert (the first attempt became visible in
+/// between) is the same success.
+pub(crate) async fn enqueue_again(
+    jobs: &Jobs,
+    job: &dyn ErasedJob,
+    req: NewRequest,
+    exclude_process: Option<Uuid>,
+) -> Result<Option<JobRequest>> {
+    let reqs = std::slice::from_ref(&req);
+    if let Some(found) = already_enqueued(jobs, reqs).await?.pop() {
+        tracing::debug!(job_request_uuid = %req.uuid, "the first attempt had committed; not enqueueing again");
+        return Ok(Some(found));
+    }
+    match enqueue_once(jobs, job, req.clone(), exclude_process).await {
+        Err(e) if is_duplicate_request_uuid(&e) => {
+            match already_enqueued(jobs, reqs).await?.pop() {
+                Some(found) => Ok(Some(found)),
+                None => Err(e),
+            }
         }
         other => other,
     }
@@ -312,6 +392,13 @@ impl TransactionConn for sqlx::Transaction<'_, sqlx::Postgres> {
 /// An enqueue being built: set options, then `.await` it (its own transaction) or call
 /// [`in_transaction`](Enqueue::in_transaction). Resolves to `Ok(None)` when `should_enqueue`
 /// refused the job (a duplicate by its concurrency key, say), which is not an error.
+///
+/// When awaited and the server closes the connection, the enqueue is tried once more on a fresh
+/// connection, without ever making a second job: the request's uuid is made before the first
+/// try, and if the first try committed after all, the second returns that request instead of
+/// inserting. If a worker has already claimed or finished it by then, the request row no longer
+/// exists: the returned [`JobRequest`] has `id` 0, `created_at` the time it was enqueued, and
+/// the rest as sent.
 ///
 /// # Example
 /// ```no_run
@@ -431,7 +518,8 @@ type Keyed = Vec<(usize, NewRequest)>;
 const BULK_BATCH: usize = 2000;
 
 /// Many jobs enqueued together, in one transaction: statements of 2,000 for those without a
-/// concurrency key; jobs with a key go through their lock and `should_enqueue` one by one.
+/// concurrency key; jobs with a key go through their lock and `should_enqueue` one by one. A
+/// connection closed by the server is survived as by [`Enqueue`], without duplicates.
 #[must_use = "an enqueue does nothing until it is awaited"]
 pub struct EnqueueMany<'j> {
     pub(crate) jobs: &'j Jobs,
@@ -462,13 +550,27 @@ impl<'j> EnqueueMany<'j> {
         self
     }
 
-    /// Builds the requests of `jobs`: those without a key (inserted together), and those with
-    /// one (enqueued one by one) with their index.
-    fn build(&self, jobs: &[Box<dyn ErasedJob>], first: usize) -> Result<(Vec<NewRequest>, Keyed)> {
+    /// One uuid per job, made before the first attempt and kept by a second one.
+    pub(crate) fn new_uuids(&self) -> Vec<Uuid> {
+        self.items.iter().map(|_| new_uuid()).collect()
+    }
+
+    /// Builds the requests of `jobs` (those from index `first` on), with their uuids: those
+    /// without a key (inserted together), and those with one (enqueued one by one) with their
+    /// index.
+    fn build(
+        &self,
+        jobs: &[Box<dyn ErasedJob>],
+        first: usize,
+        uuids: &[Uuid],
+    ) -> Result<(Vec<NewRequest>, Keyed)> {
         let mut simple = Vec::with_capacity(jobs.len());
         let mut keyed = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
-            let req = build_request(&**job, &self.opts, self.source.clone())?;
+            let mut req = build_request(&**job, &self.opts, self.source.clone())?;
+            if let Some(uuid) = uuids.get(first + i) {
+                req.uuid = *uuid;
+            }
             if req.concurrency_key.is_empty() {
                 simple.push(req);
             } else {
@@ -478,10 +580,17 @@ impl<'j> EnqueueMany<'j> {
         Ok((simple, keyed))
     }
 
+    /// Every request, with its uuid (for the second attempt's lookup).
+    pub(crate) fn build_all(&self, uuids: &[Uuid]) -> Result<Vec<NewRequest>> {
+        let (mut all, keyed) = self.build(&self.items, 0, uuids)?;
+        all.extend(keyed.into_iter().map(|(_, r)| r));
+        Ok(all)
+    }
+
     /// Jobs without a key go in statements of [`BULK_BATCH`], each built while the database
     /// inserts the one before: the client's work (parameters, encoding) and the server's
     /// overlap instead of adding up. Jobs with a key follow, one by one, in order.
-    async fn enqueue_all(&self, conn: &mut dyn Conn) -> Result<Vec<JobRequest>> {
+    async fn enqueue_all(&self, conn: &mut dyn Conn, uuids: &[Uuid]) -> Result<Vec<JobRequest>> {
         let mut out = Vec::with_capacity(self.items.len());
         let mut keyed = Vec::new();
         let mut batches = self.items.chunks(BULK_BATCH).enumerate();
@@ -495,7 +604,7 @@ impl<'j> EnqueueMany<'j> {
             };
             let next = batches.next();
             let building = async {
-                next.map(|(n, jobs)| self.build(jobs, n * BULK_BATCH))
+                next.map(|(n, jobs)| self.build(jobs, n * BULK_BATCH, uuids))
                     .transpose()
             };
             let (inserted, next_built) = tokio::join!(inserting, building);
@@ -526,20 +635,52 @@ impl<'j> EnqueueMany<'j> {
         self,
         tx: &mut T,
     ) -> Result<Vec<JobRequest>> {
+        let uuids = self.new_uuids();
         let mut conn = tx.as_conn();
-        self.enqueue_all(&mut *conn).await
+        self.enqueue_all(&mut *conn, &uuids).await
     }
 
     async fn run(self) -> Result<Vec<JobRequest>> {
-        match self.run_once().await {
-            Err(e) if is_terminated_connection(&e) => self.run_once().await,
+        let uuids = self.new_uuids();
+        match self.run_once(&uuids).await {
+            Err(e) if is_terminated_connection(&e) => {
+                tracing::debug!(error = %e, "connection was closed by the server; enqueueing again");
+                self.run_again(&uuids).await
+            }
             other => other,
         }
     }
 
-    async fn run_once(&self) -> Result<Vec<JobRequest>> {
+    /// The second attempt after a closed connection. The first attempt was one transaction:
+    /// if any of its requests is in the database it committed, and those found are what it
+    /// inserted (the others were refused by `should_enqueue`). Found requests are returned as
+    /// [`already_enqueued`] describes.
+    pub(crate) async fn run_again(&self, uuids: &[Uuid]) -> Result<Vec<JobRequest>> {
+        let reqs = &self.build_all(uuids)?;
+        let found = already_enqueued(self.jobs, reqs).await?;
+        if !found.is_empty() {
+            tracing::debug!(
+                jobs = found.len(),
+                "the first attempt had committed; not enqueueing again"
+            );
+            return Ok(found);
+        }
+        match self.run_once(uuids).await {
+            Err(e) if is_duplicate_request_uuid(&e) => {
+                let found = already_enqueued(self.jobs, reqs).await?;
+                if found.is_empty() {
+                    Err(e)
+                } else {
+                    Ok(found)
+                }
+            }
+            other => other,
+        }
+    }
+
+    pub(crate) async fn run_once(&self, uuids: &[Uuid]) -> Result<Vec<JobRequest>> {
         let mut tx = self.jobs.store().begin().await?;
-        let out = self.enqueue_all(&mut *tx).await?;
+        let out = self.enqueue_all(&mut *tx, uuids).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -551,4 +692,183 @@ impl<'j> IntoFuture for EnqueueMany<'j> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.run())
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::jobs::raw_job;
+    use crate::model::JobStatus;
+    use crate::registry::RawJob;
+    use crate::store::{Finish, NewHeartbeat};
+    use crate::test_support::{conformance, test_jobs, Backend};
+
+    fn job() -> RawJob {
+        raw_job(
+            "tests.Idempotent",
+            Some(&serde_json::json!({"args": [1], "kwargs": {}})),
+        )
+    }
+
+    fn request(job: &RawJob, key: &str, start: Start) -> NewRequest {
+        let opts = Options {
+            concurrency_key: Some(key.to_string()),
+            start: Some(start),
+            ..Options::default()
+        };
+        build_request(job, &opts, "enqueue.rs test".into()).expect("a valid request")
+    }
+
+    async fn pending(jobs: &Jobs) -> usize {
+        jobs.requests(100).await.expect("requests").len()
+    }
+
+    /// The first attempt committed, its reply was lost: the retry returns the pending request
+    /// and inserts nothing (with a key, the uniqueness check would otherwise refuse the job as
+    /// its own duplicate and report it skipped).
+    async fn a_retry_after_a_committed_first_attempt_returns_it_and_inserts_nothing(
+        backend: Backend,
+    ) {
+        let jobs = test_jobs(backend).await;
+        let job = job();
+        for (key, start) in [
+            ("", Start::Now),
+            ("k", Start::Now),
+            ("", Start::After(Duration::from_secs(3600))),
+        ] {
+            let req = request(&job, key, start);
+            let first = enqueue_once(&jobs, &job, req.clone(), None)
+                .await
+                .expect("first attempt")
+                .expect("enqueued");
+            let again = enqueue_again(&jobs, &job, req, None)
+                .await
+                .expect("second attempt")
+                .expect("reported as enqueued");
+            assert_eq!(again, first, "key {key:?}");
+        }
+        assert_eq!(pending(&jobs).await, 3, "no duplicate");
+    }
+
+    /// The first attempt committed and a worker claimed the job, then finished it, before the
+    /// retry: the request row is gone, the retry still finds the job and inserts nothing.
+    async fn a_retry_finds_the_first_attempt_claimed_then_finished(backend: Backend) {
+        let jobs = test_jobs(backend).await;
+        let job = job();
+        let req = request(&job, "", Start::Now);
+        let first = enqueue_once(&jobs, &job, req.clone(), None)
+            .await
+            .expect("first attempt")
+            .expect("enqueued");
+        let worker_id = new_uuid();
+        let store = jobs.store();
+        store
+            .heartbeat(&NewHeartbeat {
+                worker_id,
+                hostname: "test".into(),
+                pid: 1,
+                queues: vec!["default".into()],
+            })
+            .await
+            .expect("heartbeat");
+        let claimed = store
+            .claim(worker_id, &["default".to_string()], 1, 0)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 1);
+
+        let check = |again: JobRequest| {
+            assert_eq!(again.uuid, first.uuid);
+            assert_eq!(again.id, 0, "the request row is gone");
+            assert_eq!(again.created_at, first.created_at);
+            assert_eq!(again.start_at, None);
+            assert_eq!(again.parameters, first.parameters);
+        };
+        let again = enqueue_again(&jobs, &job, req.clone(), None)
+            .await
+            .expect("second attempt (claimed)")
+            .expect("reported as enqueued");
+        check(again);
+        assert_eq!(pending(&jobs).await, 0, "no duplicate of a claimed job");
+
+        let finish = Finish {
+            process_uuid: claimed[0].uuid,
+            status: JobStatus::Successful,
+            error: String::new(),
+        };
+        store
+            .finish_many(worker_id, &[], &[finish])
+            .await
+            .expect("finish");
+        let again = enqueue_again(&jobs, &job, req, None)
+            .await
+            .expect("second attempt (finished)")
+            .expect("reported as enqueued");
+        check(again);
+        assert_eq!(pending(&jobs).await, 0, "no duplicate of a finished job");
+        assert!(jobs.processes(10).await.expect("processes").is_empty());
+    }
+
+    /// The first attempt did not commit: the retry enqueues the job, once.
+    async fn a_retry_after_a_first_attempt_that_did_not_commit_enqueues_once(backend: Backend) {
+        let jobs = test_jobs(backend).await;
+        let job = job();
+        let again = enqueue_again(&jobs, &job, request(&job, "k", Start::Now), None)
+            .await
+            .expect("second attempt")
+            .expect("enqueued");
+        assert_eq!(jobs.requests(10).await.expect("requests"), vec![again]);
+    }
+
+    /// The insert refuses a request whose uuid exists, and the refusal is recognised as such
+    /// (what the retry relies on when the first attempt becomes visible only after its look).
+    async fn a_duplicate_request_uuid_is_refused_and_recognised(backend: Backend) {
+        let jobs = test_jobs(backend).await;
+        let job = job();
+        let req = request(&job, "", Start::Now);
+        enqueue_once(&jobs, &job, req.clone(), None)
+            .await
+            .expect("first insert");
+        let refused = enqueue_once(&jobs, &job, req, None).await;
+        assert!(
+            matches!(&refused, Err(e) if is_duplicate_request_uuid(e)),
+            "{refused:?}"
+        );
+        assert_eq!(pending(&jobs).await, 1);
+    }
+
+    /// Bulk enqueue: the retry after a committed first attempt returns what it inserted.
+    async fn a_bulk_retry_after_a_committed_first_attempt_inserts_nothing(backend: Backend) {
+        let jobs = test_jobs(backend).await;
+        let many = EnqueueMany {
+            jobs: &jobs,
+            items: (0..3)
+                .map(|i| {
+                    Box::new(raw_job(
+                        "tests.Idempotent",
+                        Some(&serde_json::json!({"args": [i], "kwargs": {}})),
+                    )) as Box<dyn ErasedJob>
+                })
+                .collect(),
+            opts: Options::default(),
+            source: "enqueue.rs test".into(),
+        };
+        let uuids = many.new_uuids();
+        let mut first = many.run_once(&uuids).await.expect("first attempt");
+        let mut again = many.run_again(&uuids).await.expect("second attempt");
+        first.sort_by_key(|r| r.id);
+        again.sort_by_key(|r| r.id);
+        assert_eq!(again, first);
+        assert_eq!(pending(&jobs).await, 3, "no duplicates");
+    }
+
+    conformance!(
+        a_retry_after_a_committed_first_attempt_returns_it_and_inserts_nothing,
+        a_retry_finds_the_first_attempt_claimed_then_finished,
+        a_retry_after_a_first_attempt_that_did_not_commit_enqueues_once,
+        a_duplicate_request_uuid_is_refused_and_recognised,
+        a_bulk_retry_after_a_committed_first_attempt_inserts_nothing,
+    );
 }

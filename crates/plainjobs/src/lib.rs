@@ -93,6 +93,8 @@ mod registry;
 pub mod schedule;
 pub mod settings;
 mod store;
+#[cfg(test)]
+mod test_support;
 mod worker;
 
 pub use enqueue::{

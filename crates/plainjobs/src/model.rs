@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-/// A new uuid for a row this library creates: version 7, time-ordered (RFC 9562), so each
+/// A new uuid for a row (or a worker) this library creates: version 7, time-ordered (RFC 9562), so each
 /// uuid index of the four tables grows at its right edge instead of at a random page. Random
 /// (version 4) uuids touch a random leaf of every such index on each insert, which turns into
 /// a full-page write per insert after each checkpoint once the index outgrows the cache.

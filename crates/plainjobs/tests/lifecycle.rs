@@ -1034,11 +1034,13 @@ async fn own_orphans_become_lost(backend: Backend) {
     let w = worker(&db, &rec).spawn();
     assert!(wait_until(T, || async { db.jobs.workers().await.unwrap().len() == 1 }).await);
     let worker_id = db.jobs.workers().await.unwrap()[0].worker_id;
-    // A process row of this worker that it is not running (its bookkeeping was lost).
+    // A process row of this worker that it is not running (its bookkeeping was lost). It began
+    // a minute after its claim (a start the claim itself stamps is no sign that it began).
     let hour_ago = db.ago_sql(3600);
+    let started = db.ago_sql(3540);
     db.exec(&format!(
         "INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, worker_id)
-         VALUES ({}, {hour_ago}, {hour_ago}, {}, {hour_ago}, 'tests.Probe', '{{\"args\": [], \"kwargs\": {{\"id\": \"orphan\", \"action\": \"Succeed\"}}}}', 0, '', 'default', 1, 0, '', '{worker_id}')",
+         VALUES ({}, {hour_ago}, {started}, {}, {hour_ago}, 'tests.Probe', '{{\"args\": [], \"kwargs\": {{\"id\": \"orphan\", \"action\": \"Succeed\"}}}}', 0, '', 'default', 1, 0, '', '{worker_id}')",
         db.uuid_sql(),
         db.uuid_sql()
     ))
@@ -1050,6 +1052,109 @@ async fn own_orphans_become_lost(backend: Backend) {
     w.stop().await.unwrap();
     assert_eq!(rec.aborted(), vec![("orphan".to_string(), JobStatus::Lost)]);
     assert_eq!(rec.runs(), vec![("orphan".to_string(), 1)]);
+}
+
+/// When an orphan's job started, as its process row says.
+enum Started {
+    /// Stamped by its claim (the same time as the row's `created_at`).
+    ByItsClaim,
+    /// Not at all (claimed ahead).
+    No,
+    /// A minute after its claim.
+    Later,
+}
+
+/// Inserts a process row of `worker_id` for a probe `id` that succeeds, claimed an hour ago;
+/// returns its request's uuid.
+async fn insert_orphan(
+    db: &TestDb,
+    worker_id: uuid::Uuid,
+    id: &str,
+    started: Started,
+    retries: i16,
+) -> uuid::Uuid {
+    let request_uuid = uuid::Uuid::new_v4();
+    let hour_ago = db.ago_sql(3600);
+    let started_at = match started {
+        Started::ByItsClaim => hour_ago.clone(),
+        Started::No => "NULL".to_string(),
+        Started::Later => db.ago_sql(3540),
+    };
+    db.exec(&format!(
+        "INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, worker_id)
+         VALUES ({}, {hour_ago}, {started_at}, '{request_uuid}', {hour_ago}, 'tests.Probe', '{{\"args\": [], \"kwargs\": {{\"id\": \"{id}\", \"action\": \"Succeed\"}}}}', 0, '', 'default', {retries}, 0, '', '{worker_id}')",
+        db.uuid_sql(),
+    ))
+    .await;
+    request_uuid
+}
+
+/// What a claim whose reply was lost leaves behind: process rows of a live worker that it does
+/// not hold, for jobs that never began. The orphan rescue hands them back to the queue (same
+/// request uuid, no retry spent) instead of ending them as LOST; a job that did begin is still
+/// LOST (and retried).
+async fn own_orphans_that_never_began_go_back_to_the_queue(backend: Backend) {
+    let db = test_db_for(backend).await;
+    let rec = Recorder::new();
+    // The rescuer serves another queue, so what it hands back stays queued for us to see.
+    let rescuer = worker(&db, &rec).queues(["other"]).spawn();
+    assert!(wait_until(T, || async { db.jobs.workers().await.unwrap().len() == 1 }).await);
+    let worker_id = db.jobs.workers().await.unwrap()[0].worker_id;
+    // No retries: LOST would end them for good. One was to start at once (the claim stamps
+    // started_at with its own created_at), one was claimed ahead (started_at NULL).
+    let at_once = insert_orphan(&db, worker_id, "at-once", Started::ByItsClaim, 0).await;
+    let ahead = insert_orphan(&db, worker_id, "ahead", Started::No, 0).await;
+    // This one began a minute after its claim: LOST, then retried.
+    insert_orphan(&db, worker_id, "began", Started::Later, 1).await;
+
+    assert!(
+        wait_until(T, || async { db.requests().await == 3 }).await,
+        "handed back (and one retry enqueued): {} requests, {:#?}",
+        db.requests().await,
+        db.results().await
+    );
+    rescuer.stop().await.unwrap();
+    let requests = db.jobs.requests(10).await.unwrap();
+    for uuid in [at_once, ahead] {
+        let r = requests
+            .iter()
+            .find(|r| r.uuid == uuid)
+            .expect("the same request is back in the queue");
+        assert_eq!(r.retry_attempt, 0, "no retry spent");
+        assert_eq!(r.retries, 0);
+    }
+    let results = db.results().await;
+    assert_eq!(results.len(), 1, "{results:#?}");
+    assert_eq!(results[0].status, JobStatus::Lost);
+    assert!(results[0].parameters.as_ref().unwrap()["kwargs"]["id"] == "began");
+    assert_eq!(rec.aborted(), vec![("began".to_string(), JobStatus::Lost)]);
+    assert_eq!(db.processes().await, 0);
+
+    // A worker of the queue runs each exactly once, as first attempts (the retry as attempt 1).
+    let w = worker(&db, &rec).spawn();
+    let results = wait_results(&db, 4).await;
+    w.stop().await.unwrap();
+    let mut runs = rec.runs();
+    runs.sort();
+    assert_eq!(
+        runs,
+        vec![
+            ("ahead".to_string(), 0),
+            ("at-once".to_string(), 0),
+            ("began".to_string(), 1)
+        ]
+    );
+    for uuid in [at_once, ahead] {
+        let r: Vec<_> = results
+            .iter()
+            .filter(|r| r.job_request_uuid == uuid)
+            .collect();
+        assert_eq!(r.len(), 1, "{results:#?}");
+        assert_eq!(r[0].status, JobStatus::Successful);
+        assert_eq!(r[0].retry_attempt, 0);
+    }
+    assert_eq!(db.requests().await, 0);
+    assert_eq!(db.processes().await, 0);
 }
 
 async fn graceful_shutdown_hands_back_unstarted_and_finishes_running(backend: Backend) {
@@ -1179,6 +1284,7 @@ conformance!(
     operator_retry_of_a_result,
     heartbeat_row_is_registered_refreshed_and_recreated,
     own_orphans_become_lost,
+    own_orphans_that_never_began_go_back_to_the_queue,
     graceful_shutdown_hands_back_unstarted_and_finishes_running,
     shutdown_timeout_cancels_running_jobs_and_retries_them,
     worker_exits_after_consecutive_claim_failures,

@@ -31,6 +31,10 @@ pub enum Start {
 /// A request to insert.
 #[derive(Debug, Clone)]
 pub struct NewRequest {
+    /// Made here, once, before the first attempt to insert it (`model::new_uuid`): a second
+    /// attempt after an ambiguous failure inserts the same uuid, so it can tell whether the
+    /// first one committed.
+    pub uuid: Uuid,
     pub job_class: String,
     pub parameters: Value,
     pub priority: i16,
@@ -45,18 +49,18 @@ pub struct NewRequest {
 }
 
 impl NewRequest {
-    /// The request row once inserted, with what the database decided.
+    /// The request as inserted, from what the database decided (`id`, `created_at`, `start_at`)
+    /// and what was sent, which moves into it.
     pub(crate) fn into_request(
         self,
         id: i64,
         created_at: DateTime<Utc>,
-        uuid: Uuid,
         start_at: Option<DateTime<Utc>>,
     ) -> JobRequest {
         JobRequest {
             id,
             created_at,
-            uuid,
+            uuid: self.uuid,
             job_class: self.job_class,
             parameters: Some(self.parameters),
             priority: self.priority,
@@ -70,6 +74,48 @@ impl NewRequest {
             span_id: self.span_id,
         }
     }
+
+    /// As [`NewRequest::into_request`], keeping the request.
+    pub(crate) fn to_request(
+        &self,
+        id: i64,
+        created_at: DateTime<Utc>,
+        start_at: Option<DateTime<Utc>>,
+    ) -> JobRequest {
+        self.clone().into_request(id, created_at, start_at)
+    }
+}
+
+/// Where [`Store::locate_requests`] found a request's uuid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Located {
+    /// Still pending: the request row's id, `created_at` and `start_at`.
+    Pending {
+        id: i64,
+        created_at: DateTime<Utc>,
+        start_at: Option<DateTime<Utc>>,
+    },
+    /// Claimed or finished: the request row is gone. A process or result carries its
+    /// `job_request_uuid` and when it was made (`requested_at`, else the row's own
+    /// `created_at`).
+    Taken { requested_at: DateTime<Utc> },
+}
+
+/// SQL condition on a process: its job never began, as far as the database can tell. The claim
+/// stamps the jobs it starts at once with its own `now()`, the very value it gives `created_at`,
+/// before the worker has seen them; only a later `started_at` (written by the result writer for
+/// a job claimed ahead) shows that the job began. Used only for processes that their worker
+/// does not account for (neither held nor known to have begun): the claim's own stamp is then
+/// no sign of a start, since the claim's reply may never have arrived.
+pub(crate) const NOT_BEGUN: &str = "(started_at IS NULL OR started_at = created_at)";
+
+/// What the orphan rescue did with this worker's processes that it no longer accounts for.
+#[derive(Debug, Default)]
+pub(crate) struct Orphans {
+    /// Never began: handed back to the request table, no retry spent.
+    pub handed_back: u64,
+    /// Began (by the database's record or the worker's): LOST results.
+    pub lost: Vec<JobResult>,
 }
 
 /// A finished run to record in the batched (no follow-up request) path.
@@ -228,8 +274,13 @@ pub(crate) trait Store: Send + Sync + 'static {
         starts: &[Uuid],
         items: &[Finish],
     ) -> Result<Vec<Uuid>>;
-    /// Hands unstarted processes back to the request table.
+    /// Hands unstarted processes back to the request table: same uuid, same `created_at`,
+    /// `start_at` NULL, no retry spent.
     async fn hand_back(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<u64>;
+    /// Hands back (as [`Store::hand_back`]) every process of `worker_id` that is not in
+    /// `accounted` (what the worker holds or knows began) and never began ([`NOT_BEGUN`]): the
+    /// jobs of a claim that committed although its reply was lost.
+    async fn hand_back_unaccounted(&self, worker_id: Uuid, accounted: &[Uuid]) -> Result<u64>;
     /// Reclaims the dead entries that claims leave in the request table and its indexes
     /// (skipped when another vacuum is running). No-op where the backend has no need.
     async fn vacuum_requests(&self) -> Result<()>;
@@ -244,13 +295,16 @@ pub(crate) trait Store: Send + Sync + 'static {
         worker_id: Uuid,
         timeout: Duration,
     ) -> Result<Option<Vec<JobResult>>>;
-    /// Turns this worker's processes older than `timeout` that it is not holding into LOST results.
+    /// This worker's processes older than `timeout` that it is not holding, in one
+    /// transaction: those that never began ([`NOT_BEGUN`], and not in `began`) are handed back
+    /// as [`Store::hand_back`] does; the others become LOST results.
     async fn rescue_orphans(
         &self,
         worker_id: Uuid,
         timeout: Duration,
         held: &[Uuid],
-    ) -> Result<Vec<JobResult>>;
+        began: &[Uuid],
+    ) -> Result<Orphans>;
     /// Processes older than `timeout` whose worker has no heartbeat row at all (a claim that
     /// raced a rescue, a row written by a worker that died before registering), as LOST results.
     async fn rescue_unowned(&self, timeout: Duration) -> Result<Vec<JobResult>>;
@@ -271,6 +325,10 @@ pub(crate) trait Store: Send + Sync + 'static {
     async fn processes(&self, limit: i64) -> Result<Vec<JobProcess>>;
     /// One request by uuid.
     async fn request_by_uuid(&self, uuid: Uuid) -> Result<Option<JobRequest>>;
+    /// Where each of these request uuids is now, in one statement: still pending, or claimed
+    /// or finished (a process or a result with that `job_request_uuid`). Uuids found nowhere
+    /// are left out.
+    async fn locate_requests(&self, uuids: &[Uuid]) -> Result<Vec<(Uuid, Located)>>;
     /// One process by uuid.
     async fn process_by_uuid(&self, uuid: Uuid) -> Result<Option<JobProcess>>;
     /// The result with this uuid, else the newest result of the request with this uuid.

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::migrations::POSTGRES as MIGRATIONS;
 use super::{
-    fold_stats, Conn, Finish, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start, Store,
-    StoreTx,
+    fold_stats, Conn, Finish, Located, NewHeartbeat, NewRequest, Orphans, QueueStats, ResultFilter,
+    Start, Store, StoreTx, NOT_BEGUN,
 };
 use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::{Error, Result};
@@ -175,7 +175,7 @@ fn start_columns(start: Start) -> (Option<i64>, Option<DateTime<Utc>>) {
 /// One request, with plain parameters: a single enqueue is the latency path, and a plain
 /// `VALUES` insert costs the server less to bind and run than `unnest` over arrays of one.
 async fn insert_request(conn: &mut PgConnection, r: NewRequest) -> Result<JobRequest> {
-    let uuid = crate::model::new_uuid();
+    let uuid = r.uuid;
     let (delay_us, start_at) = start_columns(r.start);
     let row = sqlx::query(
         "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
@@ -202,7 +202,7 @@ async fn insert_request(conn: &mut PgConnection, r: NewRequest) -> Result<JobReq
     let id = row.try_get(0)?;
     let created_at = row.try_get(1)?;
     let start_at = row.try_get(2)?;
-    Ok(r.into_request(id, created_at, uuid, start_at))
+    Ok(r.into_request(id, created_at, start_at))
 }
 
 /// `n` new row uuids, for statements that insert up to `n` rows.
@@ -221,9 +221,10 @@ async fn insert_requests(
         };
     }
     let n = rows.len();
-    // Uuids are made here so each returned row can be matched to what was sent; only the
-    // columns the database decides come back (not every row's parameters).
-    let uuids: Vec<Uuid> = new_uuids(n as i64);
+    // Uuids come with the requests (made before the first attempt), so each returned row can
+    // be matched to what was sent; only the columns the database decides come back (not every
+    // row's parameters).
+    let uuids: Vec<Uuid> = rows.iter().map(|r| r.uuid).collect();
     let made = {
         let mut job_class = Vec::with_capacity(n);
         let mut parameters = Vec::with_capacity(n);
@@ -304,10 +305,11 @@ async fn insert_requests(
         };
         let Some((id, created_at, start_at)) = found else {
             return Err(Error::Worker(format!(
-                "the insert of request {uuid} returned no row"
+                "the insert of request {} returned no row",
+                r.uuid
             )));
         };
-        out.push(r.into_request(id, created_at, uuid, start_at));
+        out.push(r.into_request(id, created_at, start_at));
     }
     Ok(out)
 }
@@ -466,6 +468,17 @@ fn lost_results_sql(where_clause: &str, error_param: &str) -> String {
          SELECT gen_random_uuid(), now(), uuid, started_at, now(), {error_param}, 'LOST', job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, NULL, trace_id, span_id
          FROM done ORDER BY id
          RETURNING {RES_COLS}"
+    )
+}
+
+/// Moves the processes matching `where_clause` back to the request table as they were
+/// enqueued: same uuid, same `created_at`, `start_at` NULL (they were due), no retry spent.
+fn hand_back_sql(where_clause: &str) -> String {
+    format!(
+        "WITH back AS (DELETE FROM plainjobs_jobprocess WHERE {where_clause} RETURNING *)
+         INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+         SELECT COALESCE(requested_at, created_at), job_request_uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, NULL, trace_id, span_id
+         FROM back ORDER BY id"
     )
 }
 
@@ -657,20 +670,24 @@ impl Store for PgStore {
         if uuids.is_empty() {
             return Ok(0);
         }
-        let done = sqlx::query(
-            "WITH back AS (
-                DELETE FROM plainjobs_jobprocess
-                WHERE worker_id = $1 AND uuid = ANY($2) AND started_at IS NULL
-                RETURNING *
-             )
-             INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
-             SELECT COALESCE(requested_at, created_at), job_request_uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, NULL, trace_id, span_id
-             FROM back ORDER BY id",
-        )
-        .bind(worker_id)
-        .bind(uuids)
-        .execute(&self.pool)
-        .await?;
+        let sql = hand_back_sql("worker_id = $1 AND uuid = ANY($2) AND started_at IS NULL");
+        let done = sqlx::query(&sql)
+            .bind(worker_id)
+            .bind(uuids)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn hand_back_unaccounted(&self, worker_id: Uuid, accounted: &[Uuid]) -> Result<u64> {
+        let sql = hand_back_sql(&format!(
+            "worker_id = $1 AND {NOT_BEGUN} AND NOT (uuid = ANY($2))"
+        ));
+        let done = sqlx::query(&sql)
+            .bind(worker_id)
+            .bind(accounted)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -741,7 +758,22 @@ impl Store for PgStore {
         worker_id: Uuid,
         timeout: Duration,
         held: &[Uuid],
-    ) -> Result<Vec<JobResult>> {
+        began: &[Uuid],
+    ) -> Result<Orphans> {
+        let mut tx = self.pool.begin().await?;
+        // Jobs that never began go back to the queue first; what remains of the orphans began.
+        let accounted: Vec<Uuid> = held.iter().chain(began).copied().collect();
+        let back = hand_back_sql(&format!(
+            "worker_id = $1 AND {NOT_BEGUN} AND NOT (uuid = ANY($2))
+             AND created_at < now() - $3 * interval '1 microsecond'"
+        ));
+        let handed_back = sqlx::query(&back)
+            .bind(worker_id)
+            .bind(&accounted)
+            .bind(micros(timeout))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         let sql = lost_results_sql(
             "worker_id = $1 AND created_at < now() - $2 * interval '1 microsecond' AND NOT (uuid = ANY($3))",
             "$4",
@@ -753,9 +785,11 @@ impl Store for PgStore {
             .bind(format!(
                 "Lost: worker {worker_id} no longer ran this job (its bookkeeping was lost)"
             ))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
-        map_rows(rows, result_from)
+        let lost = map_rows(rows, result_from)?;
+        tx.commit().await?;
+        Ok(Orphans { handed_back, lost })
     }
 
     async fn rescue_unowned(&self, timeout: Duration) -> Result<Vec<JobResult>> {
@@ -859,6 +893,40 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(request_from).transpose()?)
+    }
+
+    async fn locate_requests(&self, uuids: &[Uuid]) -> Result<Vec<(Uuid, Located)>> {
+        if uuids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement, so one snapshot: a job moving between tables is seen in one of them.
+        let rows = sqlx::query(
+            "SELECT uuid, id, created_at, start_at FROM plainjobs_jobrequest WHERE uuid = ANY($1)
+             UNION ALL
+             SELECT job_request_uuid, NULL, COALESCE(requested_at, created_at), NULL FROM plainjobs_jobprocess WHERE job_request_uuid = ANY($1)
+             UNION ALL
+             SELECT job_request_uuid, NULL, COALESCE(requested_at, created_at), NULL FROM plainjobs_jobresult WHERE job_request_uuid = ANY($1)",
+        )
+        .bind(uuids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: Option<i64> = row.try_get(1)?;
+            let created_at: DateTime<Utc> = row.try_get(2)?;
+            let located = match id {
+                Some(id) => Located::Pending {
+                    id,
+                    created_at,
+                    start_at: row.try_get(3)?,
+                },
+                None => Located::Taken {
+                    requested_at: created_at,
+                },
+            };
+            out.push((row.try_get(0)?, located));
+        }
+        Ok(out)
     }
 
     async fn process_by_uuid(&self, uuid: Uuid) -> Result<Option<JobProcess>> {

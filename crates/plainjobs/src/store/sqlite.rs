@@ -28,10 +28,10 @@ use uuid::Uuid;
 
 use super::migrations::SQLITE as MIGRATIONS;
 use super::{
-    fold_stats, Conn, Finish, NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start, Store,
-    StoreTx,
+    fold_stats, Conn, Finish, Located, NewHeartbeat, NewRequest, Orphans, QueueStats, ResultFilter,
+    Start, Store, StoreTx, NOT_BEGUN,
 };
-use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
+use crate::model::{new_uuid, JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::{Error, Result};
 
 const REQ_COLS: &str = "id, created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id";
@@ -234,7 +234,7 @@ async fn insert_requests(
             };
             q = q
                 .bind(now)
-                .bind(crate::model::new_uuid().to_string())
+                .bind(r.uuid.to_string())
                 .bind(&r.job_class)
                 .bind(r.parameters.to_string())
                 .bind(r.priority)
@@ -273,7 +273,7 @@ async fn insert_results(
         let mut q = sqlx::query(&sql);
         for (p, status, error, retry) in chunk {
             q = q
-                .bind(crate::model::new_uuid().to_string())
+                .bind(new_uuid().to_string())
                 .bind(now)
                 .bind(p.uuid.to_string())
                 .bind(p.started_at.map(us))
@@ -334,6 +334,64 @@ async fn delete_processes(
     let mut out = map_rows(rows, process_from)?;
     out.sort_by_key(|p| p.id);
     Ok(out)
+}
+
+/// A uuid list as the JSON text `json_each` reads.
+fn uuid_list(uuids: &[Uuid]) -> Result<String> {
+    serde_json::to_string(&uuids.iter().map(Uuid::to_string).collect::<Vec<_>>())
+        .map_err(|e| Error::Worker(e.to_string()))
+}
+
+/// Deletes this worker's processes that `filter` selects (a condition that may use the uuid
+/// list as `?2`), and puts them back in the request table as they were enqueued: same uuid,
+/// same `created_at`, `start_at` NULL (they were due), no retry spent. With `min_age`, only
+/// processes claimed longer ago than that. Returns how many went back.
+async fn hand_back_where(
+    conn: &mut SqliteConnection,
+    worker_id: Uuid,
+    filter: &str,
+    uuids: &[Uuid],
+    min_age: Option<Duration>,
+) -> Result<u64> {
+    let sql = format!(
+        "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 AND {filter}
+           AND (?3 IS NULL OR created_at < ?3)
+         RETURNING {PROC_COLS}"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(worker_id.to_string())
+        .bind(uuid_list(uuids)?)
+        .bind(min_age.map(|age| now_us() - micros(age)))
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut gone = map_rows(rows, process_from)?;
+    gone.sort_by_key(|p| p.id);
+    for chunk in gone.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+             VALUES {}",
+            placeholders(chunk.len(), 13)
+        );
+        let mut q = sqlx::query(&sql);
+        for p in chunk {
+            q = q
+                .bind(us(p.requested_at.unwrap_or(p.created_at)))
+                .bind(p.job_request_uuid.to_string())
+                .bind(&p.job_class)
+                .bind(params_text(&p.parameters))
+                .bind(p.priority)
+                .bind(&p.source)
+                .bind(&p.queue)
+                .bind(p.retries)
+                .bind(p.retry_attempt)
+                .bind(&p.concurrency_key)
+                .bind(None::<i64>)
+                .bind(&p.trace_id)
+                .bind(&p.span_id);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(gone.len() as u64)
 }
 
 /// The SQLite store.
@@ -663,7 +721,7 @@ impl Store for SqliteStore {
             for (i, r) in chunk.iter().enumerate() {
                 let n = (chunk_no * CHUNK + i) as i64;
                 q = q
-                    .bind(crate::model::new_uuid().to_string())
+                    .bind(new_uuid().to_string())
                     .bind(now)
                     .bind((n < start).then_some(now))
                     .bind(r.uuid.to_string())
@@ -733,48 +791,32 @@ impl Store for SqliteStore {
     }
 
     async fn hand_back(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<u64> {
-        let list = serde_json::to_string(&uuids.iter().map(Uuid::to_string).collect::<Vec<_>>())
-            .map_err(|e| Error::Worker(e.to_string()))?;
         let mut tx = self.write_tx().await?;
         // Only unstarted jobs go back; a started one stays ours.
-        let sql = format!(
-            "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 AND started_at IS NULL AND uuid IN (SELECT value FROM json_each(?2)) RETURNING {PROC_COLS}"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(worker_id.to_string())
-            .bind(list)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut gone = map_rows(rows, process_from)?;
-        gone.sort_by_key(|p| p.id);
-        for chunk in gone.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
-                 VALUES {}",
-                placeholders(chunk.len(), 13)
-            );
-            let mut q = sqlx::query(&sql);
-            for p in chunk {
-                q = q
-                    .bind(us(p.requested_at.unwrap_or(p.created_at)))
-                    .bind(p.job_request_uuid.to_string())
-                    .bind(&p.job_class)
-                    .bind(params_text(&p.parameters))
-                    .bind(p.priority)
-                    .bind(&p.source)
-                    .bind(&p.queue)
-                    .bind(p.retries)
-                    .bind(p.retry_attempt)
-                    .bind(&p.concurrency_key)
-                    .bind(None::<i64>)
-                    .bind(&p.trace_id)
-                    .bind(&p.span_id);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        let n = hand_back_where(
+            &mut tx,
+            worker_id,
+            "started_at IS NULL AND uuid IN (SELECT value FROM json_each(?2))",
+            uuids,
+            None,
+        )
+        .await?;
         tx.commit().await?;
-        wake_local();
-        Ok(gone.len() as u64)
+        if n > 0 {
+            wake_local();
+        }
+        Ok(n)
+    }
+
+    async fn hand_back_unaccounted(&self, worker_id: Uuid, accounted: &[Uuid]) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let filter = format!("{NOT_BEGUN} AND uuid NOT IN (SELECT value FROM json_each(?2))");
+        let n = hand_back_where(&mut tx, worker_id, &filter, accounted, None).await?;
+        tx.commit().await?;
+        if n > 0 {
+            wake_local();
+        }
+        Ok(n)
     }
 
     async fn vacuum_requests(&self) -> Result<()> {
@@ -847,17 +889,21 @@ impl Store for SqliteStore {
         worker_id: Uuid,
         timeout: Duration,
         held: &[Uuid],
-    ) -> Result<Vec<JobResult>> {
-        let held = serde_json::to_string(&held.iter().map(Uuid::to_string).collect::<Vec<_>>())
-            .map_err(|e| Error::Worker(e.to_string()))?;
+        began: &[Uuid],
+    ) -> Result<Orphans> {
         let mut tx = self.write_tx().await?;
+        // Jobs that never began go back to the queue first; what remains of the orphans began.
+        let accounted: Vec<Uuid> = held.iter().chain(began).copied().collect();
+        let filter = format!("{NOT_BEGUN} AND uuid NOT IN (SELECT value FROM json_each(?2))");
+        let handed_back =
+            hand_back_where(&mut tx, worker_id, &filter, &accounted, Some(timeout)).await?;
         let sql = format!(
             "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 AND created_at < ?2 AND uuid NOT IN (SELECT value FROM json_each(?3)) RETURNING {PROC_COLS}"
         );
         let rows = sqlx::query(&sql)
             .bind(worker_id.to_string())
             .bind(now_us() - micros(timeout))
-            .bind(held)
+            .bind(uuid_list(held)?)
             .fetch_all(&mut *tx)
             .await?;
         let mut gone = map_rows(rows, process_from)?;
@@ -868,9 +914,12 @@ impl Store for SqliteStore {
             .iter()
             .map(|p| (p, JobStatus::Lost, error.as_str(), None))
             .collect();
-        let results = insert_results(&mut tx, &rows).await?;
+        let lost = insert_results(&mut tx, &rows).await?;
         tx.commit().await?;
-        Ok(results)
+        if handed_back > 0 {
+            wake_local();
+        }
+        Ok(Orphans { handed_back, lost })
     }
 
     async fn rescue_unowned(&self, timeout: Duration) -> Result<Vec<JobResult>> {
@@ -988,6 +1037,40 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(request_from).transpose()?)
+    }
+
+    async fn locate_requests(&self, uuids: &[Uuid]) -> Result<Vec<(Uuid, Located)>> {
+        if uuids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement, so one snapshot: a job moving between tables is seen in one of them.
+        let rows = sqlx::query(
+            "SELECT uuid, id, created_at, start_at FROM plainjobs_jobrequest WHERE uuid IN (SELECT value FROM json_each(?1))
+             UNION ALL
+             SELECT job_request_uuid, NULL, COALESCE(requested_at, created_at), NULL FROM plainjobs_jobprocess WHERE job_request_uuid IN (SELECT value FROM json_each(?1))
+             UNION ALL
+             SELECT job_request_uuid, NULL, COALESCE(requested_at, created_at), NULL FROM plainjobs_jobresult WHERE job_request_uuid IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(uuid_list(uuids)?)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: Option<i64> = row.try_get("id")?;
+            let created_at = time(row, "created_at")?;
+            let located = match id {
+                Some(id) => Located::Pending {
+                    id,
+                    created_at,
+                    start_at: opt_time(row, "start_at")?,
+                },
+                None => Located::Taken {
+                    requested_at: created_at,
+                },
+            };
+            out.push((uuid(row, "uuid")?, located));
+        }
+        Ok(out)
     }
 
     async fn process_by_uuid(&self, id: Uuid) -> Result<Option<JobProcess>> {

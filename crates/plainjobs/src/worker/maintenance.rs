@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::retry::retry_result;
-use super::run::{lock, Shared};
+use super::run::{accounted, lock, Shared};
 use crate::enqueue::{build_request, Options};
 use crate::model::{JobResult, JobStatus};
 use crate::registry::ErasedJob;
@@ -138,16 +138,50 @@ pub(crate) async fn rescue(shared: &Shared) {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "rescue of jobs without a worker failed"),
     }
-    let held: Vec<_> = lock(&shared.held).iter().copied().collect();
-    match store.rescue_orphans(shared.worker_id, timeout, &held).await {
-        Ok(results) if !results.is_empty() => {
-            tracing::warn!(
-                jobs = results.len(),
-                "rescued this worker's own orphaned jobs as LOST"
-            );
-            after_rescue(shared, results).await;
+    rescue_own_orphans(shared, timeout).await;
+}
+
+/// How long the orphan rescue waits for a claim in flight before it tries again next pass.
+const CLAIM_WAIT: Duration = Duration::from_secs(5);
+
+/// This worker's own processes that it does not hold, older than `timeout`: those that never
+/// began (a claim whose reply was lost, say) go back to the queue with no retry spent; those
+/// that began become LOST. No claim of ours is in flight meanwhile (`claim_lock`), so `held`
+/// has everything claimed.
+async fn rescue_own_orphans(shared: &Shared, timeout: Duration) {
+    let Ok(claiming) = tokio::time::timeout(CLAIM_WAIT, shared.claim_lock.lock()).await else {
+        tracing::debug!("a claim is taking long; the orphan rescue waits for the next pass");
+        return;
+    };
+    let (held, began) = accounted(shared);
+    let orphans = shared
+        .jobs
+        .store()
+        .rescue_orphans(shared.worker_id, timeout, &held, &began)
+        .await;
+    drop(claiming);
+    match orphans {
+        Ok(orphans) => {
+            if orphans.handed_back > 0 {
+                tracing::warn!(
+                    jobs = orphans.handed_back,
+                    "handed this worker's own orphaned jobs that never began back to the queue"
+                );
+            }
+            if !orphans.lost.is_empty() {
+                {
+                    let mut abandoned = lock(&shared.abandoned);
+                    for r in &orphans.lost {
+                        abandoned.remove(&r.job_process_uuid);
+                    }
+                }
+                tracing::warn!(
+                    jobs = orphans.lost.len(),
+                    "rescued this worker's own orphaned jobs as LOST"
+                );
+                after_rescue(shared, orphans.lost).await;
+            }
         }
-        Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "orphan rescue failed"),
     }
 }

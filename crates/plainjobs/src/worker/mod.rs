@@ -52,6 +52,10 @@ pub struct WorkerConfig {
     pub max_claim_failures: u32,
     /// The IANA time zone schedules given as text are evaluated in (UTC).
     pub timezone: chrono_tz::Tz,
+    /// Tests only: this many claims that take jobs commit, but their reply is lost on the way
+    /// back (the claim loop sees a connection error).
+    #[cfg(test)]
+    pub(crate) lose_claim_replies: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Default for WorkerConfig {
@@ -69,6 +73,8 @@ impl Default for WorkerConfig {
             stats_interval: None,
             max_claim_failures: 30,
             timezone: chrono_tz::UTC,
+            #[cfg(test)]
+            lose_claim_replies: Default::default(),
         }
     }
 }

@@ -42,6 +42,7 @@ macro_rules! follow_request {
     ($row:expr, $attempt:expr, $delay:expr) => {{
         let (row, delay): (_, Duration) = ($row, $delay);
         NewRequest {
+            uuid: crate::model::new_uuid(),
             job_class: row.job_class.clone(),
             parameters: row.parameters.clone().unwrap_or_else(|| serde_json::json!({"args": [], "kwargs": {}})),
             priority: row.priority,

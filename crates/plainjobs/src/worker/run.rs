@@ -37,6 +37,74 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Gives up on a job that began but whose result cannot be written: it leaves `held` for
+/// `abandoned` (added there first, so [`accounted`] never misses it), and the orphan rescue
+/// turns it LOST once it is older than the heartbeat timeout.
+pub(crate) fn abandon(shared: &Shared, process_uuid: Uuid) {
+    lock(&shared.abandoned).insert(process_uuid);
+    lock(&shared.held).remove(&process_uuid);
+}
+
+/// The processes this worker accounts for: `(held, abandoned)`. Read in that order, the reverse
+/// of [`abandon`]'s, so a job moving from one to the other is in at least one of them.
+pub(crate) fn accounted(shared: &Shared) -> (Vec<Uuid>, Vec<Uuid>) {
+    let held = lock(&shared.held).iter().copied().collect();
+    let abandoned = lock(&shared.abandoned).iter().copied().collect();
+    (held, abandoned)
+}
+
+/// [`accounted`] as one list.
+fn all_accounted(shared: &Shared) -> Vec<Uuid> {
+    let (mut all, abandoned) = accounted(shared);
+    all.extend(abandoned);
+    all
+}
+
+/// At shutdown, once claiming has stopped: hands back what a claim whose reply was lost may have
+/// left (see [`claim`]), so that it is not left to a rescuer as LOST. Best effort.
+async fn hand_back_unaccounted(shared: &Shared) {
+    match shared
+        .jobs
+        .store()
+        .hand_back_unaccounted(shared.worker_id, &all_accounted(shared))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            jobs = n,
+            "a claim committed although its reply was lost; its jobs went back to the queue"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look for jobs of a claim whose reply was lost")
+        }
+    }
+}
+
+/// Whether a failed statement may have committed without our learning of it: the connection
+/// broke (I/O, TLS, protocol, the server closing it) or the reply came but could not be read.
+/// An error reply from the database means the statement rolled back, and a statement that got
+/// no connection never ran.
+pub(crate) fn may_have_committed(e: &Error) -> bool {
+    match e {
+        Error::Database(sqlx::Error::Database(db)) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or("");
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        }
+        Error::Database(
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::ColumnIndexOutOfBounds { .. },
+        ) => true,
+        _ => false,
+    }
+}
+
 /// Everything the worker's tasks share.
 pub(crate) struct Shared {
     pub jobs: Jobs,
@@ -46,8 +114,16 @@ pub(crate) struct Shared {
     pub heartbeat: NewHeartbeat,
     pub config: WorkerConfig,
     pub concurrency: usize,
-    /// Processes this worker owns whose result is not written yet.
+    /// Processes this worker owns whose result is not written yet: claimed ahead and waiting
+    /// in the local buffer, running, or with a start or finish on its way to the database.
     pub held: Mutex<HashSet<Uuid>>,
+    /// Jobs that began but whose result this worker gave up writing: no longer held, left to
+    /// the orphan rescue, which turns them LOST and never hands them back (their start may not
+    /// be recorded). See [`abandon`] and [`accounted`].
+    pub abandoned: Mutex<HashSet<Uuid>>,
+    /// Held across a claim and the recording of what it claimed in `held`, so that the orphan
+    /// rescue, which takes it too, never mistakes a claim in flight for orphans.
+    pub claim_lock: tokio::sync::Mutex<()>,
     /// Job tasks that can be cancelled.
     running: Mutex<HashMap<Uuid, (AbortHandle, JobProcess)>>,
     pub heartbeat_ok: AtomicBool,
@@ -145,7 +221,7 @@ pub(crate) async fn run(
         schedules,
         clock,
     } = worker;
-    let worker_id = Uuid::new_v4();
+    let worker_id = crate::model::new_uuid();
     let heartbeat = NewHeartbeat {
         worker_id,
         hostname: hostname(),
@@ -164,6 +240,8 @@ pub(crate) async fn run(
         config,
         concurrency,
         held: Mutex::new(HashSet::new()),
+        abandoned: Mutex::new(HashSet::new()),
+        claim_lock: tokio::sync::Mutex::new(()),
         running: Mutex::new(HashMap::new()),
         heartbeat_ok: AtomicBool::new(true),
         reregistered: AtomicBool::new(false),
@@ -210,6 +288,7 @@ pub(crate) async fn run(
 
     // Shutdown: hand back what never started, let running jobs finish (or cancel them).
     hand_back(&shared, &mut buffer).await;
+    hand_back_unaccounted(&shared).await;
     drain(&shared, &slots, concurrency).await;
     // All job tasks are done: close the completer's channel and let it flush.
     lock(&shared.finish_tx).take();
@@ -251,6 +330,8 @@ async fn claim_loop(
     let store = shared.jobs.store();
     let mut more = true;
     let mut failures: u32 = 0;
+    // A claim failed in a way that may have committed: what it claimed must go back.
+    let mut unsure = false;
     // When the oldest job now in the local buffer was claimed.
     let mut buffer_since: Option<Instant> = None;
     loop {
@@ -340,10 +421,7 @@ async fn claim_loop(
         if want == 0 {
             continue;
         }
-        match store
-            .claim(shared.worker_id, queues, start as i64, prefetch as i64)
-            .await
-        {
+        match claim(shared, queues, start, prefetch, &mut unsure).await {
             Ok(rows) => {
                 failures = 0;
                 more = rows.len() == want;
@@ -352,12 +430,6 @@ async fn claim_loop(
                     .claimed
                     .fetch_add(rows.len() as u64, Ordering::Relaxed);
                 vacuum_when_due(shared, rows.len());
-                {
-                    let mut held = lock(&shared.held);
-                    for p in &rows {
-                        held.insert(p.uuid);
-                    }
-                }
                 if buffer.is_empty() && rows.iter().any(|p| p.started_at.is_none()) {
                     buffer_since = Some(Instant::now());
                 }
@@ -373,6 +445,9 @@ async fn claim_loop(
             }
             Err(e) => {
                 failures += 1;
+                if may_have_committed(&e) {
+                    unsure = true;
+                }
                 tracing::warn!(error = %e, failures, "claim failed");
                 if failures >= shared.config.max_claim_failures {
                     return Err(Error::Worker(format!(
@@ -393,6 +468,60 @@ async fn claim_loop(
             }
         }
     }
+}
+
+/// Claims `start + prefetch` jobs and records them in `held` before the orphan rescue can look
+/// (it waits on `claim_lock`).
+///
+/// First, when an earlier claim failed in a way that may have committed (`unsure`), hands back
+/// what it may have claimed: this loop is the only claimer, so no claim of ours is in flight,
+/// and every process of this worker that never began and that it does not account for came
+/// from a claim whose reply was lost. Until that hand-back succeeds (the database answers
+/// again) nothing more is claimed; its failure counts as a claim failure.
+async fn claim(
+    shared: &Shared,
+    queues: &[String],
+    start: usize,
+    prefetch: usize,
+    unsure: &mut bool,
+) -> Result<Vec<JobProcess>> {
+    let store = shared.jobs.store();
+    if *unsure {
+        let n = store
+            .hand_back_unaccounted(shared.worker_id, &all_accounted(shared))
+            .await?;
+        *unsure = false;
+        if n > 0 {
+            tracing::warn!(
+                jobs = n,
+                "a claim committed although its reply was lost; its jobs went back to the queue"
+            );
+        }
+    }
+    let _claiming = shared.claim_lock.lock().await;
+    let rows = store
+        .claim(shared.worker_id, queues, start as i64, prefetch as i64)
+        .await?;
+    #[cfg(test)]
+    if !rows.is_empty()
+        && shared
+            .config
+            .lose_claim_replies
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    {
+        // The claim committed; its reply is lost on the way back.
+        drop(rows);
+        return Err(Error::Database(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "test: the claim's reply was lost",
+        ))));
+    }
+    let mut held = lock(&shared.held);
+    for p in &rows {
+        held.insert(p.uuid);
+    }
+    Ok(rows)
 }
 
 /// Claims leave a dead entry per job at the head of the claim index; each later claim walks over
@@ -654,9 +783,9 @@ pub(crate) async fn follow_up(
             }
         }
     }
-    // No longer ours to account for: the orphan rescue turns it LOST (and retries it) once it
-    // is older than the heartbeat timeout.
-    lock(&shared.held).remove(&process.uuid);
+    // No longer held: the orphan rescue turns it LOST (and retries it) once it is older than
+    // the heartbeat timeout.
+    abandon(shared, process.uuid);
     tracing::error!(job_process_uuid = %process.uuid, "gave up writing the result; the job will be rescued as LOST");
     None
 }
@@ -727,10 +856,15 @@ async fn write_batch(shared: &Shared, starts: &[Uuid], batch: &[Finish]) {
                 tracing::warn!(error = %e, jobs = batch.len(), "the database refused a batch of results; writing them one by one");
                 for one in batch {
                     let single = std::slice::from_ref(one);
-                    if let Err(e) = store.finish_many(shared.worker_id, &[], single).await {
-                        tracing::error!(error = %e, job_process_uuid = %one.process_uuid, "cannot write this result; the job will be rescued as LOST");
+                    match store.finish_many(shared.worker_id, &[], single).await {
+                        Ok(_) => {
+                            lock(&shared.held).remove(&one.process_uuid);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, job_process_uuid = %one.process_uuid, "cannot write this result; the job will be rescued as LOST");
+                            abandon(shared, one.process_uuid);
+                        }
                     }
-                    lock(&shared.held).remove(&one.process_uuid);
                 }
                 if !starts.is_empty() {
                     let _ = store.finish_many(shared.worker_id, starts, &[]).await;
@@ -842,4 +976,139 @@ async fn drain(shared: &Arc<Shared>, slots: &Arc<Semaphore>, concurrency: usize)
     maintenance::dispatch_aborted(shared, &results).await;
     // Cancelled tasks release their slots as they unwind.
     let _ = tokio::time::timeout(Duration::from_secs(5), slots.acquire_many(all)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use crate::test_support::{conformance, test_jobs, Backend};
+    use crate::{Job, JobContext, JobError, JobStatus, Outcome, Worker, WorkerConfig};
+
+    /// Each run, as (job id, retry attempt).
+    #[derive(Clone, Default)]
+    struct Runs(Arc<Mutex<Vec<(u32, i16)>>>);
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Counted {
+        id: u32,
+    }
+
+    impl Job for Counted {
+        const NAME: &'static str = "tests.Counted";
+        async fn run(&self, ctx: &JobContext) -> Result<Outcome, JobError> {
+            let runs = ctx.state::<Runs>()?;
+            super::lock(&runs.0).push((self.id, ctx.process().retry_attempt));
+            Ok(Outcome::Success)
+        }
+    }
+
+    async fn wait_for_results(jobs: &crate::Jobs, n: usize) -> Vec<crate::JobResult> {
+        let began = Instant::now();
+        loop {
+            let results = jobs.results(None, None, None, 100).await.expect("results");
+            if results.len() >= n || began.elapsed() > Duration::from_secs(20) {
+                return results;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// A claim commits but its reply is lost (the worker sees a connection error). Its jobs
+    /// (no retries: LOST would end them for good) go back to the queue as soon as the database
+    /// answers, long before any orphan rescue could look (the heartbeat timeout is an hour),
+    /// and then run exactly once each, as first attempts. The worker has seen quick jobs
+    /// before, so the lost claim holds jobs it was to start at once (their `started_at` stamped
+    /// by the claim) and jobs claimed ahead (`started_at` NULL).
+    async fn a_claim_whose_reply_is_lost_hands_its_jobs_back_at_once(backend: Backend) {
+        let jobs = test_jobs(backend).await;
+        let config = WorkerConfig {
+            heartbeat_interval: Duration::from_millis(200),
+            heartbeat_timeout: Duration::from_secs(3600),
+            poll_interval: Duration::from_millis(100),
+            ..WorkerConfig::default()
+        };
+        let lose = config.lose_claim_replies.clone();
+        let runs = Runs::default();
+        let w = Worker::new(jobs.clone())
+            .register::<Counted>()
+            .state(runs.clone())
+            .config(config)
+            .concurrency(2)
+            .spawn();
+        // Quick jobs first: from now on the worker claims ahead.
+        jobs.enqueue_many((0..3).map(|id| Counted { id }))
+            .await
+            .expect("enqueue");
+        assert_eq!(wait_for_results(&jobs, 3).await.len(), 3);
+        lose.store(1, Ordering::Release);
+        jobs.enqueue_many((3..13).map(|id| Counted { id }))
+            .await
+            .expect("enqueue");
+        let results = wait_for_results(&jobs, 13).await;
+        w.stop().await.expect("worker stops");
+        assert_eq!(lose.load(Ordering::Acquire), 0, "a claim's reply was lost");
+        assert_eq!(results.len(), 13, "every job ended: {results:#?}");
+        assert!(
+            results
+                .iter()
+                .all(|r| r.status == JobStatus::Successful && r.retry_attempt == 0),
+            "{results:#?}"
+        );
+        let mut ran = super::lock(&runs.0).clone();
+        ran.sort();
+        assert_eq!(
+            ran,
+            (0..13).map(|id| (id, 0)).collect::<Vec<_>>(),
+            "each job ran once"
+        );
+        assert!(jobs.requests(10).await.expect("requests").is_empty());
+        assert!(jobs.processes(10).await.expect("processes").is_empty());
+    }
+
+    /// The worker is stopped right after a claim's reply was lost, before it claims again: its
+    /// shutdown hands those jobs back, rather than leaving them to a rescuer as LOST.
+    async fn a_worker_stopped_after_a_lost_claim_reply_hands_its_jobs_back(backend: Backend) {
+        let jobs = test_jobs(backend).await;
+        jobs.enqueue_many((0..3).map(|id| Counted { id }))
+            .await
+            .expect("enqueue");
+        let config = WorkerConfig {
+            heartbeat_interval: Duration::from_millis(200),
+            heartbeat_timeout: Duration::from_secs(3600),
+            ..WorkerConfig::default()
+        };
+        config.lose_claim_replies.store(1, Ordering::Release);
+        let lose = config.lose_claim_replies.clone();
+        let runs = Runs::default();
+        let w = Worker::new(jobs.clone())
+            .register::<Counted>()
+            .state(runs.clone())
+            .config(config)
+            .spawn();
+        let began = Instant::now();
+        while lose.load(Ordering::Acquire) > 0 && began.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // The claim loop is backing off (0.2 s) before it claims again.
+        w.stop().await.expect("worker stops");
+        assert_eq!(lose.load(Ordering::Acquire), 0, "a claim's reply was lost");
+        assert!(super::lock(&runs.0).is_empty(), "nothing ran");
+        let requests = jobs.requests(10).await.expect("requests");
+        assert_eq!(requests.len(), 3, "handed back");
+        assert!(requests.iter().all(|r| r.retry_attempt == 0));
+        assert!(jobs.processes(10).await.expect("processes").is_empty());
+        assert!(jobs
+            .results(None, None, None, 10)
+            .await
+            .expect("results")
+            .is_empty());
+    }
+
+    conformance!(
+        a_claim_whose_reply_is_lost_hands_its_jobs_back_at_once,
+        a_worker_stopped_after_a_lost_claim_reply_hands_its_jobs_back,
+    );
 }
