@@ -281,7 +281,7 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// `accounted` (what the worker holds or knows began) and never began ([`NOT_BEGUN`]): the
     /// jobs of a claim that committed although its reply was lost.
     async fn hand_back_unaccounted(&self, worker_id: Uuid, accounted: &[Uuid]) -> Result<u64>;
-    /// Reclaims the dead entries that claims leave in the request table and its indexes
+    /// Reclaims the dead entries that claims and results leave in the request and process tables
     /// (skipped when another vacuum is running). No-op where the backend has no need.
     async fn vacuum_requests(&self) -> Result<()>;
     /// Time until the earliest scheduled request of `queues` becomes ready.

@@ -429,7 +429,7 @@ async fn claim_loop(
                     .stats
                     .claimed
                     .fetch_add(rows.len() as u64, Ordering::Relaxed);
-                vacuum_when_due(shared, rows.len());
+                vacuum_when_due(shared, rows.len(), !more);
                 if buffer.is_empty() && rows.iter().any(|p| p.started_at.is_none()) {
                     buffer_since = Some(Instant::now());
                 }
@@ -526,16 +526,22 @@ async fn claim(
 
 /// Claims leave a dead entry per job at the head of the claim index; each later claim walks over
 /// them until vacuum removes them, which autovacuum does only once a minute at best. After every
-/// `VACUUM_EVERY` claimed jobs the worker vacuums the request table itself, in the background.
+/// `VACUUM_EVERY` claimed jobs the worker vacuums the request and process tables itself, in the
+/// background.
 const VACUUM_EVERY: u64 = 50_000;
 
-fn vacuum_when_due(shared: &Arc<Shared>, claimed: usize) {
+/// When the queue runs dry after this many claimed jobs, the worker vacuums at once, so the next
+/// job after a burst does not walk over the burst's dead entries (the idle latency).
+const VACUUM_WHEN_DRY: u64 = 1_000;
+
+fn vacuum_when_due(shared: &Arc<Shared>, claimed: usize, dry: bool) {
     let since = shared
         .stats
         .claimed_since_vacuum
         .fetch_add(claimed as u64, Ordering::Relaxed)
         + claimed as u64;
-    if since < VACUUM_EVERY || shared.stats.vacuuming.swap(true, Ordering::AcqRel) {
+    let due = since >= VACUUM_EVERY || (dry && since >= VACUUM_WHEN_DRY);
+    if !due || shared.stats.vacuuming.swap(true, Ordering::AcqRel) {
         return;
     }
     shared
