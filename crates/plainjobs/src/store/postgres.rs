@@ -196,13 +196,15 @@ fn claim_sql(queues: usize) -> String {
          ), numbered AS MATERIALIZED (
             SELECT id, row_number() OVER () AS n FROM picked
          ), moved AS (
-            DELETE FROM plainjobs_jobrequest r USING numbered
-            WHERE r.id = numbered.id
-            RETURNING r.*, numbered.n
+            -- Point lookups by id (= ANY of an array), never a join that could walk the primary
+            -- key from its dead head.
+            DELETE FROM plainjobs_jobrequest r
+            WHERE r.id = ANY (ARRAY(SELECT id FROM picked))
+            RETURNING r.*
          )
          INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id)
-         SELECT ($5::uuid[])[n], now(), CASE WHEN n <= $4 THEN now() END, uuid, created_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, $1
-         FROM moved ORDER BY n
+         SELECT ($5::uuid[])[b.n], now(), CASE WHEN b.n <= $4 THEN now() END, m.uuid, m.created_at, m.job_class, m.parameters, m.priority, m.source, m.queue, m.retries, m.retry_attempt, m.concurrency_key, m.trace_id, m.span_id, $1
+         FROM moved m JOIN numbered b ON b.id = m.id ORDER BY b.n
          RETURNING {PROC_COLS}"
     )
 }
@@ -1099,6 +1101,10 @@ mod tests {
                 "{rows} rows: the index yields claim order\n{plan}"
             );
             assert!(!plan.contains("JIT"), "{rows} rows: {plan}");
+            assert!(
+                plan.contains("Index Cond: (id = ANY ($"),
+                "{rows} rows: the delete looks rows up by id\n{plan}"
+            );
         }
         let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
             .fetch_one(&store.claims)
