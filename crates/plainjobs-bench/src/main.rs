@@ -85,8 +85,8 @@ struct Args {
     /// (to look at the claim with EXPLAIN, say).
     #[arg(long)]
     backlog_only: bool,
-    /// Before the drain, fill the result table with this many finished jobs of the past 30 days
-    /// (history, as a busy queue keeps for its retention period), to measure that its size does
+    /// Before the drain, fill the result table with this many finished jobs of the past 6 days
+    /// (history within the default 7-day retention, so the worker keeps it), to measure that its size does
     /// not slow the lifecycle down.
     #[arg(long, default_value_t = 0)]
     prefill_results: u64,
@@ -194,7 +194,7 @@ async fn queued(probe: &PgPool) -> anyhow::Result<i64> {
     Ok(n)
 }
 
-/// Fills the result table with `n` SUCCESSFUL results spread over the past 30 days, with
+/// Fills the result table with `n` SUCCESSFUL results spread over the past 6 days, with
 /// time-ordered (version 7) uuids as the library makes them, in statements of a million rows.
 async fn prefill_results(probe: &PgPool, n: u64) -> anyhow::Result<()> {
     let t = Instant::now();
@@ -218,7 +218,7 @@ async fn prefill_results(probe: &PgPool, n: u64) -> anyhow::Result<()> {
                     'bench.Noop', jsonb_build_object('args', jsonb_build_array(), 'kwargs', jsonb_build_object('seq', i, 'timed', false)),
                     0, 'prefill', 'default', 0, 0, '', NULL, NULL, NULL
              FROM generate_series($1::int8, $2::int8 - 1) AS i,
-                  LATERAL (SELECT now() - interval '30 days' + i * (interval '30 days' / $3::int8) AS at) AS a"
+                  LATERAL (SELECT now() - interval '6 days' + i * (interval '6 days' / $3::int8) AS at) AS a"
         ))
         .bind(from as i64)
         .bind(to as i64)

@@ -906,15 +906,39 @@ async fn retention_deletes_old_results(backend: Backend) {
         1
     );
     assert_eq!(db.results().await.len(), 2);
-    // The worker does it by itself too.
+    // The worker does it by itself too, in as many batches as it takes (here more than two),
+    // and leaves results within retention alone.
     db.exec(&format!(
         "UPDATE plainjobs_jobresult SET created_at = {}",
         db.ago_sql(8 * 86400)
     ))
     .await;
+    let uuid = |col: &str| match backend {
+        Backend::Postgres => format!("md5('{col}' || i)::uuid"),
+        Backend::Sqlite => format!("printf('%08x-0000-4000-8000-%012d', {}, i)", col.len()),
+    };
+    db.exec(&format!(
+        "INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id)
+         WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 12000)
+         SELECT {}, {}, {}, NULL, NULL, '', 'SUCCESSFUL', {}, NULL, 'tests.Old', NULL, 0, '', 'default', 0, 0, '', NULL, NULL, NULL FROM s",
+        uuid("u"),
+        db.ago_sql(8 * 86400),
+        uuid("process"),
+        uuid("request_uuid"),
+    ))
+    .await;
+    db.exec(&format!(
+        "UPDATE plainjobs_jobresult SET created_at = {} WHERE id IN (SELECT max(id) FROM plainjobs_jobresult)",
+        db.ago_sql(86400)
+    ))
+    .await;
+    assert_eq!(db.results().await.len(), 12_002);
     let w = worker(&db, &rec).spawn();
-    assert!(wait_until(T, || async { db.results().await.is_empty() }).await);
+    assert!(wait_until(T, || async { db.results().await.len() == 1 }).await);
     w.stop().await.unwrap();
+    let kept = db.results().await;
+    assert_eq!(kept.len(), 1, "the result within retention is kept");
+    assert_eq!(kept[0].job_class, "tests.Old");
 }
 
 async fn periodic_retry_pass_retries_results_it_did_not_write(backend: Backend) {

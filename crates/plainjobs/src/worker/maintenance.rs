@@ -206,12 +206,48 @@ pub(crate) async fn retry_pass(shared: &Shared, cursor: &mut i64) {
     }
 }
 
-async fn retention_pass(shared: &Shared) {
-    match shared.jobs.clear_results(shared.config.retention).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(deleted = n, "deleted results past retention"),
-        Err(e) => tracing::warn!(error = %e, "could not delete old results"),
+/// Results deleted per statement by the retention pass.
+const RETENTION_BATCH: i64 = 5_000;
+
+/// The longest one retention pass deletes before it lets the next tick carry on: a table with
+/// millions of results past retention (a first run, a lowered retention) is worked off a second
+/// per tick instead of keeping the database busy until it is done.
+const RETENTION_BUDGET: Duration = Duration::from_secs(1);
+
+/// Deletes results past retention, in batches, for at most [`RETENTION_BUDGET`]. Returns
+/// whether more are left.
+async fn retention_pass(shared: &Shared) -> bool {
+    let began = Instant::now();
+    let mut deleted = 0u64;
+    let more = loop {
+        if shared.stop.is_cancelled() {
+            break false;
+        }
+        match shared
+            .jobs
+            .store()
+            .delete_results_before(shared.config.retention, RETENTION_BATCH)
+            .await
+        {
+            Ok(n) => {
+                deleted += n;
+                if n < RETENTION_BATCH as u64 {
+                    break false;
+                }
+                if began.elapsed() >= RETENTION_BUDGET {
+                    break true;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not delete old results");
+                break false;
+            }
+        }
+    };
+    if deleted > 0 {
+        tracing::info!(deleted, more, "deleted results past retention");
     }
+    more
 }
 
 /// The concurrency key of one scheduled occurrence: any number of workers enqueue it once.
@@ -314,6 +350,7 @@ pub(crate) async fn maintenance_loop(
     let mut last_retry = Instant::now();
     let mut retry_cursor = 0i64;
     let mut last_retention: Option<Instant> = None;
+    let mut retention_left = false;
     loop {
         if last_rescue.is_none_or(|t| t.elapsed() >= cfg.rescue_interval) {
             rescue(&shared).await;
@@ -323,8 +360,8 @@ pub(crate) async fn maintenance_loop(
             retry_pass(&shared, &mut retry_cursor).await;
             last_retry = Instant::now();
         }
-        if last_retention.is_none_or(|t| t.elapsed() >= cfg.retention_interval) {
-            retention_pass(&shared).await;
+        if retention_left || last_retention.is_none_or(|t| t.elapsed() >= cfg.retention_interval) {
+            retention_left = retention_pass(&shared).await;
             last_retention = Some(Instant::now());
         }
         if !schedules.is_empty() && !shared.stop.is_cancelled() {
