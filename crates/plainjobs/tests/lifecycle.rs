@@ -532,6 +532,36 @@ async fn bulk_enqueue_across_statements(backend: Backend) {
         id_sum
     );
 
+    // A delayed bulk: each returned start is the database's own, as stored.
+    let delayed = db
+        .jobs
+        .enqueue_many((0..3).map(|i| Probe::new(format!("later{i}"), Action::Succeed)))
+        .delay(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(delayed.len(), 3);
+    for r in &delayed {
+        let start = r.start_at.expect("a delayed request has a start");
+        assert_eq!(start - r.created_at, chrono::TimeDelta::seconds(3600));
+    }
+    let stored = db
+        .jobs
+        .find(delayed[0].uuid)
+        .await
+        .unwrap()
+        .expect("the delayed request");
+    let plainjobs::Found::Request(stored) = stored else {
+        panic!("still pending: {stored:?}")
+    };
+    assert_eq!(stored.start_at, delayed[0].start_at);
+    assert_eq!(stored.created_at, delayed[0].created_at);
+    assert_eq!(stored.id, delayed[0].id);
+    db.exec(&format!(
+        "DELETE FROM plainjobs_jobrequest WHERE uuid IN ('{}', '{}', '{}')",
+        delayed[0].uuid, delayed[1].uuid, delayed[2].uuid
+    ))
+    .await;
+
     // A job that cannot be encoded, in the third statement's range: nothing is inserted.
     let err = db
         .jobs

@@ -302,14 +302,20 @@ async fn insert_requests(
             trace_id.push(r.trace_id.as_deref());
             span_id.push(r.span_id.as_deref());
         }
-        let sql = "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+        // What the database decided comes back as one row of arrays (in the order the rows were
+        // inserted), not a row per request: decoding thousands of rows cost the client more than
+        // the insert cost the server.
+        let sql = "WITH made AS (
+             INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
              SELECT now(), t.uuid, t.job_class, t.parameters, t.priority, t.source, t.queue, t.retries, t.retry_attempt, t.concurrency_key,
                     CASE WHEN t.delay_us IS NOT NULL THEN now() + t.delay_us * interval '1 microsecond' ELSE t.start_at END,
                     t.trace_id, t.span_id
              FROM unnest($1::text[], $2::jsonb[], $3::int2[], $4::text[], $5::text[], $6::int2[], $7::int2[], $8::text[], $9::int8[], $10::timestamptz[], $11::text[], $12::text[], $13::uuid[])
                   WITH ORDINALITY AS t(job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, delay_us, start_at, trace_id, span_id, uuid, ord)
              ORDER BY t.ord
-             RETURNING uuid, id, created_at, start_at";
+             RETURNING uuid, id, start_at
+           )
+           SELECT now(), array_agg(uuid), array_agg(id), array_agg(start_at) FROM made";
         sqlx::query(sql)
             .bind(job_class)
             .bind(parameters)
@@ -324,22 +330,21 @@ async fn insert_requests(
             .bind(trace_id)
             .bind(span_id)
             .bind(&uuids)
-            .fetch_all(&mut *conn)
+            .fetch_one(&mut *conn)
             .await?
     };
+    // `now()` is the transaction's start: every row's created_at.
+    let created_at: DateTime<Utc> = made.try_get(0)?;
+    let made_uuids: Vec<Uuid> = made.try_get(1)?;
+    let ids: Vec<i64> = made.try_get(2)?;
+    let starts: Vec<Option<DateTime<Utc>>> = made.try_get(3)?;
     type Decided = (i64, DateTime<Utc>, Option<DateTime<Utc>>);
-    let decided = |row: &PgRow| -> sqlx::Result<(Uuid, Decided)> {
-        Ok((
-            row.try_get(0)?,
-            (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?),
-        ))
-    };
     // The rows come back in the order they were inserted in practice; PostgreSQL does not
     // promise it, so any other order is matched by uuid.
     let mut in_order = Vec::with_capacity(n);
     let mut by_uuid = std::collections::HashMap::new();
-    for (i, row) in made.iter().enumerate() {
-        let (uuid, d) = decided(row)?;
+    for (i, ((uuid, id), start_at)) in made_uuids.into_iter().zip(ids).zip(starts).enumerate() {
+        let d: Decided = (id, created_at, start_at);
         if by_uuid.is_empty() && uuids.get(i) == Some(&uuid) {
             in_order.push(d);
         } else {
