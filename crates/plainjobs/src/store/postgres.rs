@@ -1,7 +1,7 @@
 //! The PostgreSQL backend.
 
 use std::ops::DerefMut;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -133,10 +133,10 @@ fn map_rows<T>(rows: Vec<PgRow>, f: fn(&PgRow) -> sqlx::Result<T>) -> Result<Vec
     rows.iter().map(|r| f(r).map_err(Error::from)).collect()
 }
 
-/// The PostgreSQL store: a connection pool, and a small pool of its own for claims.
+/// The PostgreSQL store: a connection pool, and the claim's own sessions.
 pub(crate) struct PgStore {
     pool: PgPool,
-    /// Connections for the claim statement, with `synchronous_commit = off`: a claim does not
+    /// Sessions for the claim statement, with `synchronous_commit = off`: a claim does not
     /// wait for its WAL to reach the disk. Losing a claim to a server crash loses nothing: its
     /// requests are back in the queue after recovery and are claimed again (at least once, as
     /// after a worker crash), and every later durable commit of the same server — the job's
@@ -146,18 +146,43 @@ pub(crate) struct PgStore {
     ///
     /// These sessions also keep one plan for the claim ([`CLAIM_SESSION`]): planning the claim
     /// anew on every execution cost more server time (~0.35 ms) than running it.
-    claims: PgPool,
+    ///
+    /// Each is a connection taken out of `pool` for good (`detach`), so it was opened and set
+    /// up exactly as the application's pool does it (its `after_connect`: a `search_path`, a
+    /// role), then given the claim's settings; it is kept here between claims and dropped after
+    /// any error. There are as many as claims run at once (one per worker), at most
+    /// [`CLAIM_SESSIONS_KEPT`] kept idle.
+    claims: Mutex<Vec<PgConnection>>,
 }
+
+/// Idle claim sessions kept for reuse.
+const CLAIM_SESSIONS_KEPT: usize = 4;
 
 impl PgStore {
     pub(crate) fn new(pool: PgPool) -> PgStore {
-        let opts = (*pool.connect_options()).clone().options(CLAIM_SESSION);
-        let claims = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(2)
-            .min_connections(0)
-            .test_before_acquire(false)
-            .connect_lazy_with(opts);
-        PgStore { pool, claims }
+        PgStore {
+            pool,
+            claims: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An idle claim session, or a new one.
+    async fn claim_session(&self) -> Result<PgConnection> {
+        let idle = self.claims.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some(conn) = idle {
+            return Ok(conn);
+        }
+        let mut conn = self.pool.acquire().await?.detach();
+        set_up_claim_session(&mut conn).await?;
+        Ok(conn)
+    }
+
+    /// Keeps a claim session that just worked for the next claim.
+    fn keep_claim_session(&self, conn: PgConnection) {
+        let mut idle = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < CLAIM_SESSIONS_KEPT {
+            idle.push(conn);
+        }
     }
 }
 
@@ -207,6 +232,35 @@ fn claim_sql(queues: usize) -> String {
          FROM moved m JOIN numbered b ON b.id = m.id ORDER BY b.n
          RETURNING {PROC_COLS}"
     )
+}
+
+/// Runs the claim statement on a claim session.
+async fn run_claim(
+    conn: &mut PgConnection,
+    sql: &str,
+    worker_id: Uuid,
+    queues: &[String],
+    limit: i64,
+    start: i64,
+) -> sqlx::Result<Vec<PgRow>> {
+    sqlx::query(sql)
+        .bind(worker_id)
+        .bind(queues)
+        .bind(limit)
+        .bind(start)
+        .bind(new_uuids(limit))
+        .fetch_all(conn)
+        .await
+}
+
+/// Gives a new claim session the claim's settings.
+async fn set_up_claim_session(conn: &mut PgConnection) -> sqlx::Result<()> {
+    for (name, value) in CLAIM_SESSION {
+        sqlx::query(&format!("SET {name} = {value}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A connection (pooled, borrowed from the caller, or in a transaction) seen through [`Conn`].
@@ -631,14 +685,9 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let sql = claim_sql(queues.len());
-        let rows = sqlx::query(&sql)
-            .bind(worker_id)
-            .bind(queues)
-            .bind(limit)
-            .bind(start)
-            .bind(new_uuids(limit))
-            .fetch_all(&self.claims)
-            .await?;
+        let mut conn = self.claim_session().await?;
+        let rows = run_claim(&mut conn, &sql, worker_id, queues, limit, start).await?;
+        self.keep_claim_session(conn);
         let mut out = map_rows(rows, process_from)?;
         out.sort_by_key(|p| p.id);
         Ok(out)
@@ -1050,24 +1099,25 @@ mod tests {
 
     /// The plan the claim sessions keep for a one-queue claim.
     async fn claim_plan(store: &PgStore) -> String {
-        let mut conn = store.claims.acquire().await.expect("a claim session");
+        let mut conn = store.claim_session().await.expect("a claim session");
         sqlx::raw_sql(&format!(
             "PREPARE claim_plan(uuid, text[], int8, int8, uuid[]) AS {}",
             claim_sql(1)
         ))
-        .execute(&mut *conn)
+        .execute(&mut conn)
         .await
         .expect("prepare");
         let plan: Vec<String> = sqlx::query_scalar(
             "EXPLAIN EXECUTE claim_plan(gen_random_uuid(), '{default}', 110, 10, '{}')",
         )
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await
         .expect("explain");
         sqlx::raw_sql("DEALLOCATE claim_plan")
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await
             .expect("deallocate");
+        store.keep_claim_session(conn);
         plan.join("\n")
     }
 
@@ -1111,13 +1161,14 @@ mod tests {
                 "{rows} rows: the delete looks rows up by id\n{plan}"
             );
         }
+        let mut session = store.claim_session().await.expect("a claim session");
         let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
-            .fetch_one(&store.claims)
+            .fetch_one(&mut session)
             .await
             .expect("show");
         assert_eq!(mode, "force_generic_plan");
         let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
-            .fetch_one(&store.claims)
+            .fetch_one(&mut session)
             .await
             .expect("show");
         assert_eq!(sync, "off");
@@ -1126,5 +1177,74 @@ mod tests {
             .await
             .expect("show");
         assert_eq!(main, "on", "only claims commit asynchronously");
+    }
+
+    /// Claim sessions come from the application's own pool, set up by its `after_connect` (here
+    /// the `search_path`, which the URL does not carry), and a worker on that pool runs jobs.
+    #[tokio::test]
+    async fn claim_sessions_are_set_up_like_the_applications_pool() {
+        let base = std::env::var("TEST_DATABASE_URL")
+            .or_else(|_| std::env::var("DATABASE_URL"))
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let schema = format!("u_{}", crate::model::new_uuid().simple());
+        let admin = PgPool::connect(&base)
+            .await
+            .expect("test database reachable");
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .expect("create schema");
+        let set_path = format!("SET search_path = {schema}");
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .after_connect(move |conn, _| {
+                let set_path = set_path.clone();
+                Box::pin(async move {
+                    sqlx::query(&set_path).execute(&mut *conn).await?;
+                    Ok(())
+                })
+            })
+            .connect(&base)
+            .await
+            .expect("the application's pool");
+        let jobs = crate::Jobs::from_pool(pool.clone());
+        jobs.migrate().await.expect("migrate");
+        let store = PgStore::new(pool);
+        let mut session = store.claim_session().await.expect("a claim session");
+        let path: String = sqlx::query_scalar("SHOW search_path")
+            .fetch_one(&mut session)
+            .await
+            .expect("show");
+        assert_eq!(path, schema);
+        store.keep_claim_session(session);
+
+        let made = jobs
+            .enqueue_by_name(
+                "tests.Unknown",
+                serde_json::json!({"args": [], "kwargs": {}}),
+            )
+            .await
+            .expect("enqueue")
+            .expect("a request");
+        let worker = crate::Worker::new(jobs.clone()).spawn();
+        let found = async {
+            loop {
+                if let Some(crate::Found::Result(r)) = jobs.find(made.uuid).await.expect("find") {
+                    return r;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let result = tokio::time::timeout(Duration::from_secs(30), found)
+            .await
+            .expect("the job ran within 30 s");
+        // No worker registered the name: an ERRORED result saying so, written through the
+        // claim session and the application's pool alike.
+        assert_eq!(result.status, crate::JobStatus::Errored);
+        worker.stop().await.expect("stop");
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&admin)
+            .await
+            .expect("drop schema");
     }
 }
