@@ -90,6 +90,10 @@ struct Args {
     /// not slow the lifecycle down.
     #[arg(long, default_value_t = 0)]
     prefill_results: u64,
+    /// Claims commit without waiting for their WAL flush (`WorkerConfig::asynchronous_claims`,
+    /// off by default; PostgreSQL only). Labels the row.
+    #[arg(long)]
+    asynchronous_claims: bool,
     /// Do not VACUUM ANALYZE the request table after the bulk enqueue.
     #[arg(long)]
     no_vacuum: bool,
@@ -336,8 +340,8 @@ async fn main() -> anyhow::Result<()> {
         url_with_search_path(&args.database_url, &args.schema)
     };
     if sqlite {
-        if args.prefill_results > 0 {
-            bail!("--prefill-results is for PostgreSQL only");
+        if args.prefill_results > 0 || args.asynchronous_claims {
+            bail!("--prefill-results and --asynchronous-claims are for PostgreSQL only");
         }
         return run_sqlite(&args, &url).await;
     }
@@ -432,9 +436,11 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let mut out = serde_json::json!({
-        "system": match args.max_pending {
-            Some(n) => format!("plainjobs (Rust, max_pending={n})"),
-            None => "plainjobs (Rust)".to_string(),
+        "system": match (args.max_pending, args.asynchronous_claims) {
+            (Some(n), false) => format!("plainjobs (Rust, max_pending={n})"),
+            (Some(n), true) => format!("plainjobs (Rust, max_pending={n}, asynchronous claims)"),
+            (None, true) => "plainjobs (Rust, asynchronous claims)".to_string(),
+            (None, false) => "plainjobs (Rust)".to_string(),
         },
         "concurrency": c,
         "jobs": n,
@@ -465,7 +471,10 @@ async fn main() -> anyhow::Result<()> {
     let drain_timeout = Duration::from_secs(args.drain_timeout_s);
 
     let t0 = Instant::now();
+    let mut config = plainjobs::WorkerConfig::default();
+    config.asynchronous_claims = args.asynchronous_claims;
     let mut worker = Worker::new(worker_jobs)
+        .config(config)
         .register::<Noop>()
         .state(probe.clone())
         .concurrency(c);

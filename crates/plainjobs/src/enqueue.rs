@@ -636,6 +636,10 @@ impl<'j> EnqueueMany<'j> {
         tx: &mut T,
     ) -> Result<Vec<JobRequest>> {
         let uuids = self.new_uuids();
+        // Every request is built before anything is inserted: an error (a job whose
+        // parameters cannot be encoded) leaves the caller's transaction untouched, rather than
+        // holding the statements before it, which the caller might commit.
+        self.build_all(&uuids)?;
         let mut conn = tx.as_conn();
         self.enqueue_all(&mut *conn, &uuids).await
     }
@@ -774,7 +778,13 @@ mod tests {
             .await
             .expect("heartbeat");
         let claimed = store
-            .claim(worker_id, &["default".to_string()], 1, 0)
+            .claim(
+                worker_id,
+                &["default".to_string()],
+                1,
+                0,
+                crate::store::ClaimHow::default(),
+            )
             .await
             .expect("claim");
         assert_eq!(claimed.len(), 1);

@@ -401,6 +401,13 @@ async fn enqueue_in_the_callers_transaction(backend: Backend) {
                 .await
                 .unwrap();
             assert_eq!(many.len(), 5);
+            // A bulk enqueue that fails (a job in its third statement cannot be encoded)
+            // leaves the caller's transaction as it was: committing it commits none of those.
+            db.jobs
+                .enqueue_many((0..5_000).map(|n| Picky { n }))
+                .in_transaction(&mut tx)
+                .await
+                .unwrap_err();
             tx.commit().await.unwrap();
             assert_eq!(db.requests().await, 6);
         }};

@@ -118,6 +118,16 @@ pub(crate) struct Orphans {
     pub lost: Vec<JobResult>,
 }
 
+/// How a worker's claims run (PostgreSQL; SQLite has one way).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ClaimHow {
+    /// On the claim's own sessions, with its plan pinned (needs session connections: not
+    /// behind a transaction-mode pooler, where session settings would reach other clients).
+    pub pinned_session: bool,
+    /// Commit without waiting for the WAL flush (`WorkerConfig::asynchronous_claims`).
+    pub async_commit: bool,
+}
+
 /// A finished run to record in the batched (no follow-up request) path.
 #[derive(Debug, Clone)]
 pub(crate) struct Finish {
@@ -264,6 +274,7 @@ pub(crate) trait Store: Send + Sync + 'static {
         queues: &[String],
         start: i64,
         prefetch: i64,
+        how: ClaimHow,
     ) -> Result<Vec<JobProcess>>;
     /// In one statement: marks `starts` started (claimed-ahead jobs that began; never ones in
     /// `items`) and moves the processes of `items` to results. Returns the process uuids whose

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::migrations::POSTGRES as MIGRATIONS;
 use super::{
-    fold_stats, Conn, Finish, Located, NewHeartbeat, NewRequest, Orphans, QueueStats, ResultFilter,
-    Start, Store, StoreTx, NOT_BEGUN,
+    fold_stats, ClaimHow, Conn, Finish, Located, NewHeartbeat, NewRequest, Orphans, QueueStats,
+    ResultFilter, Start, Store, StoreTx, NOT_BEGUN,
 };
 use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::{Error, Result};
@@ -136,22 +136,16 @@ fn map_rows<T>(rows: Vec<PgRow>, f: fn(&PgRow) -> sqlx::Result<T>) -> Result<Vec
 /// The PostgreSQL store: a connection pool, and the claim's own sessions.
 pub(crate) struct PgStore {
     pool: PgPool,
-    /// Sessions for the claim statement, with `synchronous_commit = off`: a claim does not
-    /// wait for its WAL to reach the disk. Losing a claim to a server crash loses nothing: its
-    /// requests are back in the queue after recovery and are claimed again (at least once, as
-    /// after a worker crash), and every later durable commit of the same server — the job's
-    /// result write included — flushes the claim's WAL with its own, so no result ever rests on
-    /// a claim that was not kept. Each claim commit saves one WAL flush, which is what sets the
-    /// tail of the idle enqueue-to-start latency on a disk with slow flushes now and then.
-    ///
-    /// These sessions also keep one plan for the claim ([`CLAIM_SESSION`]): planning the claim
-    /// anew on every execution cost more server time (~0.35 ms) than running it.
+    /// Sessions for the claim statement that keep one plan for it ([`CLAIM_SESSION`]):
+    /// planning the claim anew on every execution cost more server time (~0.35 ms) than
+    /// running it. Used only by workers with LISTEN on (session connections; never behind a
+    /// transaction-mode pooler, where session settings would reach other clients).
     ///
     /// Each is a connection taken out of `pool` for good (`detach`), so it was opened and set
     /// up exactly as the application's pool does it (its `after_connect`: a `search_path`, a
     /// role), then given the claim's settings; it is kept here between claims and dropped after
-    /// any error. There are as many as claims run at once (one per worker), at most
-    /// [`CLAIM_SESSIONS_KEPT`] kept idle.
+    /// any error. There is one per claim running at once (one per worker), outside the pool's
+    /// `max_connections`, at most [`CLAIM_SESSIONS_KEPT`] kept idle.
     claims: Mutex<Vec<PgConnection>>,
 }
 
@@ -186,14 +180,12 @@ impl PgStore {
     }
 }
 
-/// The settings of the claim's sessions. `synchronous_commit`: see [`PgStore::claims`]. The
-/// rest pins one plan: the generic plan is made once per session and reused
+/// The settings of the claim's sessions (see [`PgStore::claims`]). They pin one plan: the generic plan is made once per session and reused
 /// (`plan_cache_mode`), and with sequential and bitmap scans ruled out it is the claim index
 /// walked in claim order, whatever the statistics said when it was made — an empty table at
 /// start-up must not leave a plan that sorts a million-row backlog later. `jit` stays off, since
 /// ruling scans out inflates cost estimates past the JIT threshold.
-pub(crate) const CLAIM_SESSION: [(&str, &str); 5] = [
-    ("synchronous_commit", "off"),
+pub(crate) const CLAIM_SESSION: [(&str, &str); 4] = [
     ("plan_cache_mode", "force_generic_plan"),
     ("enable_seqscan", "off"),
     ("enable_bitmapscan", "off"),
@@ -202,7 +194,7 @@ pub(crate) const CLAIM_SESSION: [(&str, &str); 5] = [
 
 /// The claim statement (see `Store::claim`): `$1` worker id, `$2` queues, `$3` how many to
 /// claim, `$4` how many of them start at once, `$5` their process uuids.
-fn claim_sql(queues: usize) -> String {
+fn claim_sql(queues: usize, async_commit: bool) -> String {
     // One queue: an equality, so the claim index yields rows already in claim order. Several:
     // `= ANY`, which sorts the ready rows of those queues.
     let queue_filter = if queues == 1 {
@@ -210,10 +202,17 @@ fn claim_sql(queues: usize) -> String {
     } else {
         "queue = ANY($2)"
     };
+    // Asynchronous commit for this statement's own transaction only (a one-time filter, read
+    // at commit): nothing is left on the connection.
+    let commit = if async_commit {
+        "AND (SELECT set_config('synchronous_commit', 'off', true)) = 'off'"
+    } else {
+        ""
+    };
     format!(
         "WITH picked AS MATERIALIZED (
             SELECT id FROM plainjobs_jobrequest
-            WHERE {queue_filter} AND (start_at IS NULL OR start_at <= now())
+            WHERE {queue_filter} AND (start_at IS NULL OR start_at <= now()) {commit}
               AND EXISTS (SELECT 1 FROM plainjobs_workerheartbeat WHERE worker_id = $1 FOR KEY SHARE)
             ORDER BY priority DESC, COALESCE(start_at, created_at), id
             LIMIT $3
@@ -679,15 +678,22 @@ impl Store for PgStore {
         queues: &[String],
         start: i64,
         prefetch: i64,
+        how: ClaimHow,
     ) -> Result<Vec<JobProcess>> {
         let limit = start + prefetch;
         if limit <= 0 || queues.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = claim_sql(queues.len());
-        let mut conn = self.claim_session().await?;
-        let rows = run_claim(&mut conn, &sql, worker_id, queues, limit, start).await?;
-        self.keep_claim_session(conn);
+        let sql = claim_sql(queues.len(), how.async_commit);
+        let rows = if how.pinned_session {
+            let mut conn = self.claim_session().await?;
+            let rows = run_claim(&mut conn, &sql, worker_id, queues, limit, start).await?;
+            self.keep_claim_session(conn);
+            rows
+        } else {
+            let mut conn = self.pool.acquire().await?;
+            run_claim(&mut conn, &sql, worker_id, queues, limit, start).await?
+        };
         let mut out = map_rows(rows, process_from)?;
         out.sort_by_key(|p| p.id);
         Ok(out)
@@ -769,9 +775,13 @@ impl Store for PgStore {
     }
 
     async fn vacuum_requests(&self) -> Result<()> {
-        sqlx::query("VACUUM (SKIP_LOCKED) plainjobs_jobrequest, plainjobs_jobprocess")
-            .execute(&self.pool)
-            .await?;
+        // No truncation: giving back the empty tail of a drained table takes an ACCESS
+        // EXCLUSIVE lock that enqueues and claims would queue behind.
+        sqlx::query(
+            "VACUUM (SKIP_LOCKED, TRUNCATE false) plainjobs_jobrequest, plainjobs_jobprocess",
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -1102,7 +1112,7 @@ mod tests {
         let mut conn = store.claim_session().await.expect("a claim session");
         sqlx::raw_sql(&format!(
             "PREPARE claim_plan(uuid, text[], int8, int8, uuid[]) AS {}",
-            claim_sql(1)
+            claim_sql(1, false)
         ))
         .execute(&mut conn)
         .await
@@ -1167,16 +1177,35 @@ mod tests {
             .await
             .expect("show");
         assert_eq!(mode, "force_generic_plan");
+        store.keep_claim_session(session);
+
+        // An asynchronous claim sets `synchronous_commit` for its own transaction only: the
+        // session it ran on (kept for the next claim) still commits durably.
+        let worker_id = crate::model::new_uuid();
+        sqlx::query(
+            "INSERT INTO plainjobs_workerheartbeat (worker_id, hostname, pid, queues, started_at, last_heartbeat_at)
+             VALUES ($1, 'test', 1, '[\"default\"]', now(), now())",
+        )
+        .bind(worker_id)
+        .execute(&pool)
+        .await
+        .expect("heartbeat");
+        let how = ClaimHow {
+            pinned_session: true,
+            async_commit: true,
+        };
+        let claimed = store
+            .claim(worker_id, &["default".to_string()], 3, 2, how)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 5);
+        assert_eq!(claimed.iter().filter(|p| p.started_at.is_some()).count(), 3);
+        let mut session = store.claim_session().await.expect("the kept session");
         let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
             .fetch_one(&mut session)
             .await
             .expect("show");
-        assert_eq!(sync, "off");
-        let main: String = sqlx::query_scalar("SHOW synchronous_commit")
-            .fetch_one(&pool)
-            .await
-            .expect("show");
-        assert_eq!(main, "on", "only claims commit asynchronously");
+        assert_eq!(sync, "on", "the claim's setting ended with its transaction");
     }
 
     /// Claim sessions come from the application's own pool, set up by its `after_connect` (here

@@ -28,8 +28,8 @@ use uuid::Uuid;
 
 use super::migrations::SQLITE as MIGRATIONS;
 use super::{
-    fold_stats, Conn, Finish, Located, NewHeartbeat, NewRequest, Orphans, QueueStats, ResultFilter,
-    Start, Store, StoreTx, NOT_BEGUN,
+    fold_stats, ClaimHow, Conn, Finish, Located, NewHeartbeat, NewRequest, Orphans, QueueStats,
+    ResultFilter, Start, Store, StoreTx, NOT_BEGUN,
 };
 use crate::model::{new_uuid, JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::{Error, Result};
@@ -662,6 +662,7 @@ impl Store for SqliteStore {
         queues: &[String],
         start: i64,
         prefetch: i64,
+        _how: ClaimHow,
     ) -> Result<Vec<JobProcess>> {
         let limit = start + prefetch;
         if limit <= 0 || queues.is_empty() {

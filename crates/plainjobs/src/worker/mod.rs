@@ -45,7 +45,19 @@ pub struct WorkerConfig {
     /// (None: wait for them).
     pub shutdown_timeout: Option<Duration>,
     /// Wake on `LISTEN/NOTIFY` (turn off behind a transaction-mode pooler; workers then poll).
+    /// With it on, claims also run on sessions of their own that keep one plan for the claim
+    /// (session settings need session connections, as LISTEN does).
     pub listen: bool,
+    /// Claims commit without waiting for their WAL to reach the disk (`synchronous_commit =
+    /// off` for the claim's own transaction only; false by default). It takes a disk flush off
+    /// the idle enqueue-to-start path, and nothing is lost: a claim that a server crash loses
+    /// is a job still queued, and any later durable commit — the job's result included —
+    /// flushes the claim first. The price: if the server crashes within a fraction of a second
+    /// of a claim, jobs this worker already started are claimed and run again *while the first
+    /// run may still be going* (the first run's result is then dropped), where with a durable
+    /// claim the first run would simply finish. Turn it on only if every job tolerates two
+    /// overlapping runs after a database crash.
+    pub asynchronous_claims: bool,
     /// Log throughput stats this often (None: never).
     pub stats_interval: Option<Duration>,
     /// Exit with an error after this many consecutive claim failures (30).
@@ -70,6 +82,7 @@ impl Default for WorkerConfig {
             retention_interval: Duration::from_secs(3600),
             shutdown_timeout: None,
             listen: true,
+            asynchronous_claims: false,
             stats_interval: None,
             max_claim_failures: 30,
             timezone: chrono_tz::UTC,

@@ -500,7 +500,18 @@ async fn claim(
     }
     let _claiming = shared.claim_lock.lock().await;
     let rows = store
-        .claim(shared.worker_id, queues, start as i64, prefetch as i64)
+        .claim(
+            shared.worker_id,
+            queues,
+            start as i64,
+            prefetch as i64,
+            crate::store::ClaimHow {
+                // LISTEN needs session connections too: where it is off, a transaction-mode
+                // pooler may be in between, and session settings would reach other clients.
+                pinned_session: shared.config.listen,
+                async_commit: shared.config.asynchronous_claims,
+            },
+        )
         .await?;
     #[cfg(test)]
     if !rows.is_empty()
