@@ -421,34 +421,7 @@ async fn claim_loop(
         if want == 0 {
             continue;
         }
-        // While the claim is in flight (a round trip and a commit), jobs claimed ahead keep
-        // taking the slots that free up, instead of waiting for the claim to come back. Their
-        // starts go to the result writer without waiting for room in its queue: waiting here
-        // would stop polling the claim, and the writer may be waiting for the claim (SQLite's
-        // one writer). When the queue is full, the rest wait for the claim.
-        let claimed = {
-            let claiming = claim(shared, queues, start, prefetch, &mut unsure);
-            tokio::pin!(claiming);
-            let mut dispatch = true;
-            loop {
-                tokio::select! {
-                    biased;
-                    r = &mut claiming => break r,
-                    p = slots.clone().acquire_owned(), if dispatch && !buffer.is_empty() => {
-                        let permit = p.map_err(|_| Error::Worker("slots closed".into()))?;
-                        let Some(mut job) = buffer.pop_front() else { continue };
-                        if try_send_write(shared, Write::Start(job.uuid)) {
-                            job.started_at = Some(chrono::Utc::now());
-                            spawn_job(shared, job, permit);
-                        } else {
-                            buffer.push_front(job);
-                            dispatch = false;
-                        }
-                    }
-                }
-            }
-        };
-        match claimed {
+        match claim(shared, queues, start, prefetch, &mut unsure).await {
             Ok(rows) => {
                 failures = 0;
                 more = rows.len() == want;
@@ -773,22 +746,6 @@ async fn execute(shared: Arc<Shared>, process: JobProcess, permit: OwnedSemaphor
 
 async fn send_finish(shared: &Shared, finish: Finish) {
     send_write(shared, Write::Finish(finish)).await
-}
-
-/// Queues a write for the result writer if there is room at once; false if there is not (the
-/// writer is behind).
-fn try_send_write(shared: &Shared, write: Write) -> bool {
-    let tx = lock(&shared.finish_tx).clone();
-    match tx.map(|tx| tx.try_send(write)) {
-        None | Some(Ok(())) => true,
-        Some(Err(tokio::sync::mpsc::error::TrySendError::Full(_))) => false,
-        Some(Err(tokio::sync::mpsc::error::TrySendError::Closed(_))) => {
-            tracing::error!(
-                "result writer is gone; the job's process row stays and will be rescued"
-            );
-            true
-        }
-    }
 }
 
 async fn send_write(shared: &Shared, write: Write) {
