@@ -130,6 +130,16 @@ pub(crate) fn build_request(
     opts: &Options,
     source: String,
 ) -> Result<NewRequest> {
+    build_request_as(job, opts, source, new_uuid())
+}
+
+/// [`build_request`] with the request's uuid given (a bulk enqueue makes them all up front).
+fn build_request_as(
+    job: &dyn ErasedJob,
+    opts: &Options,
+    source: String,
+    uuid: Uuid,
+) -> Result<NewRequest> {
     let job_class = job.job_class().to_string();
     check_len("job class name", &job_class)?;
     if job_class.is_empty() {
@@ -184,7 +194,7 @@ pub(crate) fn build_request(
         None => (None, None),
     };
     Ok(NewRequest {
-        uuid: new_uuid(),
+        uuid,
         parameters: job.parameters()?,
         job_class,
         priority: opts.priority.unwrap_or_else(|| job.default_priority()),
@@ -567,10 +577,8 @@ impl<'j> EnqueueMany<'j> {
         let mut simple = Vec::with_capacity(jobs.len());
         let mut keyed = Vec::new();
         for (i, job) in jobs.iter().enumerate() {
-            let mut req = build_request(&**job, &self.opts, self.source.clone())?;
-            if let Some(uuid) = uuids.get(first + i) {
-                req.uuid = *uuid;
-            }
+            let uuid = uuids.get(first + i).copied().unwrap_or_else(new_uuid);
+            let req = build_request_as(&**job, &self.opts, self.source.clone(), uuid)?;
             if req.concurrency_key.is_empty() {
                 simple.push(req);
             } else {
@@ -617,6 +625,35 @@ impl<'j> EnqueueMany<'j> {
                 None => break,
             }
         }
+        self.enqueue_keyed(conn, keyed, &mut out).await?;
+        Ok(out)
+    }
+
+    /// Inserts requests already built: those without a key in statements of [`BULK_BATCH`],
+    /// then those with one, one by one.
+    async fn insert_built(
+        &self,
+        conn: &mut dyn Conn,
+        mut simple: Vec<NewRequest>,
+        keyed: Keyed,
+    ) -> Result<Vec<JobRequest>> {
+        let mut out = Vec::with_capacity(self.items.len());
+        while !simple.is_empty() {
+            let rest = simple.split_off(simple.len().min(BULK_BATCH));
+            out.extend(conn.insert_requests(simple).await?);
+            simple = rest;
+        }
+        self.enqueue_keyed(conn, keyed, &mut out).await?;
+        Ok(out)
+    }
+
+    /// Jobs with a key, in order, each through its lock and `should_enqueue`.
+    async fn enqueue_keyed(
+        &self,
+        conn: &mut dyn Conn,
+        keyed: Keyed,
+        out: &mut Vec<JobRequest>,
+    ) -> Result<()> {
         for (i, req) in keyed {
             if let Some(job) = self.items.get(i) {
                 if let Some(r) = enqueue_on(conn, &**job, req, None).await? {
@@ -624,7 +661,7 @@ impl<'j> EnqueueMany<'j> {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Enqueues inside the caller's transaction.
@@ -635,13 +672,12 @@ impl<'j> EnqueueMany<'j> {
         self,
         tx: &mut T,
     ) -> Result<Vec<JobRequest>> {
-        let uuids = self.new_uuids();
         // Every request is built before anything is inserted: an error (a job whose
         // parameters cannot be encoded) leaves the caller's transaction untouched, rather than
         // holding the statements before it, which the caller might commit.
-        self.build_all(&uuids)?;
+        let (simple, keyed) = self.build(&self.items, 0, &self.new_uuids())?;
         let mut conn = tx.as_conn();
-        self.enqueue_all(&mut *conn, &uuids).await
+        self.insert_built(&mut *conn, simple, keyed).await
     }
 
     async fn run(self) -> Result<Vec<JobRequest>> {
