@@ -882,15 +882,30 @@ async fn migrations_are_idempotent_and_accept_existing_tables() {
     assert_eq!(
         db.count("SELECT count(*) FROM plainjobs_rs_migrations")
             .await,
-        3
+        4
     );
-    // Tables created by plain.jobs (without our history table) are accepted as they are.
+    // Ours replace the full key and start-time indexes by partial ones.
+    let plains_indexes = "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN ('plainjobs_jobrequest_start_at_idx', 'job_request_concurrency_key', 'job_concurrency_key')";
+    assert_eq!(db.count(plains_indexes).await, 0);
+    // Tables created by plain.jobs (without our history table, with plain's) are accepted as
+    // they are, and the indexes plain's migrations made stay.
     db.exec("DROP TABLE plainjobs_rs_migrations").await;
+    db.exec("CREATE TABLE plainmigrations (id bigint, app text, name text)")
+        .await;
+    db.exec("CREATE INDEX plainjobs_jobrequest_start_at_idx ON plainjobs_jobrequest (start_at)")
+        .await;
+    db.exec("CREATE INDEX job_request_concurrency_key ON plainjobs_jobrequest (job_class, concurrency_key)")
+        .await;
+    db.exec(
+        "CREATE INDEX job_concurrency_key ON plainjobs_jobprocess (job_class, concurrency_key)",
+    )
+    .await;
     db.exec("ALTER TABLE plainjobs_jobrequest DROP COLUMN trace_id")
         .await;
     db.exec("ALTER TABLE plainjobs_jobrequest ADD COLUMN trace_id varchar(34)")
         .await;
     db.jobs.migrate().await.unwrap();
+    assert_eq!(db.count(plains_indexes).await, 3);
     db.jobs
         .enqueue(Probe::new("after-migrate", Action::Succeed))
         .await

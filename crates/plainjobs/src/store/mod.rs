@@ -109,6 +109,17 @@ pub(crate) enum Located {
 /// no sign of a start, since the claim's reply may never have arrived.
 pub(crate) const NOT_BEGUN: &str = "(started_at IS NULL OR started_at = created_at)";
 
+/// The condition a count by concurrency key adds so that it can use the key indexes, which
+/// leave out rows without a key (`WHERE concurrency_key <> ''`): implied by a non-empty key,
+/// and spelled out because neither database proves it from a bound parameter.
+pub(crate) fn key_condition(key: &str) -> &'static str {
+    if key.is_empty() {
+        ""
+    } else {
+        " AND concurrency_key <> ''"
+    }
+}
+
 /// What the orphan rescue did with this worker's processes that it no longer accounts for.
 #[derive(Debug, Default)]
 pub(crate) struct Orphans {

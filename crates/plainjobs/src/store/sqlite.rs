@@ -28,8 +28,8 @@ use uuid::Uuid;
 
 use super::migrations::SQLITE as MIGRATIONS;
 use super::{
-    fold_stats, ClaimHow, Conn, Finish, Located, NewHeartbeat, NewRequest, Orphans, QueueStats,
-    ResultFilter, Start, Store, StoreTx, NOT_BEGUN,
+    fold_stats, key_condition, ClaimHow, Conn, Finish, Located, NewHeartbeat, NewRequest, Orphans,
+    QueueStats, ResultFilter, Start, Store, StoreTx, NOT_BEGUN,
 };
 use crate::model::{new_uuid, JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::{Error, Result};
@@ -469,7 +469,10 @@ impl<C: DerefMut<Target = SqliteConnection> + Send> Conn for SqliteConn<C> {
         include_retries: bool,
     ) -> Result<i64> {
         Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM plainjobs_jobrequest WHERE job_class = ?1 AND concurrency_key = ?2 AND (?3 OR retry_attempt = 0)",
+            &format!(
+            "SELECT count(*) FROM plainjobs_jobrequest WHERE job_class = ?1 AND concurrency_key = ?2 AND (?3 OR retry_attempt = 0){}",
+            key_condition(key)
+        ),
         )
         .bind(job_class)
         .bind(key)
@@ -486,7 +489,10 @@ impl<C: DerefMut<Target = SqliteConnection> + Send> Conn for SqliteConn<C> {
         exclude: Option<Uuid>,
     ) -> Result<i64> {
         Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM plainjobs_jobprocess WHERE job_class = ?1 AND concurrency_key = ?2 AND (?3 OR retry_attempt = 0) AND (?4 IS NULL OR uuid <> ?4)",
+            &format!(
+            "SELECT count(*) FROM plainjobs_jobprocess WHERE job_class = ?1 AND concurrency_key = ?2 AND (?3 OR retry_attempt = 0) AND (?4 IS NULL OR uuid <> ?4){}",
+            key_condition(key)
+        ),
         )
         .bind(job_class)
         .bind(key)
@@ -497,7 +503,10 @@ impl<C: DerefMut<Target = SqliteConnection> + Send> Conn for SqliteConn<C> {
     }
 
     async fn count_results(&mut self, job_class: &str, key: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM plainjobs_jobresult WHERE job_class = ?1 AND concurrency_key = ?2")
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM plainjobs_jobresult WHERE job_class = ?1 AND concurrency_key = ?2{}",
+            key_condition(key)
+        ))
             .bind(job_class)
             .bind(key)
             .fetch_one(&mut *self.0)
