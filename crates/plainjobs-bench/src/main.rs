@@ -17,7 +17,9 @@
 //!    `--max-pending`) and per result-writing statement, read afterwards from the results'
 //!    `started_at` / `created_at` (one `now()` per statement).
 //! 5. Idle latency: with the same worker running and idle, 20 warm-up jobs, then `--lat-n`
-//!    single enqueues, open loop, `--lat-gap-ms` apart jittered uniformly in 0.5x..1.5x (fixed
+//!    single enqueues through the worker's own `Jobs` handle (an application running its
+//!    worker in-process; the idle worker takes each job directly unless `--no-local-dispatch`),
+//!    open loop, `--lat-gap-ms` apart jittered uniformly in 0.5x..1.5x (fixed
 //!    seed); each is timed from just before the enqueue call to its handler being entered
 //!    (`Instant`, same process). Jobs not started 5 s after the last enqueue are
 //!    `lat_timeouts`.
@@ -94,6 +96,11 @@ struct Args {
     /// off by default; PostgreSQL only). Labels the row.
     #[arg(long)]
     asynchronous_claims: bool,
+    /// Turn off `WorkerConfig::local_dispatch` (on by default: the latency phase enqueues
+    /// through the worker's own handle, as an application that runs its worker in-process
+    /// does, so an idle worker takes each job directly). Labels the row.
+    #[arg(long)]
+    no_local_dispatch: bool,
     /// Do not VACUUM ANALYZE the request table after the bulk enqueue.
     #[arg(long)]
     no_vacuum: bool,
@@ -436,12 +443,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let mut out = serde_json::json!({
-        "system": match (args.max_pending, args.asynchronous_claims) {
-            (Some(n), false) => format!("plainjobs (Rust, max_pending={n})"),
-            (Some(n), true) => format!("plainjobs (Rust, max_pending={n}, asynchronous claims)"),
-            (None, true) => "plainjobs (Rust, asynchronous claims)".to_string(),
-            (None, false) => "plainjobs (Rust)".to_string(),
-        },
+        "system": system_name(&args, "Rust"),
         "concurrency": c,
         "jobs": n,
         "prefilled_results": args.prefill_results,
@@ -473,7 +475,8 @@ async fn main() -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut config = plainjobs::WorkerConfig::default();
     config.asynchronous_claims = args.asynchronous_claims;
-    let mut worker = Worker::new(worker_jobs)
+    config.local_dispatch = !args.no_local_dispatch;
+    let mut worker = Worker::new(worker_jobs.clone())
         .config(config)
         .register::<Noop>()
         .state(probe.clone())
@@ -551,7 +554,7 @@ async fn main() -> anyhow::Result<()> {
     let (samples, timeouts) = if args.skip_latency {
         (Vec::new(), 0)
     } else {
-        latency_phase(&args, &producer, &probe).await?
+        latency_phase(&args, &worker_jobs, &probe).await?
     };
 
     let _ = stop_tx.send(());
@@ -605,6 +608,21 @@ async fn latency_phase(
     Ok((samples, timeouts))
 }
 
+/// The row's label: the system and every non-default setting.
+fn system_name(args: &Args, base: &str) -> String {
+    let mut labels = vec![base.to_string()];
+    if let Some(n) = args.max_pending {
+        labels.push(format!("max_pending={n}"));
+    }
+    if args.asynchronous_claims {
+        labels.push("asynchronous claims".to_string());
+    }
+    if args.no_local_dispatch {
+        labels.push("no local dispatch".to_string());
+    }
+    format!("plainjobs ({})", labels.join(", "))
+}
+
 /// The SQLite rows: the same drain and latency phases, on a fresh file, counted through the
 /// library's own API (no WAL or statement statistics).
 async fn run_sqlite(args: &Args, url: &str) -> anyhow::Result<()> {
@@ -630,7 +648,10 @@ async fn run_sqlite(args: &Args, url: &str) -> anyhow::Result<()> {
     let worker_jobs = Jobs::connect(url).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let t0 = Instant::now();
-    let mut worker = Worker::new(worker_jobs)
+    let mut config = plainjobs::WorkerConfig::default();
+    config.local_dispatch = !args.no_local_dispatch;
+    let mut worker = Worker::new(worker_jobs.clone())
+        .config(config)
         .register::<Noop>()
         .state(probe.clone())
         .concurrency(c);
@@ -665,12 +686,12 @@ async fn run_sqlite(args: &Args, url: &str) -> anyhow::Result<()> {
     let (samples, timeouts) = if args.skip_latency {
         (Vec::new(), 0)
     } else {
-        latency_phase(args, &producer, &probe).await?
+        latency_phase(args, &worker_jobs, &probe).await?
     };
     let _ = stop_tx.send(());
     let _ = worker.await;
     let out = serde_json::json!({
-        "system": "plainjobs (Rust, SQLite)",
+        "system": system_name(args, "Rust, SQLite"),
         "concurrency": c,
         "jobs": n,
         "enqueue_s": r3(enqueue_s),

@@ -217,6 +217,21 @@ pub(crate) async fn enqueue_on(
     req: NewRequest,
     exclude_process: Option<Uuid>,
 ) -> Result<Option<JobRequest>> {
+    if !admit(conn, job, &req, exclude_process).await? {
+        return Ok(None);
+    }
+    let mut rows = conn.insert_requests(vec![req]).await?;
+    Ok(rows.pop())
+}
+
+/// Takes the key's lock (when the key is not empty) and asks `should_enqueue` whether `req`
+/// may be enqueued.
+async fn admit(
+    conn: &mut dyn Conn,
+    job: &dyn ErasedJob,
+    req: &NewRequest,
+    exclude_process: Option<Uuid>,
+) -> Result<bool> {
     let mut check = UniqueCheck {
         conn,
         job_class: req.job_class.clone(),
@@ -239,10 +254,9 @@ pub(crate) async fn enqueue_on(
     }
     if !job.should_enqueue(&req.concurrency_key, &mut check).await? {
         tracing::debug!(job_class = %req.job_class, concurrency_key = %req.concurrency_key, "enqueue skipped by should_enqueue");
-        return Ok(None);
+        return Ok(false);
     }
-    let mut rows = check.conn.insert_requests(vec![req]).await?;
-    Ok(rows.pop())
+    Ok(true)
 }
 
 /// Whether the server closed the connection (administrator command, crash, restart): the
@@ -361,7 +375,20 @@ async fn enqueue_once(
 ) -> Result<Option<JobRequest>> {
     if req.concurrency_key.is_empty() {
         let mut conn = jobs.store().autocommit().await?;
-        enqueue_on(&mut *conn, job, req, exclude_process).await
+        if !admit(&mut *conn, job, &req, exclude_process).await? {
+            return Ok(None);
+        }
+        // A new job (not a follow-up of a running one) may go straight to an idle worker of
+        // this process.
+        if exclude_process.is_none() {
+            drop(conn);
+            if let Some(dispatched) = crate::worker::dispatch_locally(jobs, &req).await {
+                return dispatched.map(Some);
+            }
+            conn = jobs.store().autocommit().await?;
+        }
+        let mut rows = conn.insert_requests(vec![req]).await?;
+        Ok(rows.pop())
     } else {
         let mut tx = jobs.store().begin().await?;
         let out = enqueue_on(&mut *tx, job, req, exclude_process).await?;

@@ -36,6 +36,9 @@ struct Inner {
     store: Arc<dyn Store>,
     pool: Option<PgPool>,
     sqlite: Option<sqlx::SqlitePool>,
+    /// The running workers made from this handle (or its clones) that accept jobs enqueued
+    /// through it directly (`WorkerConfig::local_dispatch`).
+    local: std::sync::Mutex<Vec<std::sync::Weak<crate::worker::Shared>>>,
 }
 
 impl std::fmt::Debug for Jobs {
@@ -114,6 +117,7 @@ impl Jobs {
                     store: Arc::new(store),
                     pool: None,
                     sqlite: Some(pool),
+                    local: Default::default(),
                 }),
             });
         }
@@ -148,12 +152,26 @@ impl Jobs {
                 store: Arc::new(PgStore::new(pool.clone())),
                 pool: Some(pool),
                 sqlite: None,
+                local: Default::default(),
             }),
         }
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
         &*self.inner.store
+    }
+
+    /// Registers a running worker for local dispatch (forgetting stopped ones).
+    pub(crate) fn add_local_worker(&self, worker: std::sync::Weak<crate::worker::Shared>) {
+        let mut local = self.inner.local.lock().unwrap_or_else(|e| e.into_inner());
+        local.retain(|w| w.strong_count() > 0);
+        local.push(worker);
+    }
+
+    /// The running workers registered for local dispatch.
+    pub(crate) fn local_workers(&self) -> Vec<Arc<crate::worker::Shared>> {
+        let local = self.inner.local.lock().unwrap_or_else(|e| e.into_inner());
+        local.iter().filter_map(std::sync::Weak::upgrade).collect()
     }
 
     /// The PostgreSQL pool, for applications that want to share it (None on SQLite).

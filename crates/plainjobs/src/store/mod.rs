@@ -277,6 +277,17 @@ pub(crate) trait Store: Send + Sync + 'static {
     async fn heartbeat(&self, hb: &NewHeartbeat) -> Result<bool>;
     /// Deletes the heartbeat unless processes of this worker remain; true if deleted.
     async fn deregister(&self, worker_id: Uuid) -> Result<bool>;
+    /// Inserts `req` straight as a process of `worker_id` with uuid `process_uuid`, begun at
+    /// once (`started_at` = `created_at`, as a claim stamps the jobs it starts), with no request
+    /// row: a new job handed to an idle worker of this process. `None` when the worker's
+    /// heartbeat row is gone (as a claim, it then takes nothing). The request comes back with
+    /// `id` 0 (it never had a row) and `created_at` the process's `requested_at`.
+    async fn insert_started(
+        &self,
+        worker_id: Uuid,
+        req: &NewRequest,
+        process_uuid: Uuid,
+    ) -> Result<Option<(JobRequest, JobProcess)>>;
     /// Claims up to `start + prefetch` ready requests of `queues` for `worker_id` (only if its
     /// heartbeat exists); the first `start` are marked started.
     async fn claim(

@@ -708,6 +708,39 @@ impl Store for PgStore {
         Ok(out)
     }
 
+    async fn insert_started(
+        &self,
+        worker_id: Uuid,
+        req: &NewRequest,
+        process_uuid: Uuid,
+    ) -> Result<Option<(JobRequest, JobProcess)>> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id)
+             SELECT $1, now(), now(), $2, now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+             WHERE EXISTS (SELECT 1 FROM plainjobs_workerheartbeat WHERE worker_id = $13 FOR KEY SHARE)
+             RETURNING {PROC_COLS}"
+        ))
+        .bind(process_uuid)
+        .bind(req.uuid)
+        .bind(&req.job_class)
+        .bind(&req.parameters)
+        .bind(req.priority)
+        .bind(&req.source)
+        .bind(&req.queue)
+        .bind(req.retries)
+        .bind(req.retry_attempt)
+        .bind(&req.concurrency_key)
+        .bind(&req.trace_id)
+        .bind(&req.span_id)
+        .bind(worker_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let process = process_from(&row)?;
+        let requested_at = process.requested_at.unwrap_or(process.created_at);
+        Ok(Some((req.to_request(0, requested_at, None), process)))
+    }
+
     async fn finish_many(
         &self,
         worker_id: Uuid,

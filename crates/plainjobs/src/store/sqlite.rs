@@ -665,6 +665,43 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn insert_started(
+        &self,
+        worker_id: Uuid,
+        req: &NewRequest,
+        process_uuid: Uuid,
+    ) -> Result<Option<(JobRequest, JobProcess)>> {
+        let mut tx = self.write_tx().await?;
+        let now = now_us();
+        let row = sqlx::query(&format!(
+            "INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id)
+             SELECT ?1, ?2, ?2, ?3, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+             WHERE EXISTS (SELECT 1 FROM plainjobs_workerheartbeat WHERE worker_id = ?14)
+             RETURNING {PROC_COLS}"
+        ))
+        .bind(process_uuid.to_string())
+        .bind(now)
+        .bind(req.uuid.to_string())
+        .bind(&req.job_class)
+        .bind(req.parameters.to_string())
+        .bind(req.priority)
+        .bind(&req.source)
+        .bind(&req.queue)
+        .bind(req.retries)
+        .bind(req.retry_attempt)
+        .bind(&req.concurrency_key)
+        .bind(&req.trace_id)
+        .bind(&req.span_id)
+        .bind(worker_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(row) = row else { return Ok(None) };
+        let process = process_from(&row)?;
+        let requested_at = process.requested_at.unwrap_or(process.created_at);
+        Ok(Some((req.to_request(0, requested_at, None), process)))
+    }
+
     async fn claim(
         &self,
         worker_id: Uuid,

@@ -23,6 +23,8 @@ pub(crate) mod maintenance;
 pub(crate) mod retry;
 mod run;
 
+pub(crate) use run::{dispatch_locally, Shared};
+
 /// Timing and limits of a worker. The defaults match plain.jobs.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -58,6 +60,19 @@ pub struct WorkerConfig {
     /// claim the first run would simply finish. Turn it on only if every job tolerates two
     /// overlapping runs after a database crash.
     pub asynchronous_claims: bool,
+    /// A job enqueued through this worker's [`Jobs`] handle (or a clone of it) while the
+    /// worker is idle goes straight to it (true by default): the enqueue inserts the job as
+    /// this worker's process, begun, in its one statement, and the job starts as soon as that
+    /// commits, with no request row, no notification and no claim in between. That halves the
+    /// commits between enqueue and start. Only jobs that start now, on a queue this worker
+    /// serves, of a type it has registered, enqueued outside a caller's transaction, and only
+    /// while the worker has a free slot, nothing claimed ahead and found nothing more to claim
+    /// on its last look; otherwise the job is queued as usual. The returned request then has
+    /// `id` 0 (it never had a row); its uuid is the job's identity, as always. Everything after
+    /// the start (heartbeats, rescue if this process dies, results, retries) is as for a
+    /// claimed job. A job may thereby start before an older one that another process queued a
+    /// moment earlier and this worker has not been told of yet.
+    pub local_dispatch: bool,
     /// Log throughput stats this often (None: never).
     pub stats_interval: Option<Duration>,
     /// Exit with an error after this many consecutive claim failures (30).
@@ -83,6 +98,7 @@ impl Default for WorkerConfig {
             shutdown_timeout: None,
             listen: true,
             asynchronous_claims: false,
+            local_dispatch: true,
             stats_interval: None,
             max_claim_failures: 30,
             timezone: chrono_tz::UTC,

@@ -19,7 +19,7 @@ use super::{Worker, WorkerConfig};
 use crate::job::{JobContext, Outcome, State};
 use crate::model::{JobProcess, JobStatus};
 use crate::registry::Registry;
-use crate::store::{Finish, NewHeartbeat};
+use crate::store::{Finish, NewHeartbeat, NewRequest, Start};
 use crate::{Error, Jobs, Result};
 
 /// Error text as the database can store it: PostgreSQL's `text` refuses NUL characters, and a
@@ -124,6 +124,15 @@ pub(crate) struct Shared {
     /// Held across a claim and the recording of what it claimed in `held`, so that the orphan
     /// rescue, which takes it too, never mistakes a claim in flight for orphans.
     pub claim_lock: tokio::sync::Mutex<()>,
+    /// One permit per job slot: held by each running job, and by the claim loop for the slots
+    /// it is about to fill.
+    slots: Arc<Semaphore>,
+    /// The claim loop is waiting for work with its free slots released and nothing claimed
+    /// ahead: a job enqueued in this process may be handed straight to it ([`dispatch_locally`]).
+    idle: AtomicBool,
+    /// A local dispatch failed in a way that may have committed: the claim loop hands back
+    /// what this worker does not account for before its next claim, as after such a claim.
+    unsure: AtomicBool,
     /// Job tasks that can be cancelled.
     running: Mutex<HashMap<Uuid, (AbortHandle, JobProcess)>>,
     pub heartbeat_ok: AtomicBool,
@@ -242,6 +251,9 @@ pub(crate) async fn run(
         held: Mutex::new(HashSet::new()),
         abandoned: Mutex::new(HashSet::new()),
         claim_lock: tokio::sync::Mutex::new(()),
+        slots: Arc::new(Semaphore::new(concurrency)),
+        idle: AtomicBool::new(false),
+        unsure: AtomicBool::new(false),
         running: Mutex::new(HashMap::new()),
         heartbeat_ok: AtomicBool::new(true),
         reregistered: AtomicBool::new(false),
@@ -281,7 +293,10 @@ pub(crate) async fn run(
         .map(|every| tokio::spawn(maintenance::stats_loop(shared.clone(), every, done.clone())));
     let completer = tokio::spawn(completer(shared.clone(), finish_rx));
 
-    let slots = Arc::new(Semaphore::new(concurrency));
+    if shared.config.local_dispatch {
+        shared.jobs.add_local_worker(Arc::downgrade(&shared));
+    }
+    let slots = shared.slots.clone();
     let mut buffer: VecDeque<JobProcess> = VecDeque::new();
     let outcome = claim_loop(&shared, &queues, &slots, max_pending, &mut buffer).await;
     shared.stop.cancel();
@@ -407,11 +422,27 @@ async fn claim_loop(
                 Ok(Some(d)) => d.min(shared.config.poll_interval),
                 _ => shared.config.poll_interval,
             };
-            tokio::select! {
+            // Idle: the last claim found no more and nothing waits here. The free slots are
+            // released while waiting, for jobs enqueued in this process to take directly.
+            let offer = shared.config.local_dispatch && buffer.is_empty();
+            if offer {
+                permits.clear();
+                shared.idle.store(true, Ordering::Release);
+            }
+            let stopped = tokio::select! {
                 biased;
-                _ = shared.stop.cancelled() => return Ok(()),
-                _ = shared.wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = shared.stop.cancelled() => true,
+                _ = shared.wake.notified() => false,
+                _ = tokio::time::sleep(wait) => false,
+            };
+            shared.idle.store(false, Ordering::Release);
+            if stopped {
+                return Ok(());
+            }
+            if offer {
+                // Take the slots again (jobs dispatched meanwhile hold theirs), then claim.
+                more = true;
+                continue;
             }
         }
 
@@ -486,6 +517,9 @@ async fn claim(
     unsure: &mut bool,
 ) -> Result<Vec<JobProcess>> {
     let store = shared.jobs.store();
+    if shared.unsure.swap(false, Ordering::AcqRel) {
+        *unsure = true;
+    }
     if *unsure {
         let n = store
             .hand_back_unaccounted(shared.worker_id, &all_accounted(shared))
@@ -573,6 +607,71 @@ fn vacuum_when_due(shared: &Arc<Shared>, claimed: usize, dry: bool) {
         }
         shared.stats.vacuuming.store(false, Ordering::Release);
     });
+}
+
+/// Local dispatch (`WorkerConfig::local_dispatch`): hands `req`, a job that may be enqueued
+/// (`should_enqueue` said so), straight to an idle worker of this process that can run it. The
+/// job is inserted as that worker's process, begun, and spawned once that commits. `None` when
+/// no worker can take it (the caller queues it as usual); otherwise what the insert gave:
+/// the request as enqueued (`id` 0), or the error.
+///
+/// The uuid is held before the insert, so the orphan rescue never takes the new row for a lost
+/// claim's. If the insert fails in a way that may have committed, the claim loop hands back
+/// what it does not account for before its next claim (the row, if it exists, never began as
+/// far as the database can tell), and the caller's retry finds the job by its uuid.
+pub(crate) async fn dispatch_locally(
+    jobs: &Jobs,
+    req: &NewRequest,
+) -> Option<Result<crate::model::JobRequest>> {
+    if !matches!(req.start, Start::Now) {
+        return None;
+    }
+    let (shared, permit) = jobs.local_workers().into_iter().find_map(|shared| {
+        let fits = shared.idle.load(Ordering::Acquire)
+            && !shared.stop.is_cancelled()
+            && shared.heartbeat_ok.load(Ordering::Acquire)
+            && shared.heartbeat.queues.contains(&req.queue)
+            && shared.registry.contains(&req.job_class);
+        if !fits {
+            return None;
+        }
+        let permit = shared.slots.clone().try_acquire_owned().ok()?;
+        Some((shared, permit))
+    })?;
+    let process_uuid = crate::model::new_uuid();
+    lock(&shared.held).insert(process_uuid);
+    let inserted = shared
+        .jobs
+        .store()
+        .insert_started(shared.worker_id, req, process_uuid)
+        .await;
+    match inserted {
+        Ok(Some((request, process))) => {
+            shared.stats.claimed.fetch_add(1, Ordering::Relaxed);
+            if shared.abort.is_cancelled() {
+                // The worker gave up on its running jobs while this one was being inserted:
+                // it goes back to the queue, never begun.
+                lock(&shared.held).remove(&process_uuid);
+                drop(permit);
+                hand_back_unaccounted(&shared).await;
+            } else {
+                spawn_job(&shared, process, permit);
+            }
+            Some(Ok(request))
+        }
+        Ok(None) => {
+            // This worker's heartbeat row is gone (a rescuer took it for dead): queue the job.
+            lock(&shared.held).remove(&process_uuid);
+            None
+        }
+        Err(e) => {
+            lock(&shared.held).remove(&process_uuid);
+            if may_have_committed(&e) {
+                shared.unsure.store(true, Ordering::Release);
+            }
+            Some(Err(e))
+        }
+    }
 }
 
 fn spawn_job(shared: &Arc<Shared>, process: JobProcess, permit: OwnedSemaphorePermit) {
