@@ -21,26 +21,106 @@ async fn child_worker() {
     };
     let jobs = Jobs::connect(&url).await.expect("child connects");
     let rec = Recorder::new();
-    Worker::new(jobs)
+    let worker = Worker::new(jobs.clone())
         .register::<Probe>()
         .state(rec)
         .config(fast_config())
-        .concurrency(4)
-        .run()
+        .concurrency(4);
+    // With TEST_CHILD_ENQUEUE_LOCALLY=<id>: once the worker is idle, enqueue a job through its
+    // own handle (taken directly by the idle worker) that hangs on its first attempt.
+    let Ok(id) = std::env::var("TEST_CHILD_ENQUEUE_LOCALLY") else {
+        worker.run().await.expect("child worker");
+        return;
+    };
+    // Nothing wakes this worker but the enqueue below (other tests' notifications would: they
+    // reach every listener of the database), so it is surely idle then.
+    let mut config = fast_config();
+    config.listen = false;
+    config.poll_interval = Duration::from_secs(600);
+    let handle = worker.config(config).spawn();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let req = jobs
+        .enqueue(Probe::new(id, Action::HangFirstAttempt).retries(1))
         .await
-        .expect("child worker");
+        .expect("enqueue")
+        .expect("enqueued");
+    assert_eq!(req.id, 0, "taken directly by the idle worker");
+    handle.join().await.expect("child worker");
 }
 
 fn spawn_child(db: &TestDb) -> tokio::process::Child {
+    spawn_child_with(db, &[])
+}
+
+fn spawn_child_with(db: &TestDb, env: &[(&str, &str)]) -> tokio::process::Child {
     let exe = std::env::current_exe().expect("test binary path");
     tokio::process::Command::new(exe)
         .args(["child_worker", "--exact", "--ignored", "--nocapture"])
         .env("TEST_CHILD_DATABASE_URL", &db.url)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("start child worker")
+}
+
+/// A job that went straight to an idle worker (local dispatch: no request row, no claim) is
+/// that worker's process like any claimed one: when the worker is SIGKILLed mid-run, a rescuer
+/// turns it LOST, `on_aborted` runs once, and its retry runs.
+async fn a_locally_dispatched_job_of_a_killed_worker_is_lost_and_retried(backend: Backend) {
+    let db = test_db_for(backend).await;
+    let mut child = spawn_child_with(&db, &[("TEST_CHILD_ENQUEUE_LOCALLY", "local")]);
+    // Running in the child, and never a request: the process was made at once, begun, by the
+    // enqueue itself (a claimed job's requested_at is its request's earlier created_at).
+    assert!(
+        wait_until(T, || async {
+            db.count("SELECT count(*) FROM plainjobs_jobprocess WHERE started_at = created_at AND requested_at = created_at")
+                .await
+                == 1
+        })
+        .await,
+        "the child's worker took the job directly"
+    );
+    assert_eq!(db.requests().await, 0);
+    child.start_kill().unwrap();
+    assert!(!child.wait().await.unwrap().success());
+    assert_eq!(db.processes().await, 1, "still recorded as running");
+
+    let rec = Recorder::new();
+    let w = Worker::new(db.jobs.clone())
+        .register::<Probe>()
+        .state(rec.clone())
+        .config(fast_config())
+        .spawn();
+    assert!(
+        wait_until(T, || async {
+            db.count("SELECT count(*) FROM plainjobs_jobresult WHERE status = 'SUCCESSFUL'")
+                .await
+                == 1
+        })
+        .await,
+        "the retry ran"
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await; // more rescue passes: nothing doubles
+    w.stop().await.unwrap();
+    let results = db.results().await;
+    let statuses: Vec<JobStatus> = results.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        vec![JobStatus::Lost, JobStatus::Successful],
+        "{results:#?}"
+    );
+    assert_eq!(
+        results[1].job_request_uuid,
+        results[0]
+            .retry_job_request_uuid
+            .expect("the LOST result links its retry")
+    );
+    assert_eq!(rec.aborted(), vec![("local".to_string(), JobStatus::Lost)]);
+    assert_eq!(rec.runs(), vec![("local".to_string(), 1)]);
+    assert_eq!(db.processes().await, 0);
+    assert_eq!(db.requests().await, 0);
 }
 
 async fn sigkilled_worker_jobs_become_lost_hook_runs_once_and_retry_follows(backend: Backend) {
@@ -439,6 +519,7 @@ async fn a_job_running_for_long_on_a_live_worker_is_never_lost(backend: Backend)
 fn _assert_send(_: Arc<()>) {}
 
 conformance!(
+    a_locally_dispatched_job_of_a_killed_worker_is_lost_and_retried,
     several_worker_processes_share_one_queue_each_job_once,
     sigkilled_worker_jobs_become_lost_hook_runs_once_and_retry_follows,
     two_rescuers_rescue_a_dead_worker_once,

@@ -1334,7 +1334,205 @@ async fn worker_exits_after_consecutive_claim_failures(backend: Backend) {
     );
 }
 
+/// A job type the test workers do not register.
+#[derive(Serialize, Deserialize)]
+struct Unregistered;
+
+impl Job for Unregistered {
+    const NAME: &'static str = "tests.Unregistered";
+    async fn run(&self, _: &JobContext) -> Result<Outcome, JobError> {
+        Ok(Outcome::Success)
+    }
+}
+
+async fn an_idle_worker_takes_jobs_enqueued_through_its_own_handle(backend: Backend) {
+    let db = test_db_for(backend).await;
+    let rec = Recorder::new();
+    let mut cfg = fast_config();
+    cfg.poll_interval = Duration::from_secs(60);
+    let w = worker(&db, &rec).config(cfg).spawn();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Other tests' inserts wake this worker too (a notification reaches every listener of the
+    // database), and a job is handed over only while the worker waits: try until it does.
+    let mut direct = None;
+    let mut tries = 0;
+    while direct.is_none() && tries < 50 {
+        tries += 1;
+        let req = db
+            .jobs
+            .enqueue(Probe::new(format!("direct{tries}"), Action::Succeed))
+            .await
+            .unwrap()
+            .unwrap();
+        if req.id == 0 {
+            direct = Some(req);
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let direct = direct.expect("the idle worker took a job directly: no request row");
+    let results = wait_results(&db, tries).await;
+    let result = results
+        .iter()
+        .find(|r| r.job_request_uuid == direct.uuid)
+        .expect("its result");
+    assert_eq!(result.status, JobStatus::Successful);
+    assert_eq!(result.requested_at, Some(direct.created_at));
+    assert!(result.started_at.is_some());
+
+    // Queued as usual: a job for later, one with a key, one on a queue the worker does not
+    // serve, one of a type it lacks, and one enqueued through another handle.
+    let delayed = db
+        .jobs
+        .enqueue(Probe::new("delayed", Action::Succeed))
+        .delay(Duration::from_millis(200))
+        .await
+        .unwrap()
+        .unwrap();
+    let keyed = db
+        .jobs
+        .enqueue(Probe::new("keyed", Action::Succeed).key("k"))
+        .await
+        .unwrap()
+        .unwrap();
+    let elsewhere_queue = db
+        .jobs
+        .enqueue(Probe::new("other-queue", Action::Succeed))
+        .queue("other")
+        .await
+        .unwrap()
+        .unwrap();
+    let unregistered = db.jobs.enqueue(Unregistered).await.unwrap().unwrap();
+    let other_handle = Jobs::connect(&db.url).await.unwrap();
+    let elsewhere = other_handle
+        .enqueue(Probe::new("other-handle", Action::Succeed))
+        .await
+        .unwrap()
+        .unwrap();
+    for r in [
+        &delayed,
+        &keyed,
+        &elsewhere_queue,
+        &unregistered,
+        &elsewhere,
+    ] {
+        assert_ne!(r.id, 0, "{} was queued", r.job_class);
+    }
+    // The worker claims the unknown type from the queue like any job, and errs on it.
+    let results = wait_results(&db, tries + 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.stop().await.unwrap();
+    let mut ran = rec.run_ids();
+    ran.retain(|id| !id.starts_with("direct"));
+    ran.sort();
+    assert_eq!(ran, vec!["delayed", "keyed", "other-handle"]);
+    let errored: Vec<&str> = results
+        .iter()
+        .filter(|r| r.status == JobStatus::Errored)
+        .map(|r| r.job_class.as_str())
+        .collect();
+    assert_eq!(errored, vec!["tests.Unregistered"]);
+    assert_eq!(db.requests().await, 1, "the other queue's");
+    assert_eq!(db.processes().await, 0);
+}
+
+async fn without_local_dispatch_every_job_is_queued(backend: Backend) {
+    let db = test_db_for(backend).await;
+    let rec = Recorder::new();
+    let mut cfg = fast_config();
+    cfg.local_dispatch = false;
+    let w = worker(&db, &rec).config(cfg).spawn();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let queued = db
+        .jobs
+        .enqueue(Probe::new("queued", Action::Succeed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(queued.id, 0);
+    let results = wait_results(&db, 1).await;
+    assert_eq!(results[0].job_request_uuid, queued.uuid);
+    w.stop().await.unwrap();
+}
+
+/// Counts the jobs of one worker running at once.
+#[derive(Default)]
+struct Gauge {
+    now: std::sync::atomic::AtomicUsize,
+    max: std::sync::atomic::AtomicUsize,
+    ran: std::sync::Mutex<Vec<u32>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Measured {
+    n: u32,
+}
+
+impl Job for Measured {
+    const NAME: &'static str = "tests.Measured";
+    async fn run(&self, ctx: &JobContext) -> Result<Outcome, JobError> {
+        use std::sync::atomic::Ordering;
+        let gauge = ctx.state::<Arc<Gauge>>()?;
+        let now = gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
+        gauge.max.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        gauge.ran.lock().unwrap().push(self.n);
+        gauge.now.fetch_sub(1, Ordering::SeqCst);
+        Ok(Outcome::Success)
+    }
+}
+
+/// Many concurrent enqueues through the worker's own handle: some go straight to it, the rest
+/// are queued and claimed; every job runs exactly once and the worker never runs more jobs
+/// than it has slots.
+async fn concurrent_local_enqueues_run_once_within_the_slots(backend: Backend) {
+    let db = test_db_for(backend).await;
+    let gauge = Arc::new(Gauge::default());
+    let w = Worker::new(db.jobs.clone())
+        .register::<Measured>()
+        .state(gauge.clone())
+        .config(fast_config())
+        .concurrency(3)
+        .spawn();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Waves of concurrent enqueues, until one of them found the worker idle (other tests'
+    // inserts wake it too, and a job is handed over only while it waits).
+    let mut total: u32 = 0;
+    let mut direct = 0;
+    while direct == 0 && total < 400 {
+        let tasks: Vec<_> = (total..total + 40)
+            .map(|n| {
+                let jobs = db.jobs.clone();
+                tokio::spawn(async move { jobs.enqueue(Measured { n }).await })
+            })
+            .collect();
+        total += 40;
+        for t in tasks {
+            let req = t.await.unwrap().unwrap().unwrap();
+            if req.id == 0 {
+                direct += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let results = wait_results(&db, total as usize).await;
+    w.stop().await.unwrap();
+    assert!(results.iter().all(|r| r.status == JobStatus::Successful));
+    let mut ran = gauge.ran.lock().unwrap().clone();
+    ran.sort();
+    assert_eq!(ran, (0..total).collect::<Vec<_>>(), "each job ran once");
+    let max = gauge.max.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(max <= 3, "{max} jobs ran at once on 3 slots");
+    assert!(direct >= 1, "the idle worker took some directly");
+    assert_eq!(db.requests().await, 0);
+    assert_eq!(db.processes().await, 0);
+}
+
 conformance!(
+    an_idle_worker_takes_jobs_enqueued_through_its_own_handle,
+    without_local_dispatch_every_job_is_queued,
+    concurrent_local_enqueues_run_once_within_the_slots,
     an_error_text_with_a_nul_byte_is_stored_and_the_worker_goes_on,
     jobs_claimed_ahead_go_back_when_the_slots_stay_busy,
     processes_whose_worker_left_no_heartbeat_become_lost,
