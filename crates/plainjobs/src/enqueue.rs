@@ -437,6 +437,12 @@ impl TransactionConn for sqlx::Transaction<'_, sqlx::Postgres> {
 /// exists: the returned [`JobRequest`] has `id` 0, `created_at` the time it was enqueued, and
 /// the rest as sent.
 ///
+/// When awaited through the [`Jobs`](crate::Jobs) handle of a worker running in this process
+/// (or a clone of it) while that worker is idle, the job usually goes straight to that worker
+/// and never has a request row: the returned request then has `id` 0 too (see
+/// [`WorkerConfig::local_dispatch`](crate::WorkerConfig::local_dispatch)). A job's identity is
+/// its `uuid`, which its process and result carry as `job_request_uuid`.
+///
 /// # Example
 /// ```no_run
 /// # use plainjobs::{Job, JobContext, JobError, Jobs, Outcome};

@@ -1529,7 +1529,47 @@ async fn concurrent_local_enqueues_run_once_within_the_slots(backend: Backend) {
     assert_eq!(db.processes().await, 0);
 }
 
+/// Enqueues whose caller stops waiting at any point (the task aborted after 0 to 3 ms): every
+/// job that was committed runs and ends exactly once; none is left recorded as running.
+async fn abandoned_local_enqueues_leave_no_job_stuck(backend: Backend) {
+    let db = test_db_for(backend).await;
+    let rec = Recorder::new();
+    let w = worker(&db, &rec).spawn();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..60u64 {
+        let jobs = db.jobs.clone();
+        let task = tokio::spawn(async move {
+            jobs.enqueue(Probe::new(format!("j{i}"), Action::Succeed))
+                .await
+        });
+        tokio::time::sleep(Duration::from_micros(i * 50)).await;
+        task.abort();
+        let _ = task.await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        wait_until(T, || async {
+            db.requests().await == 0 && db.processes().await == 0
+        })
+        .await,
+        "{} requests and {} processes left",
+        db.requests().await,
+        db.processes().await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.stop().await.unwrap();
+    let results = db.results().await;
+    assert!(results.iter().all(|r| r.status == JobStatus::Successful));
+    let mut ran = rec.run_ids();
+    let runs = ran.len();
+    ran.sort();
+    ran.dedup();
+    assert_eq!(ran.len(), runs, "no job ran twice");
+    assert_eq!(results.len(), runs, "one result per run");
+}
+
 conformance!(
+    abandoned_local_enqueues_leave_no_job_stuck,
     an_idle_worker_takes_jobs_enqueued_through_its_own_handle,
     without_local_dispatch_every_job_is_queued,
     concurrent_local_enqueues_run_once_within_the_slots,

@@ -71,7 +71,9 @@ pub struct WorkerConfig {
     /// `id` 0 (it never had a row); its uuid is the job's identity, as always. Everything after
     /// the start (heartbeats, rescue if this process dies, results, retries) is as for a
     /// claimed job. A job may thereby start before an older one that another process queued a
-    /// moment earlier and this worker has not been told of yet.
+    /// moment earlier and this worker has not been told of yet. Jobs with a concurrency key and
+    /// jobs a running job enqueues through its [`JobContext`](crate::JobContext) (its
+    /// follow-ups) are always queued.
     pub local_dispatch: bool,
     /// Log throughput stats this often (None: never).
     pub stats_interval: Option<Duration>,

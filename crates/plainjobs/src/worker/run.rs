@@ -305,6 +305,11 @@ pub(crate) async fn run(
     hand_back(&shared, &mut buffer).await;
     hand_back_unaccounted(&shared).await;
     drain(&shared, &slots, concurrency).await;
+    // A local dispatch that failed as the worker stopped, maybe after committing (its slot
+    // came back after it said so).
+    if shared.unsure.swap(false, Ordering::SeqCst) {
+        hand_back_unaccounted(&shared).await;
+    }
     // All job tasks are done: close the completer's channel and let it flush.
     lock(&shared.finish_tx).take();
     if let Err(e) = completer.await {
@@ -427,7 +432,7 @@ async fn claim_loop(
             let offer = shared.config.local_dispatch && buffer.is_empty();
             if offer {
                 permits.clear();
-                shared.idle.store(true, Ordering::Release);
+                shared.idle.store(true, Ordering::SeqCst);
             }
             let stopped = tokio::select! {
                 biased;
@@ -435,7 +440,7 @@ async fn claim_loop(
                 _ = shared.wake.notified() => false,
                 _ = tokio::time::sleep(wait) => false,
             };
-            shared.idle.store(false, Ordering::Release);
+            shared.idle.store(false, Ordering::SeqCst);
             if stopped {
                 return Ok(());
             }
@@ -517,7 +522,7 @@ async fn claim(
     unsure: &mut bool,
 ) -> Result<Vec<JobProcess>> {
     let store = shared.jobs.store();
-    if shared.unsure.swap(false, Ordering::AcqRel) {
+    if shared.unsure.swap(false, Ordering::SeqCst) {
         *unsure = true;
     }
     if *unsure {
@@ -615,10 +620,14 @@ fn vacuum_when_due(shared: &Arc<Shared>, claimed: usize, dry: bool) {
 /// no worker can take it (the caller queues it as usual); otherwise what the insert gave:
 /// the request as enqueued (`id` 0), or the error.
 ///
-/// The uuid is held before the insert, so the orphan rescue never takes the new row for a lost
-/// claim's. If the insert fails in a way that may have committed, the claim loop hands back
-/// what it does not account for before its next claim (the row, if it exists, never began as
-/// far as the database can tell), and the caller's retry finds the job by its uuid.
+/// - The process uuid is held before the worker is seen idle (both orders sequentially
+///   consistent), so a claim that follows the idle wait and hands back what the worker does
+///   not account for always counts this job as accounted.
+/// - The insert and the spawn run in a task of their own: a caller that stops waiting (a
+///   timeout, a dropped request) cannot leave a committed job neither running nor handed back.
+/// - If the insert fails in a way that may have committed, the claim loop (or the shutdown,
+///   after the last slot came back) hands back what it does not account for, and the caller's
+///   retry finds the job by its uuid.
 pub(crate) async fn dispatch_locally(
     jobs: &Jobs,
     req: &NewRequest,
@@ -626,52 +635,88 @@ pub(crate) async fn dispatch_locally(
     if !matches!(req.start, Start::Now) {
         return None;
     }
+    let process_uuid = crate::model::new_uuid();
     let (shared, permit) = jobs.local_workers().into_iter().find_map(|shared| {
-        let fits = shared.idle.load(Ordering::Acquire)
-            && !shared.stop.is_cancelled()
-            && shared.heartbeat_ok.load(Ordering::Acquire)
-            && shared.heartbeat.queues.contains(&req.queue)
-            && shared.registry.contains(&req.job_class);
-        if !fits {
+        if !(shared.heartbeat.queues.contains(&req.queue)
+            && shared.registry.contains(&req.job_class))
+        {
             return None;
         }
-        let permit = shared.slots.clone().try_acquire_owned().ok()?;
-        Some((shared, permit))
-    })?;
-    let process_uuid = crate::model::new_uuid();
-    lock(&shared.held).insert(process_uuid);
-    let inserted = shared
-        .jobs
-        .store()
-        .insert_started(shared.worker_id, req, process_uuid)
-        .await;
-    match inserted {
-        Ok(Some((request, process))) => {
-            shared.stats.claimed.fetch_add(1, Ordering::Relaxed);
-            if shared.abort.is_cancelled() {
-                // The worker gave up on its running jobs while this one was being inserted:
-                // it goes back to the queue, never begun.
+        lock(&shared.held).insert(process_uuid);
+        let taken = (shared.idle.load(Ordering::SeqCst)
+            && !shared.stop.is_cancelled()
+            && shared.heartbeat_ok.load(Ordering::Acquire))
+        .then(|| shared.slots.clone().try_acquire_owned().ok())
+        .flatten();
+        match taken {
+            Some(permit) => Some((shared, permit)),
+            None => {
                 lock(&shared.held).remove(&process_uuid);
+                None
+            }
+        }
+    })?;
+    let req = req.clone();
+    let task = tokio::spawn(async move {
+        let inserted = shared
+            .jobs
+            .store()
+            .insert_started(shared.worker_id, &req, process_uuid)
+            .await;
+        match inserted {
+            Ok(Some((request, process))) => {
+                shared.stats.claimed.fetch_add(1, Ordering::Relaxed);
+                if !spawn_job_unless_aborted(&shared, process, permit) {
+                    // The worker gave up on its running jobs while this one was being
+                    // inserted: it goes back to the queue, never begun. Under the claim lock,
+                    // so that a claim in flight has recorded its own jobs first.
+                    let _claiming = shared.claim_lock.lock().await;
+                    lock(&shared.held).remove(&process_uuid);
+                    hand_back_unaccounted(&shared).await;
+                }
+                Some(Ok(request))
+            }
+            Ok(None) => {
+                // This worker's heartbeat row is gone (a rescuer took it for dead): queue the
+                // job.
+                lock(&shared.held).remove(&process_uuid);
+                None
+            }
+            Err(e) => {
+                lock(&shared.held).remove(&process_uuid);
+                if may_have_committed(&e) {
+                    shared.unsure.store(true, Ordering::SeqCst);
+                }
+                // The slot comes back only now, after `unsure` is set.
                 drop(permit);
-                hand_back_unaccounted(&shared).await;
-            } else {
-                spawn_job(&shared, process, permit);
+                Some(Err(e))
             }
-            Some(Ok(request))
         }
-        Ok(None) => {
-            // This worker's heartbeat row is gone (a rescuer took it for dead): queue the job.
-            lock(&shared.held).remove(&process_uuid);
-            None
-        }
-        Err(e) => {
-            lock(&shared.held).remove(&process_uuid);
-            if may_have_committed(&e) {
-                shared.unsure.store(true, Ordering::Release);
-            }
-            Some(Err(e))
-        }
+    });
+    match task.await {
+        Ok(out) => out,
+        Err(e) => Some(Err(Error::Worker(format!(
+            "handing a job to this process's worker failed: {e}"
+        )))),
     }
+}
+
+/// As [`spawn_job`], unless the worker has given up on its running jobs (`abort`): checked
+/// under the lock that `drain` takes after setting it, so a job spawned here is always among
+/// those it cancels. False (and the slot freed) when it did not spawn.
+fn spawn_job_unless_aborted(
+    shared: &Arc<Shared>,
+    process: JobProcess,
+    permit: OwnedSemaphorePermit,
+) -> bool {
+    let mut running = lock(&shared.running);
+    if shared.abort.is_cancelled() {
+        return false;
+    }
+    let uuid = process.uuid;
+    let task = tokio::spawn(execute(shared.clone(), process.clone(), permit));
+    running.insert(uuid, (task.abort_handle(), process));
+    true
 }
 
 fn spawn_job(shared: &Arc<Shared>, process: JobProcess, permit: OwnedSemaphorePermit) {
