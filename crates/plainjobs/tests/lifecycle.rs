@@ -882,7 +882,7 @@ async fn migrations_are_idempotent_and_accept_existing_tables() {
     assert_eq!(
         db.count("SELECT count(*) FROM plainjobs_rs_migrations")
             .await,
-        4
+        5
     );
     // Ours replace the full key and start-time indexes by partial ones.
     let plains_indexes = "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN ('plainjobs_jobrequest_start_at_idx', 'job_request_concurrency_key', 'job_concurrency_key')";
@@ -911,6 +911,66 @@ async fn migrations_are_idempotent_and_accept_existing_tables() {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// Notifications reach every listener of the database; a worker wakes only for its own
+/// schema's. With another schema's producer inserting back to back, the worker stays idle, so
+/// each job enqueued through its handle goes straight to it; a job its own schema gets from
+/// another handle still wakes it at once (the poll is a minute).
+#[tokio::test]
+async fn notifications_from_other_schemas_do_not_wake_the_worker() {
+    let db = test_db().await;
+    let other = test_db().await;
+    let rec = Recorder::new();
+    let mut cfg = fast_config();
+    cfg.poll_interval = Duration::from_secs(60);
+    let w = worker(&db, &rec).config(cfg).spawn();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let noise = {
+        let jobs = other.jobs.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.is_cancelled() {
+                jobs.enqueue(Probe::new(format!("noise{n}"), Action::Succeed))
+                    .await
+                    .unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut direct = 0;
+    for i in 0..20 {
+        let req = db
+            .jobs
+            .enqueue(Probe::new(format!("mine{i}"), Action::Succeed))
+            .await
+            .unwrap()
+            .unwrap();
+        if req.id == 0 {
+            direct += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    stop.cancel();
+    let noise_jobs = noise.await.unwrap();
+    assert!(noise_jobs > 100, "{noise_jobs} noise jobs");
+    // Woken by every one of those inserts, it took 0 or 1 of the 20 directly.
+    assert!(
+        direct >= 15,
+        "the worker stayed idle through the other schema's inserts: {direct} of 20 taken directly"
+    );
+    let elsewhere = Jobs::connect(&db.url).await.unwrap();
+    elsewhere
+        .enqueue(Probe::new("woken", Action::Succeed))
+        .await
+        .unwrap()
+        .unwrap();
+    wait_results(&db, 21).await;
+    w.stop().await.unwrap();
+    assert_eq!(other.requests().await, i64::from(noise_jobs));
 }
 
 #[tokio::test]

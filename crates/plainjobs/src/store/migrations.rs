@@ -172,6 +172,21 @@ pub(crate) const POSTGRES: &[Migration] = &[
             CREATE_PARTIAL_INDEXES[3],
         ],
     },
+    Migration {
+        version: 5,
+        name: "insert notification names its schema",
+        statements: &[
+            // A notification reaches every listener of the database: the payload is the
+            // table's schema, so that workers of other schemas (one per tenant, one per test)
+            // are not woken for nothing. Still one notification per inserting transaction.
+            r#"CREATE OR REPLACE FUNCTION plainjobs_notify_jobrequest() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('plainjobs_jobrequest', TG_TABLE_SCHEMA);
+                RETURN NULL;
+            END
+            $$"#,
+        ],
+    },
 ];
 
 /// SQLite migrations: the same tables with SQLite types (times as integer microseconds since the

@@ -972,6 +972,16 @@ impl Store for PgStore {
     }
 
     async fn listen(&self, wake: Arc<Notify>, cancel: CancellationToken) -> Result<bool> {
+        // The schema our tables resolve to, as the trigger names it in each notification
+        // (an empty payload comes from a trigger older than that: it wakes us too).
+        let schema: Option<String> = sqlx::query_scalar(
+            "SELECT COALESCE(
+                (SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.oid = to_regclass('plainjobs_jobrequest')),
+                current_schema()::text)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(CHANNEL).await?;
         tokio::spawn(async move {
@@ -979,7 +989,15 @@ impl Store for PgStore {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     msg = listener.try_recv() => match msg {
-                        Ok(Some(_)) => wake.notify_one(),
+                        Ok(Some(n)) => {
+                            let ours = match &schema {
+                                Some(s) => n.payload().is_empty() || n.payload() == s,
+                                None => true,
+                            };
+                            if ours {
+                                wake.notify_one();
+                            }
+                        }
                         Ok(None) => {
                             // The connection dropped; the next call reconnects and re-listens.
                             // Anything sent meanwhile was missed, so look now.
