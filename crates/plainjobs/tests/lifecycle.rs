@@ -973,6 +973,37 @@ async fn notifications_from_other_schemas_do_not_wake_the_worker() {
     assert_eq!(other.requests().await, i64::from(noise_jobs));
 }
 
+/// A database whose migrations stop before the schema-named notification (its trigger sends
+/// the queue's name, as migrations 1–2 made it) still wakes the worker.
+#[tokio::test]
+async fn a_trigger_older_than_the_schema_payload_still_wakes_the_worker() {
+    let db = test_db().await;
+    db.exec("DELETE FROM plainjobs_rs_migrations WHERE version >= 3")
+        .await;
+    db.exec(
+        "CREATE OR REPLACE FUNCTION plainjobs_notify_jobrequest() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_notify('plainjobs_jobrequest', 'default'); RETURN NULL; END $$",
+    )
+    .await;
+    let rec = Recorder::new();
+    let mut cfg = fast_config();
+    cfg.poll_interval = Duration::from_secs(60);
+    let w = worker(&db, &rec).config(cfg).spawn();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    db.insert_raw_request(
+        "tests.Probe",
+        r#"{"args": [], "kwargs": {"id": "old-trigger", "action": "Succeed"}}"#,
+        "",
+        None,
+    )
+    .await;
+    assert!(
+        wait_until(Duration::from_secs(10), || async { rec.runs().len() == 1 }).await,
+        "woken long before the 60 s poll"
+    );
+    w.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn claim_uses_the_claim_index() {
     let db = test_db().await;

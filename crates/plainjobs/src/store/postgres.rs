@@ -972,16 +972,31 @@ impl Store for PgStore {
     }
 
     async fn listen(&self, wake: Arc<Notify>, cancel: CancellationToken) -> Result<bool> {
-        // The schema our tables resolve to, as the trigger names it in each notification
-        // (an empty payload comes from a trigger older than that: it wakes us too).
-        let schema: Option<String> = sqlx::query_scalar(
-            "SELECT COALESCE(
-                (SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE c.oid = to_regclass('plainjobs_jobrequest')),
-                current_schema()::text)",
+        // The schema our tables resolve to, as the trigger names it in each notification since
+        // migration 5. Before it the payload was empty (migrations 3–4) or the queue's name
+        // (1–2): a database not migrated that far wakes us for every notification.
+        let migrated: Option<i64> = if sqlx::query_scalar::<_, bool>(
+            "SELECT to_regclass('plainjobs_rs_migrations') IS NOT NULL",
         )
         .fetch_one(&self.pool)
-        .await?;
+        .await?
+        {
+            sqlx::query_scalar("SELECT max(version) FROM plainjobs_rs_migrations")
+                .fetch_one(&self.pool)
+                .await?
+        } else {
+            None
+        };
+        let schema: Option<String> = if migrated.is_some_and(|v| v >= 5) {
+            sqlx::query_scalar(
+                "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.oid = to_regclass('plainjobs_jobrequest')",
+            )
+            .fetch_optional(&self.pool)
+            .await?
+        } else {
+            None
+        };
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(CHANNEL).await?;
         tokio::spawn(async move {

@@ -647,7 +647,10 @@ pub(crate) async fn dispatch_locally(
             && !shared.stop.is_cancelled()
             && shared.heartbeat_ok.load(Ordering::Acquire))
         .then(|| shared.slots.clone().try_acquire_owned().ok())
-        .flatten();
+        .flatten()
+        // Again after taking the slot: a shutdown that began in between has drained (taken and
+        // given back every slot) only after setting `stop`.
+        .filter(|_| !shared.stop.is_cancelled());
         match taken {
             Some(permit) => Some((shared, permit)),
             None => {
@@ -666,13 +669,15 @@ pub(crate) async fn dispatch_locally(
         match inserted {
             Ok(Some((request, process))) => {
                 shared.stats.claimed.fetch_add(1, Ordering::Relaxed);
-                if !spawn_job_unless_aborted(&shared, process, permit) {
+                if let Some(permit) = spawn_job_unless_aborted(&shared, process, permit) {
                     // The worker gave up on its running jobs while this one was being
                     // inserted: it goes back to the queue, never begun. Under the claim lock,
-                    // so that a claim in flight has recorded its own jobs first.
+                    // so that a claim in flight has recorded its own jobs first; the slot is
+                    // given back after, so the shutdown waits for the hand-back.
                     let _claiming = shared.claim_lock.lock().await;
                     lock(&shared.held).remove(&process_uuid);
                     hand_back_unaccounted(&shared).await;
+                    drop(permit);
                 }
                 Some(Ok(request))
             }
@@ -686,6 +691,9 @@ pub(crate) async fn dispatch_locally(
                 lock(&shared.held).remove(&process_uuid);
                 if may_have_committed(&e) {
                     shared.unsure.store(true, Ordering::SeqCst);
+                    // The claim loop hands back what it does not account for before it claims:
+                    // now, not after its idle wait.
+                    shared.wake.notify_one();
                 }
                 // The slot comes back only now, after `unsure` is set.
                 drop(permit);
@@ -703,20 +711,20 @@ pub(crate) async fn dispatch_locally(
 
 /// As [`spawn_job`], unless the worker has given up on its running jobs (`abort`): checked
 /// under the lock that `drain` takes after setting it, so a job spawned here is always among
-/// those it cancels. False (and the slot freed) when it did not spawn.
+/// those it cancels. The slot comes back when it did not spawn.
 fn spawn_job_unless_aborted(
     shared: &Arc<Shared>,
     process: JobProcess,
     permit: OwnedSemaphorePermit,
-) -> bool {
+) -> Option<OwnedSemaphorePermit> {
     let mut running = lock(&shared.running);
     if shared.abort.is_cancelled() {
-        return false;
+        return Some(permit);
     }
     let uuid = process.uuid;
     let task = tokio::spawn(execute(shared.clone(), process.clone(), permit));
     running.insert(uuid, (task.abort_handle(), process));
-    true
+    None
 }
 
 fn spawn_job(shared: &Arc<Shared>, process: JobProcess, permit: OwnedSemaphorePermit) {
