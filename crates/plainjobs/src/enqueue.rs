@@ -416,7 +416,7 @@ mod sealed {
 
 impl TransactionConn for sqlx::Transaction<'_, sqlx::Sqlite> {
     fn as_conn(&mut self) -> Box<dyn Conn + '_> {
-        Box::new(crate::store::sqlite::SqliteConn(&mut **self))
+        Box::new(crate::store::sqlite::SqliteConn(&mut **self, None))
     }
 }
 

@@ -919,8 +919,18 @@ async fn migrations_are_idempotent_and_accept_existing_tables() {
 /// another handle still wakes it at once (the poll is a minute).
 #[tokio::test]
 async fn notifications_from_other_schemas_do_not_wake_the_worker() {
-    let db = test_db().await;
-    let other = test_db().await;
+    stays_idle_through_another_databases_inserts(test_db().await, test_db().await).await;
+}
+
+/// The same on SQLite: an insert into another file wakes only that file's workers of this
+/// process.
+#[tokio::test]
+async fn inserts_into_another_sqlite_file_do_not_wake_the_worker() {
+    stays_idle_through_another_databases_inserts(sqlite_test_db().await, sqlite_test_db().await)
+        .await;
+}
+
+async fn stays_idle_through_another_databases_inserts(db: TestDb, other: TestDb) {
     let rec = Recorder::new();
     let mut cfg = fast_config();
     cfg.poll_interval = Duration::from_secs(60);
@@ -960,7 +970,7 @@ async fn notifications_from_other_schemas_do_not_wake_the_worker() {
     // Woken by every one of those inserts, it took 0 or 1 of the 20 directly.
     assert!(
         direct >= 15,
-        "the worker stayed idle through the other schema's inserts: {direct} of 20 taken directly"
+        "the worker stayed idle through the other database's inserts: {direct} of 20 taken directly"
     );
     let elsewhere = Jobs::connect(&db.url).await.unwrap();
     elsewhere

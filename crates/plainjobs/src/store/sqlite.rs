@@ -6,8 +6,8 @@
 //! stored as integer microseconds since the Unix epoch; uuids and JSON as text. "Now" is the
 //! host's clock, which every process on one machine shares.
 //!
-//! Wake-ups: an insert wakes workers of the same process at once; other processes notice the
-//! commit through `PRAGMA data_version`, which a worker checks every 50 ms.
+//! Wake-ups: an insert wakes the same database's workers of the same process at once; other
+//! processes notice the commit through `PRAGMA data_version`, which a worker checks every 50 ms.
 
 use std::collections::HashMap;
 use std::ops::DerefMut;
@@ -195,18 +195,25 @@ fn params_text(v: &Option<Value>) -> Option<String> {
     v.as_ref().map(Value::to_string)
 }
 
-/// In-process wake-ups: every SQLite worker of this process, woken when any of its stores
-/// inserts requests.
-fn local_waiters() -> &'static Mutex<Vec<Weak<Notify>>> {
-    static WAITERS: OnceLock<Mutex<Vec<Weak<Notify>>>> = OnceLock::new();
+/// A worker of this process waiting for inserts into one database (its key).
+type Waiter = (Arc<str>, Weak<Notify>);
+
+/// In-process wake-ups: the SQLite workers of this process, each with the database it serves
+/// (a [`SqliteStore::db`] key), woken when requests are inserted into that database.
+fn local_waiters() -> &'static Mutex<Vec<Waiter>> {
+    static WAITERS: OnceLock<Mutex<Vec<Waiter>>> = OnceLock::new();
     WAITERS.get_or_init(|| Mutex::new(Vec::new()))
 }
 
-fn wake_local() {
+/// Wakes this process's workers of database `db` (all of them when it is not known: an insert
+/// in the application's own transaction).
+fn wake_local(db: Option<&str>) {
     let mut waiters = local_waiters().lock().unwrap_or_else(|e| e.into_inner());
-    waiters.retain(|w| match w.upgrade() {
+    waiters.retain(|(key, w)| match w.upgrade() {
         Some(n) => {
-            n.notify_one();
+            if db.is_none_or(|db| db == &**key) {
+                n.notify_one();
+            }
             true
         }
         None => false,
@@ -216,6 +223,7 @@ fn wake_local() {
 async fn insert_requests(
     conn: &mut SqliteConnection,
     rows: &[NewRequest],
+    db: Option<&str>,
 ) -> Result<Vec<JobRequest>> {
     let mut out = Vec::with_capacity(rows.len());
     let now = now_us();
@@ -252,7 +260,7 @@ async fn insert_requests(
     }
     out.sort_by_key(|r| r.id);
     if !out.is_empty() {
-        wake_local();
+        wake_local(db);
     }
     Ok(out)
 }
@@ -399,6 +407,9 @@ pub(crate) struct SqliteStore {
     pool: SqlitePool,
     /// Where `PRAGMA data_version` can be watched (None for in-memory databases).
     watch: Option<SqliteConnectOptions>,
+    /// Which database this is, for in-process wake-ups: the file's canonical path, or a key of
+    /// its own for an in-memory database (which no other store shares).
+    db: Arc<str>,
 }
 
 impl SqliteStore {
@@ -436,9 +447,21 @@ impl SqliteStore {
             })
             .connect_with(opts.clone())
             .await?;
+        let db: Arc<str> = if memory {
+            static MEMORY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = MEMORY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!("memory:{n}").into()
+        } else {
+            let file = opts.get_filename();
+            std::fs::canonicalize(file)
+                .unwrap_or_else(|_| file.to_path_buf())
+                .to_string_lossy()
+                .into()
+        };
         Ok(SqliteStore {
             pool,
             watch: (!memory).then_some(opts),
+            db,
         })
     }
 
@@ -452,7 +475,9 @@ impl SqliteStore {
 }
 
 /// A SQLite connection seen through [`Conn`].
-pub(crate) struct SqliteConn<C>(pub(crate) C);
+/// The database key is the store's ([`SqliteStore::db`]) for its own connections, `None` for
+/// the application's transaction (whose database this crate cannot name).
+pub(crate) struct SqliteConn<C>(pub(crate) C, pub(crate) Option<Arc<str>>);
 
 #[async_trait::async_trait]
 impl<C: DerefMut<Target = SqliteConnection> + Send> Conn for SqliteConn<C> {
@@ -514,7 +539,7 @@ impl<C: DerefMut<Target = SqliteConnection> + Send> Conn for SqliteConn<C> {
     }
 
     async fn insert_requests(&mut self, rows: Vec<NewRequest>) -> Result<Vec<JobRequest>> {
-        insert_requests(&mut self.0, &rows).await
+        insert_requests(&mut self.0, &rows, self.1.as_deref()).await
     }
 }
 
@@ -620,11 +645,17 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {
-        Ok(Box::new(SqliteConn(self.write_tx().await?)))
+        Ok(Box::new(SqliteConn(
+            self.write_tx().await?,
+            Some(self.db.clone()),
+        )))
     }
 
     async fn autocommit(&self) -> Result<Box<dyn Conn + '_>> {
-        Ok(Box::new(SqliteConn(self.pool.acquire().await?)))
+        Ok(Box::new(SqliteConn(
+            self.pool.acquire().await?,
+            Some(self.db.clone()),
+        )))
     }
 
     async fn heartbeat(&self, hb: &NewHeartbeat) -> Result<bool> {
@@ -850,7 +881,7 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         if n > 0 {
-            wake_local();
+            wake_local(Some(&self.db));
         }
         Ok(n)
     }
@@ -861,7 +892,7 @@ impl Store for SqliteStore {
         let n = hand_back_where(&mut tx, worker_id, &filter, accounted, None).await?;
         tx.commit().await?;
         if n > 0 {
-            wake_local();
+            wake_local(Some(&self.db));
         }
         Ok(n)
     }
@@ -964,7 +995,7 @@ impl Store for SqliteStore {
         let lost = insert_results(&mut tx, &rows).await?;
         tx.commit().await?;
         if handed_back > 0 {
-            wake_local();
+            wake_local(Some(&self.db));
         }
         Ok(Orphans { handed_back, lost })
     }
@@ -1030,7 +1061,7 @@ impl Store for SqliteStore {
         local_waiters()
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::downgrade(&wake));
+            .push((self.db.clone(), Arc::downgrade(&wake)));
         let Some(opts) = self.watch.clone() else {
             return Ok(true);
         };
