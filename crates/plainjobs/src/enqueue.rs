@@ -380,10 +380,20 @@ async fn enqueue_once(
         }
         // A new job (not a follow-up of a running one) may go straight to an idle worker of
         // this process.
-        if exclude_process.is_none() {
+        let slot = exclude_process
+            .is_none()
+            .then(|| crate::worker::take_local_slot(jobs, &req))
+            .flatten();
+        if let Some(slot) = slot {
             drop(conn);
-            if let Some(dispatched) = crate::worker::dispatch_locally(jobs, &req).await {
-                return dispatched.map(Some);
+            match slot.dispatch(&req).await {
+                Ok(Some(dispatched)) => return dispatched.map(Some),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Error::Worker(format!(
+                        "handing a job to this process's worker failed: {e}"
+                    )))
+                }
             }
             conn = jobs.store().autocommit().await?;
         }

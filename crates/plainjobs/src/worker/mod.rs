@@ -23,7 +23,7 @@ pub(crate) mod maintenance;
 pub(crate) mod retry;
 mod run;
 
-pub(crate) use run::{dispatch_locally, Shared};
+pub(crate) use run::{take_local_slot, Shared};
 
 /// Timing and limits of a worker. The defaults match plain.jobs.
 #[derive(Debug, Clone)]

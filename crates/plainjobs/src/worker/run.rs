@@ -128,7 +128,7 @@ pub(crate) struct Shared {
     /// it is about to fill.
     slots: Arc<Semaphore>,
     /// The claim loop is waiting for work with its free slots released and nothing claimed
-    /// ahead: a job enqueued in this process may be handed straight to it ([`dispatch_locally`]).
+    /// ahead: a job enqueued in this process may be handed straight to it ([`take_local_slot`]).
     idle: AtomicBool,
     /// A local dispatch failed in a way that may have committed: the claim loop hands back
     /// what this worker does not account for before its next claim, as after such a claim.
@@ -614,29 +614,20 @@ fn vacuum_when_due(shared: &Arc<Shared>, claimed: usize, dry: bool) {
     });
 }
 
-/// Local dispatch (`WorkerConfig::local_dispatch`): hands `req`, a job that may be enqueued
-/// (`should_enqueue` said so), straight to an idle worker of this process that can run it. The
-/// job is inserted as that worker's process, begun, and spawned once that commits. `None` when
-/// no worker can take it (the caller queues it as usual); otherwise what the insert gave:
-/// the request as enqueued (`id` 0), or the error.
+/// Local dispatch (`WorkerConfig::local_dispatch`), first step: a free slot of an idle worker of
+/// this process that can run `req`, a job that may be enqueued (`should_enqueue` said so).
+/// `None` when no worker can take it (the caller queues it as usual). Takes no time and makes
+/// no round trip, so an enqueue with no worker in its process pays nothing for it.
 ///
-/// - The process uuid is held before the worker is seen idle (both orders sequentially
-///   consistent), so a claim that follows the idle wait and hands back what the worker does
-///   not account for always counts this job as accounted.
-/// - The insert and the spawn run in a task of their own: a caller that stops waiting (a
-///   timeout, a dropped request) cannot leave a committed job neither running nor handed back.
-/// - If the insert fails in a way that may have committed, the claim loop (or the shutdown,
-///   after the last slot came back) hands back what it does not account for, and the caller's
-///   retry finds the job by its uuid.
-pub(crate) async fn dispatch_locally(
-    jobs: &Jobs,
-    req: &NewRequest,
-) -> Option<Result<crate::model::JobRequest>> {
+/// The process uuid is held before the worker is seen idle (both orders sequentially
+/// consistent), so a claim that follows the idle wait and hands back what the worker does not
+/// account for always counts this job as accounted.
+pub(crate) fn take_local_slot(jobs: &Jobs, req: &NewRequest) -> Option<LocalSlot> {
     if !matches!(req.start, Start::Now) {
         return None;
     }
     let process_uuid = crate::model::new_uuid();
-    let (shared, permit) = jobs.local_workers().into_iter().find_map(|shared| {
+    jobs.local_workers().into_iter().find_map(|shared| {
         if !(shared.heartbeat.queues.contains(&req.queue)
             && shared.registry.contains(&req.job_class))
         {
@@ -652,60 +643,86 @@ pub(crate) async fn dispatch_locally(
         // given back every slot) only after setting `stop`.
         .filter(|_| !shared.stop.is_cancelled());
         match taken {
-            Some(permit) => Some((shared, permit)),
+            Some(permit) => Some(LocalSlot {
+                shared,
+                permit,
+                process_uuid,
+            }),
             None => {
                 lock(&shared.held).remove(&process_uuid);
                 None
             }
         }
-    })?;
-    let req = req.clone();
-    let task = tokio::spawn(async move {
-        let inserted = shared
-            .jobs
-            .store()
-            .insert_started(shared.worker_id, &req, process_uuid)
-            .await;
-        match inserted {
-            Ok(Some((request, process))) => {
-                shared.stats.claimed.fetch_add(1, Ordering::Relaxed);
-                if let Some(permit) = spawn_job_unless_aborted(&shared, process, permit) {
-                    // The worker gave up on its running jobs while this one was being
-                    // inserted: it goes back to the queue, never begun. Under the claim lock,
-                    // so that a claim in flight has recorded its own jobs first; the slot is
-                    // given back after, so the shutdown waits for the hand-back.
-                    let _claiming = shared.claim_lock.lock().await;
+    })
+}
+
+/// A slot taken by [`take_local_slot`], with the uuid the job's process will have (held).
+pub(crate) struct LocalSlot {
+    shared: Arc<Shared>,
+    permit: OwnedSemaphorePermit,
+    process_uuid: Uuid,
+}
+
+impl LocalSlot {
+    /// Second step: inserts `req` as the worker's process, begun, and spawns it once that
+    /// commits. The insert and the spawn run in a task of their own, started here without
+    /// awaiting anything, so a caller that stops waiting (a timeout, a dropped request) cannot
+    /// leave a committed job neither running nor handed back. The task yields the request as
+    /// enqueued (`id` 0), `None` when the worker's heartbeat row is gone (the caller queues the
+    /// job), or the error. If the insert fails in a way that may have committed, the claim loop
+    /// (or the shutdown, after the last slot came back) hands back what it does not account
+    /// for, and the caller's retry finds the job by its uuid.
+    pub(crate) fn dispatch(
+        self,
+        req: &NewRequest,
+    ) -> tokio::task::JoinHandle<Option<Result<crate::model::JobRequest>>> {
+        let LocalSlot {
+            shared,
+            permit,
+            process_uuid,
+        } = self;
+        let req = req.clone();
+        tokio::spawn(async move {
+            let inserted = shared
+                .jobs
+                .store()
+                .insert_started(shared.worker_id, &req, process_uuid)
+                .await;
+            match inserted {
+                Ok(Some((request, process))) => {
+                    shared.stats.claimed.fetch_add(1, Ordering::Relaxed);
+                    if let Some(permit) = spawn_job_unless_aborted(&shared, process, permit) {
+                        // The worker gave up on its running jobs while this one was being
+                        // inserted: it goes back to the queue, never begun. Under the claim
+                        // lock, so that a claim in flight has recorded its own jobs first; the
+                        // slot is given back after, so the shutdown waits for the hand-back.
+                        let _claiming = shared.claim_lock.lock().await;
+                        lock(&shared.held).remove(&process_uuid);
+                        hand_back_unaccounted(&shared).await;
+                        drop(permit);
+                    }
+                    Some(Ok(request))
+                }
+                Ok(None) => {
+                    // This worker's heartbeat row is gone (a rescuer took it for dead): queue
+                    // the job.
                     lock(&shared.held).remove(&process_uuid);
-                    hand_back_unaccounted(&shared).await;
+                    None
+                }
+                Err(e) => {
+                    lock(&shared.held).remove(&process_uuid);
+                    if may_have_committed(&e) {
+                        shared.unsure.store(true, Ordering::SeqCst);
+                        // The claim loop hands back what it does not account for before it
+                        // claims: now, not after its idle wait.
+                        shared.wake.notify_one();
+                    }
+                    // The slot comes back only now, after `unsure` is set.
                     drop(permit);
+                    Some(Err(e))
                 }
-                Some(Ok(request))
             }
-            Ok(None) => {
-                // This worker's heartbeat row is gone (a rescuer took it for dead): queue the
-                // job.
-                lock(&shared.held).remove(&process_uuid);
-                None
-            }
-            Err(e) => {
-                lock(&shared.held).remove(&process_uuid);
-                if may_have_committed(&e) {
-                    shared.unsure.store(true, Ordering::SeqCst);
-                    // The claim loop hands back what it does not account for before it claims:
-                    // now, not after its idle wait.
-                    shared.wake.notify_one();
-                }
-                // The slot comes back only now, after `unsure` is set.
-                drop(permit);
-                Some(Err(e))
-            }
-        }
-    });
-    match task.await {
-        Ok(out) => out,
-        Err(e) => Some(Err(Error::Worker(format!(
-            "handing a job to this process's worker failed: {e}"
-        )))),
+        })
     }
 }
 
