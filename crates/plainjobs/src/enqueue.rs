@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
 use uuid::Uuid;
 
+use crate::error::DbErrorKind;
 use crate::job::LockStrategy;
 use crate::model::{new_uuid, JobRequest};
 use crate::registry::ErasedJob;
@@ -263,25 +264,12 @@ async fn admit(
 /// statement may have failed before it ran, or its reply may have been lost after it
 /// committed. Worth one more try on a fresh connection, as long as that try can tell which.
 pub(crate) fn is_terminated_connection(err: &Error) -> bool {
-    match err {
-        Error::Database(sqlx::Error::Database(db)) => {
-            matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03"))
-        }
-        _ => false,
-    }
+    err.db_kind() == Some(DbErrorKind::Terminated)
 }
 
-/// Whether an insert was refused because a request with the same uuid exists
-/// (`plainjobs_jobrequest_unique_uuid`).
+/// Whether an insert was refused because a request with the same uuid exists.
 pub(crate) fn is_duplicate_request_uuid(err: &Error) -> bool {
-    match err {
-        Error::Database(sqlx::Error::Database(db)) => {
-            db.constraint() == Some("plainjobs_jobrequest_unique_uuid")
-                // SQLite names the column, not the constraint.
-                || (db.is_unique_violation() && db.message().contains("plainjobs_jobrequest.uuid"))
-        }
-        _ => false,
-    }
+    err.db_kind() == Some(DbErrorKind::DuplicateRequestUuid)
 }
 
 /// The requests among `reqs` that are in the database already (pending, claimed or finished),
@@ -389,11 +377,7 @@ async fn enqueue_once(
             match slot.dispatch(&req).await {
                 Ok(Some(dispatched)) => return dispatched.map(Some),
                 Ok(None) => {}
-                Err(e) => {
-                    return Err(Error::Worker(format!(
-                        "handing a job to this process's worker failed: {e}"
-                    )))
-                }
+                Err(e) => return Err(Error::WorkerTask(e)),
             }
             conn = jobs.store().autocommit().await?;
         }

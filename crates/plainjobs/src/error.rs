@@ -16,12 +16,21 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
-    /// The database URL names a backend this build does not support.
-    #[error("unsupported database URL {0}: expected postgres://… (or postgresql://…)")]
+    /// The database URL names no backend this build supports.
+    #[error(
+        "unsupported database URL {0}: expected postgres://… (or postgresql://…) for PostgreSQL, \
+         or sqlite://path/to/file.sqlite3 (or sqlite::memory:) for SQLite"
+    )]
     UnsupportedUrl(String),
-    /// A query failed.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    /// A query failed; [`DbErrorKind`] says what that means for the caller.
+    #[error("database error: {source}")]
+    Database {
+        /// What the failure means: may the statement have committed, is it worth trying again.
+        kind: DbErrorKind,
+        /// What the driver said.
+        #[source]
+        source: sqlx::Error,
+    },
     /// Applying a schema migration failed.
     #[error("migration {version} ({name}) failed: {source}")]
     Migration {
@@ -64,9 +73,84 @@ pub enum Error {
         #[source]
         source: crate::schedule::CronError,
     },
-    /// The worker gave up (for example after too many consecutive claim failures).
-    #[error("worker stopped: {0}")]
-    Worker(String),
+    /// The worker gave up claiming: this many claims failed in a row (its supervisor should
+    /// restart it once the database is back).
+    #[error("worker stopped: claiming failed {failures} times in a row; last error: {last}")]
+    ClaimFailures {
+        /// Consecutive failed claims.
+        failures: u32,
+        /// The last claim's error.
+        #[source]
+        last: Box<Error>,
+    },
+    /// The worker's task panicked or was aborted.
+    #[error("worker task failed: {0}")]
+    WorkerTask(#[source] tokio::task::JoinError),
+}
+
+impl Error {
+    /// What a database error means for the caller (None for the other variants).
+    pub fn db_kind(&self) -> Option<DbErrorKind> {
+        match self {
+            Error::Database { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// Whether the statement that failed may have committed without our learning of it (the
+    /// connection broke, or the server closed it, after the statement was sent).
+    pub fn may_have_committed(&self) -> bool {
+        self.db_kind().is_some_and(DbErrorKind::may_have_committed)
+    }
+
+    /// Whether the same statement may succeed if tried again (the failure was about the
+    /// connection or the server, not about what was written).
+    pub fn is_transient(&self) -> bool {
+        self.db_kind().is_some_and(DbErrorKind::is_transient)
+    }
+}
+
+/// What a database error means to the layers above the storage backend. Each backend maps its
+/// own error codes (PostgreSQL's SQLSTATE, SQLite's result codes) to these kinds, so nothing
+/// above the store matches on a driver's codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DbErrorKind {
+    /// The server ended the session (a restart, a shutdown, an administrator's
+    /// `pg_terminate_backend`): the statement may have committed; a new connection may work.
+    Terminated,
+    /// The connection broke (I/O, TLS, protocol) or its reply could not be read: the statement
+    /// may have committed.
+    ConnectionLost,
+    /// No connection could be had, or the server lacked the resources (pool timed out, too many
+    /// connections, out of disk): the statement did not run; try later.
+    Unavailable,
+    /// The statement lost a race (deadlock, serialization failure, a lock not available, a busy
+    /// SQLite file): it rolled back; try again.
+    Conflict,
+    /// A request with this uuid exists already (`plainjobs_jobrequest_unique_uuid`).
+    DuplicateRequestUuid,
+    /// Refused for what it holds or asks (a constraint, a missing table, bad SQL): the same
+    /// statement fails again.
+    Rejected,
+}
+
+impl DbErrorKind {
+    /// See [`Error::may_have_committed`].
+    pub fn may_have_committed(self) -> bool {
+        matches!(self, DbErrorKind::Terminated | DbErrorKind::ConnectionLost)
+    }
+
+    /// See [`Error::is_transient`].
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            DbErrorKind::Terminated
+                | DbErrorKind::ConnectionLost
+                | DbErrorKind::Unavailable
+                | DbErrorKind::Conflict
+        )
+    }
 }
 
 /// A `Result` whose error is [`Error`].

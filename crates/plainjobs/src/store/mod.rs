@@ -1,18 +1,16 @@
 //! The storage boundary: every SQL statement lives behind these traits, one implementation per
 //! backend. Nothing above this module knows which database it talks to.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::Result;
 
+pub(crate) mod errors;
 pub(crate) mod migrations;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
@@ -233,6 +231,16 @@ pub trait Conn: Send {
     async fn insert_requests(&mut self, rows: Vec<NewRequest>) -> Result<Vec<JobRequest>>;
 }
 
+/// Tells when requests may have been inserted (a notification, another process's commit). The
+/// store spawns nothing: the worker awaits [`Listener::wait`] in a task of its own.
+#[async_trait::async_trait]
+pub(crate) trait Listener: Send {
+    /// Returns when requests may have been inserted since the last call (or anything may have
+    /// been missed, as when the connection dropped). An error means the listener cannot tell
+    /// for now; calling again retries.
+    async fn wait(&mut self) -> Result<()>;
+}
+
 /// A transaction on the store.
 #[async_trait::async_trait]
 pub(crate) trait StoreTx: Conn {
@@ -347,9 +355,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     async fn bump_retry_attempt(&self, result_uuid: Uuid) -> Result<()>;
     /// Deletes up to `batch` results created more than `age` ago; returns how many.
     async fn delete_results_before(&self, age: Duration, batch: i64) -> Result<u64>;
-    /// Starts a task that calls `wake.notify_one()` when requests are inserted anywhere. Returns
-    /// false when the backend cannot (the worker then relies on polling).
-    async fn listen(&self, wake: Arc<Notify>, cancel: CancellationToken) -> Result<bool>;
+    /// A listener for inserted requests, which the worker drives; None when the backend cannot
+    /// tell (the worker then relies on polling).
+    async fn listener(&self) -> Result<Option<Box<dyn Listener>>>;
 
     // Inspection, for operators and tests.
     /// Pending requests, oldest first.

@@ -1,7 +1,7 @@
 //! The PostgreSQL backend.
 
 use std::ops::DerefMut;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -9,17 +9,35 @@ use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgListener, PgPool, PgRow};
 use sqlx::{PgConnection, Postgres, Row, Transaction};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::migrations::POSTGRES as MIGRATIONS;
 use super::{
-    fold_stats, key_condition, ClaimHow, Conn, Finish, Located, NewHeartbeat, NewRequest, Orphans,
-    QueueStats, ResultFilter, Start, Store, StoreTx, NOT_BEGUN,
+    fold_stats, key_condition, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
+    Orphans, QueueStats, ResultFilter, Start, Store, StoreTx, NOT_BEGUN,
 };
+use crate::error::DbErrorKind;
 use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::{Error, Result};
+
+/// What a PostgreSQL error reply means (by its SQLSTATE class).
+pub(crate) fn error_kind(e: &sqlx::postgres::PgDatabaseError) -> DbErrorKind {
+    let code = e.code();
+    if e.constraint() == Some("plainjobs_jobrequest_unique_uuid") {
+        return DbErrorKind::DuplicateRequestUuid;
+    }
+    match code {
+        // admin_shutdown, crash_shutdown, cannot_connect_now: the server ended the session.
+        "57P01" | "57P02" | "57P03" => DbErrorKind::Terminated,
+        // connection_exception.
+        c if c.starts_with("08") => DbErrorKind::ConnectionLost,
+        // insufficient_resources, other operator intervention (query_canceled, …).
+        c if c.starts_with("53") || c.starts_with("57") => DbErrorKind::Unavailable,
+        // transaction_rollback (serialization failure, deadlock), lock_not_available.
+        c if c.starts_with("40") || c == "55P03" => DbErrorKind::Conflict,
+        _ => DbErrorKind::Rejected,
+    }
+}
 
 /// The channel the insert trigger notifies.
 pub(crate) const CHANNEL: &str = "plainjobs_jobrequest";
@@ -131,6 +149,64 @@ fn heartbeat_from(row: &PgRow) -> sqlx::Result<WorkerHeartbeat> {
 
 fn map_rows<T>(rows: Vec<PgRow>, f: fn(&PgRow) -> sqlx::Result<T>) -> Result<Vec<T>> {
     rows.iter().map(|r| f(r).map_err(Error::from)).collect()
+}
+
+/// The schema our tables resolve to, as the trigger names it in each notification since
+/// migration 5. Before it the payload was empty (migrations 3–4) or the queue's name (1–2): a
+/// database not migrated that far wakes the worker for every notification (None).
+async fn notification_schema(pool: &PgPool) -> Result<Option<String>> {
+    let has_history: bool =
+        sqlx::query_scalar("SELECT to_regclass('plainjobs_rs_migrations') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    let migrated: Option<i64> = if has_history {
+        sqlx::query_scalar("SELECT max(version) FROM plainjobs_rs_migrations")
+            .fetch_one(pool)
+            .await?
+    } else {
+        None
+    };
+    if !migrated.is_some_and(|v| v >= 5) {
+        return Ok(None);
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = to_regclass('plainjobs_jobrequest')",
+    )
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// `LISTEN plainjobs_jobrequest` on a session of its own. A notification reaches every listener
+/// of the database; only those for our schema count.
+struct InsertListener {
+    listener: PgListener,
+    schema: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl Listener for InsertListener {
+    async fn wait(&mut self) -> Result<()> {
+        loop {
+            match self.listener.try_recv().await? {
+                Some(n) => {
+                    let ours = match &self.schema {
+                        Some(s) => n.payload().is_empty() || n.payload() == s,
+                        None => true,
+                    };
+                    if ours {
+                        return Ok(());
+                    }
+                }
+                None => {
+                    // The connection dropped; the next call reconnects and listens again.
+                    // Anything sent meanwhile was missed, so the worker looks now.
+                    tracing::warn!("LISTEN connection lost; reconnecting");
+                    return Ok(());
+                }
+            }
+        }
+    }
 }
 
 /// The PostgreSQL store: a connection pool, and the claim's own sessions.
@@ -411,10 +487,10 @@ async fn insert_requests(
             None => by_uuid.remove(&uuid),
         };
         let Some((id, created_at, start_at)) = found else {
-            return Err(Error::Worker(format!(
+            return Err(Error::from(sqlx::Error::Protocol(format!(
                 "the insert of request {} returned no row",
                 r.uuid
-            )));
+            ))));
         };
         out.push(r.into_request(id, created_at, start_at));
     }
@@ -971,67 +1047,11 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn listen(&self, wake: Arc<Notify>, cancel: CancellationToken) -> Result<bool> {
-        // The schema our tables resolve to, as the trigger names it in each notification since
-        // migration 5. Before it the payload was empty (migrations 3–4) or the queue's name
-        // (1–2): a database not migrated that far wakes us for every notification.
-        let migrated: Option<i64> = if sqlx::query_scalar::<_, bool>(
-            "SELECT to_regclass('plainjobs_rs_migrations') IS NOT NULL",
-        )
-        .fetch_one(&self.pool)
-        .await?
-        {
-            sqlx::query_scalar("SELECT max(version) FROM plainjobs_rs_migrations")
-                .fetch_one(&self.pool)
-                .await?
-        } else {
-            None
-        };
-        let schema: Option<String> = if migrated.is_some_and(|v| v >= 5) {
-            sqlx::query_scalar(
-                "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE c.oid = to_regclass('plainjobs_jobrequest')",
-            )
-            .fetch_optional(&self.pool)
-            .await?
-        } else {
-            None
-        };
+    async fn listener(&self) -> Result<Option<Box<dyn Listener>>> {
+        let schema = notification_schema(&self.pool).await?;
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(CHANNEL).await?;
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    msg = listener.try_recv() => match msg {
-                        Ok(Some(n)) => {
-                            let ours = match &schema {
-                                Some(s) => n.payload().is_empty() || n.payload() == s,
-                                None => true,
-                            };
-                            if ours {
-                                wake.notify_one();
-                            }
-                        }
-                        Ok(None) => {
-                            // The connection dropped; the next call reconnects and re-listens.
-                            // Anything sent meanwhile was missed, so look now.
-                            tracing::warn!("LISTEN connection lost; reconnecting");
-                            wake.notify_one();
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "LISTEN failed; retrying in 1s (polling meanwhile)");
-                            tokio::select! {
-                                _ = cancel.cancelled() => break,
-                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                            }
-                            wake.notify_one();
-                        }
-                    }
-                }
-            }
-        });
-        Ok(true)
+        Ok(Some(Box::new(InsertListener { listener, schema })))
     }
 
     async fn requests(&self, limit: i64) -> Result<Vec<JobRequest>> {

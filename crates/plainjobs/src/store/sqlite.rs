@@ -23,16 +23,33 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::migrations::SQLITE as MIGRATIONS;
 use super::{
-    fold_stats, key_condition, ClaimHow, Conn, Finish, Located, NewHeartbeat, NewRequest, Orphans,
-    QueueStats, ResultFilter, Start, Store, StoreTx, NOT_BEGUN,
+    fold_stats, key_condition, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
+    Orphans, QueueStats, ResultFilter, Start, Store, StoreTx, NOT_BEGUN,
 };
+use crate::error::DbErrorKind;
 use crate::model::{new_uuid, JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::{Error, Result};
+
+/// What a SQLite error means (by its extended result code).
+pub(crate) fn error_kind(e: &sqlx::sqlite::SqliteError) -> DbErrorKind {
+    use sqlx::error::DatabaseError;
+    let code: i64 = e.code().and_then(|c| c.parse().ok()).unwrap_or(0);
+    match code & 0xff {
+        // SQLITE_CONSTRAINT: SQLite names the column, not the constraint.
+        19 if e.message().contains("plainjobs_jobrequest.uuid") => {
+            DbErrorKind::DuplicateRequestUuid
+        }
+        // SQLITE_BUSY, SQLITE_LOCKED: another writer held the file past the busy timeout.
+        5 | 6 => DbErrorKind::Conflict,
+        // SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN: the file cannot be written now.
+        10 | 13 | 14 => DbErrorKind::Unavailable,
+        _ => DbErrorKind::Rejected,
+    }
+}
 
 const REQ_COLS: &str = "id, created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id";
 const PROC_COLS: &str = "id, uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id";
@@ -317,9 +334,7 @@ async fn delete_processes(
 ) -> Result<Vec<JobProcess>> {
     let rows = match uuids {
         Some(uuids) => {
-            let list =
-                serde_json::to_string(&uuids.iter().map(Uuid::to_string).collect::<Vec<_>>())
-                    .map_err(|e| Error::Worker(e.to_string()))?;
+            let list = uuid_list(uuids);
             let sql = format!(
                 "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 AND uuid IN (SELECT value FROM json_each(?2)) RETURNING {PROC_COLS}"
             );
@@ -345,9 +360,13 @@ async fn delete_processes(
 }
 
 /// A uuid list as the JSON text `json_each` reads.
-fn uuid_list(uuids: &[Uuid]) -> Result<String> {
-    serde_json::to_string(&uuids.iter().map(Uuid::to_string).collect::<Vec<_>>())
-        .map_err(|e| Error::Worker(e.to_string()))
+fn uuid_list(uuids: &[Uuid]) -> String {
+    text_list(uuids.iter().map(Uuid::to_string))
+}
+
+/// Strings as the JSON array text `json_each` reads.
+fn text_list(items: impl IntoIterator<Item = String>) -> String {
+    Value::Array(items.into_iter().map(Value::String).collect()).to_string()
 }
 
 /// Deletes this worker's processes that `filter` selects (a condition that may use the uuid
@@ -368,7 +387,7 @@ async fn hand_back_where(
     );
     let rows = sqlx::query(&sql)
         .bind(worker_id.to_string())
-        .bind(uuid_list(uuids)?)
+        .bind(uuid_list(uuids))
         .bind(min_age.map(|age| now_us() - micros(age)))
         .fetch_all(&mut *conn)
         .await?;
@@ -400,6 +419,51 @@ async fn hand_back_where(
         q.execute(&mut *conn).await?;
     }
     Ok(gone.len() as u64)
+}
+
+/// How often another process's commit is looked for.
+const DATA_VERSION_EVERY: Duration = Duration::from_millis(50);
+
+/// Wakes for this process's inserts into the same database at once, and for other processes'
+/// commits through `PRAGMA data_version`.
+struct InsertListener {
+    local: Arc<Notify>,
+    /// The connection `data_version` is read on (None for an in-memory database, or once it
+    /// failed: in-process wake-ups and polling remain).
+    watch: Option<SqliteConnection>,
+    last_version: Option<i64>,
+}
+
+#[async_trait::async_trait]
+impl Listener for InsertListener {
+    async fn wait(&mut self) -> Result<()> {
+        loop {
+            let Some(conn) = self.watch.as_mut() else {
+                self.local.notified().await;
+                return Ok(());
+            };
+            tokio::select! {
+                _ = self.local.notified() => return Ok(()),
+                _ = tokio::time::sleep(DATA_VERSION_EVERY) => {}
+            }
+            match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                .fetch_one(&mut *conn)
+                .await
+            {
+                Ok(v) => {
+                    let changed = self.last_version.is_some_and(|l| l != v);
+                    self.last_version = Some(v);
+                    if changed {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch the SQLite file for changes; polling");
+                    self.watch = None;
+                }
+            }
+        }
+    }
 }
 
 /// The SQLite store.
@@ -566,7 +630,7 @@ impl StoreTx for SqliteConn<Transaction<'static, Sqlite>> {
     ) -> Result<JobResult> {
         let mut rows = insert_results(&mut self.0, &[(p, status, error, retry)]).await?;
         rows.pop()
-            .ok_or_else(|| Error::Worker("the result insert returned no row".into()))
+            .ok_or_else(|| Error::from(sqlx::Error::RowNotFound))
     }
 
     async fn lock_retryable(
@@ -754,7 +818,7 @@ impl Store for SqliteStore {
         let queue_arg = if queues.len() == 1 {
             queues[0].clone()
         } else {
-            serde_json::to_string(queues).map_err(|e| Error::Worker(e.to_string()))?
+            text_list(queues.iter().cloned())
         };
         let sql = format!(
             "DELETE FROM plainjobs_jobrequest WHERE id IN (
@@ -835,9 +899,7 @@ impl Store for SqliteStore {
         }
         let mut tx = self.write_tx().await?;
         if !starts.is_empty() {
-            let list =
-                serde_json::to_string(&starts.iter().map(Uuid::to_string).collect::<Vec<_>>())
-                    .map_err(|e| Error::Worker(e.to_string()))?;
+            let list = uuid_list(starts);
             sqlx::query(
                 "UPDATE plainjobs_jobprocess SET started_at = ?1 WHERE worker_id = ?2 AND started_at IS NULL AND uuid IN (SELECT value FROM json_each(?3))",
             )
@@ -903,7 +965,7 @@ impl Store for SqliteStore {
     }
 
     async fn next_start_in(&self, queues: &[String]) -> Result<Option<Duration>> {
-        let list = serde_json::to_string(queues).map_err(|e| Error::Worker(e.to_string()))?;
+        let list = text_list(queues.iter().cloned());
         let now = now_us();
         let next: Option<i64> = sqlx::query_scalar(
             "SELECT min(start_at) FROM plainjobs_jobrequest WHERE queue IN (SELECT value FROM json_each(?1)) AND start_at > ?2",
@@ -924,7 +986,8 @@ impl Store for SqliteStore {
         .await?;
         rows.iter()
             .map(|s| {
-                Uuid::parse_str(s).map_err(|e| Error::Worker(format!("bad worker id {s:?}: {e}")))
+                Uuid::parse_str(s)
+                    .map_err(|e| Error::from(decode_err("worker_id", format!("{s:?}: {e}"))))
             })
             .collect()
     }
@@ -981,7 +1044,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(&sql)
             .bind(worker_id.to_string())
             .bind(now_us() - micros(timeout))
-            .bind(uuid_list(held)?)
+            .bind(uuid_list(held))
             .fetch_all(&mut *tx)
             .await?;
         let mut gone = map_rows(rows, process_from)?;
@@ -1057,43 +1120,23 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn listen(&self, wake: Arc<Notify>, cancel: CancellationToken) -> Result<bool> {
+    async fn listener(&self) -> Result<Option<Box<dyn Listener>>> {
+        let local = Arc::new(Notify::new());
         local_waiters()
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((self.db.clone(), Arc::downgrade(&wake)));
-        let Some(opts) = self.watch.clone() else {
-            return Ok(true);
-        };
+            .push((self.db.clone(), Arc::downgrade(&local)));
         // Other processes' commits show up as a change of PRAGMA data_version on a connection
         // of our own; checking it reads shared memory only.
-        let mut conn = SqliteConnection::connect_with(&opts).await?;
-        tokio::spawn(async move {
-            let mut last: Option<i64> = None;
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                }
-                match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
-                    .fetch_one(&mut conn)
-                    .await
-                {
-                    Ok(v) => {
-                        if last.is_some_and(|l| l != v) {
-                            wake.notify_one();
-                        }
-                        last = Some(v);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot watch the SQLite file for changes; polling");
-                        break;
-                    }
-                }
-            }
-            let _ = conn.close().await;
-        });
-        Ok(true)
+        let watch = match &self.watch {
+            Some(opts) => Some(SqliteConnection::connect_with(opts).await?),
+            None => None,
+        };
+        Ok(Some(Box::new(InsertListener {
+            local,
+            watch,
+            last_version: None,
+        })))
     }
 
     async fn requests(&self, limit: i64) -> Result<Vec<JobRequest>> {
@@ -1129,7 +1172,7 @@ impl Store for SqliteStore {
              UNION ALL
              SELECT job_request_uuid, NULL, COALESCE(requested_at, created_at), NULL FROM plainjobs_jobresult WHERE job_request_uuid IN (SELECT value FROM json_each(?1))",
         )
-        .bind(uuid_list(uuids)?)
+        .bind(uuid_list(uuids))
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(rows.len());

@@ -297,7 +297,7 @@ impl Worker {
     /// Runs until `signal` completes, then shuts down gracefully.
     ///
     /// # Errors
-    /// [`Error::Worker`](crate::Error::Worker) when claiming failed too many times in a row, or
+    /// [`Error::ClaimFailures`](crate::Error::ClaimFailures) when claiming failed too many times in a row, or
     /// a database error when the worker cannot register at all.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let handle = self.spawn();
@@ -386,11 +386,11 @@ impl WorkerHandle {
     /// Waits for the worker to end.
     ///
     /// # Errors
-    /// The worker's own error, or [`Error::Worker`](crate::Error::Worker) if its task panicked.
+    /// The worker's own error, or [`Error::WorkerTask`](crate::Error::WorkerTask) if its task panicked.
     pub async fn join(self) -> Result<()> {
         match self.task.await {
             Ok(out) => out,
-            Err(e) => Err(crate::Error::Worker(format!("worker task failed: {e}"))),
+            Err(e) => Err(crate::Error::WorkerTask(e)),
         }
     }
 

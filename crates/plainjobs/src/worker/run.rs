@@ -80,31 +80,6 @@ async fn hand_back_unaccounted(shared: &Shared) {
     }
 }
 
-/// Whether a failed statement may have committed without our learning of it: the connection
-/// broke (I/O, TLS, protocol, the server closing it) or the reply came but could not be read.
-/// An error reply from the database means the statement rolled back, and a statement that got
-/// no connection never ran.
-pub(crate) fn may_have_committed(e: &Error) -> bool {
-    match e {
-        Error::Database(sqlx::Error::Database(db)) => {
-            let code = db.code();
-            let code = code.as_deref().unwrap_or("");
-            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
-        }
-        Error::Database(
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::ColumnDecode { .. }
-            | sqlx::Error::Decode(_)
-            | sqlx::Error::ColumnNotFound(_)
-            | sqlx::Error::ColumnIndexOutOfBounds { .. },
-        ) => true,
-        _ => false,
-    }
-}
-
 /// Everything the worker's tasks share.
 pub(crate) struct Shared {
     pub jobs: Jobs,
@@ -267,18 +242,25 @@ pub(crate) async fn run(
 
     // Background tasks live until `done` (after the last result is written).
     let done = CancellationToken::new();
-    if shared.config.listen {
-        match shared
-            .jobs
-            .store()
-            .listen(shared.wake.clone(), done.clone())
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => tracing::info!("this backend has no LISTEN; polling"),
-            Err(e) => tracing::warn!(error = %e, "LISTEN failed; polling instead"),
+    let listen_task = if shared.config.listen {
+        match shared.jobs.store().listener().await {
+            Ok(Some(listener)) => Some(tokio::spawn(wake_on_inserts(
+                listener,
+                shared.wake.clone(),
+                done.clone(),
+            ))),
+            Ok(None) => {
+                tracing::info!("this backend has no LISTEN; polling");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "LISTEN failed; polling instead");
+                None
+            }
         }
-    }
+    } else {
+        None
+    };
     let heartbeat_task = tokio::spawn(maintenance::heartbeat_loop(shared.clone(), done.clone()));
     let maintenance_task = tokio::spawn(maintenance::maintenance_loop(
         shared.clone(),
@@ -321,6 +303,9 @@ pub(crate) async fn run(
     if let Some(t) = stats_task {
         let _ = t.await;
     }
+    if let Some(t) = listen_task {
+        let _ = t.await;
+    }
     match shared.jobs.store().deregister(worker_id).await {
         Ok(true) => tracing::info!(worker_id = %worker_id, "worker stopped"),
         Ok(false) => {
@@ -331,6 +316,28 @@ pub(crate) async fn run(
         }
     }
     outcome
+}
+
+/// Wakes the claim loop whenever the listener says requests may have been inserted.
+async fn wake_on_inserts(
+    mut listener: Box<dyn crate::store::Listener>,
+    wake: Arc<Notify>,
+    done: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return,
+            heard = listener.wait() => {
+                if let Err(e) = heard {
+                    tracing::warn!(error = %e, "LISTEN failed; retrying in 1s (polling meanwhile)");
+                    if sleep_or_stop(&done, Duration::from_secs(1)).await {
+                        return;
+                    }
+                }
+                wake.notify_one();
+            }
+        }
+    }
 }
 
 async fn sleep_or_stop(stop: &CancellationToken, d: Duration) -> bool {
@@ -384,7 +391,7 @@ async fn claim_loop(
             let first = tokio::select! {
                 biased;
                 _ = shared.stop.cancelled() => return Ok(()),
-                p = slots.clone().acquire_owned() => p.map_err(|_| Error::Worker("slots closed".into()))?,
+                p = slots.clone().acquire_owned() => p.expect("the worker never closes its slots"),
                 _ = stale => {
                     tracing::debug!(jobs = buffer.len(), "claimed-ahead jobs could not start soon; handing them back");
                     hand_back(shared, buffer).await;
@@ -481,14 +488,15 @@ async fn claim_loop(
             }
             Err(e) => {
                 failures += 1;
-                if may_have_committed(&e) {
+                if e.may_have_committed() {
                     unsure = true;
                 }
                 tracing::warn!(error = %e, failures, "claim failed");
                 if failures >= shared.config.max_claim_failures {
-                    return Err(Error::Worker(format!(
-                        "claiming failed {failures} times in a row; last error: {e}"
-                    )));
+                    return Err(Error::ClaimFailures {
+                        failures,
+                        last: Box::new(e),
+                    });
                 }
                 drop(permits);
                 // 0.2 s doubling to 10 s: 30 failures in a row take about four minutes, so a
@@ -562,7 +570,7 @@ async fn claim(
     {
         // The claim committed; its reply is lost on the way back.
         drop(rows);
-        return Err(Error::Database(sqlx::Error::Io(std::io::Error::new(
+        return Err(Error::from(sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::ConnectionReset,
             "test: the claim's reply was lost",
         ))));
@@ -711,7 +719,7 @@ impl LocalSlot {
                 }
                 Err(e) => {
                     lock(&shared.held).remove(&process_uuid);
-                    if may_have_committed(&e) {
+                    if e.may_have_committed() {
                         shared.unsure.store(true, Ordering::SeqCst);
                         // The claim loop hands back what it does not account for before it
                         // claims: now, not after its idle wait.
@@ -1000,23 +1008,6 @@ async fn completer(shared: Arc<Shared>, mut rx: mpsc::Receiver<Write>) {
     }
 }
 
-/// Whether a failed write is about the connection or the server (worth retrying as it is)
-/// rather than about the rows written.
-fn is_transient(e: &Error) -> bool {
-    match e {
-        Error::Database(sqlx::Error::Database(db)) => {
-            let code = db.code();
-            let code = code.as_deref().unwrap_or("");
-            code.starts_with("08")
-                || code.starts_with("57")
-                || code.starts_with("53")
-                || code.starts_with("40")
-        }
-        Error::Database(_) => true,
-        _ => false,
-    }
-}
-
 /// Writes one batch, retrying through outages. A batch the database refuses for its content is
 /// written row by row, so one bad row cannot stall every other result; a row that still fails
 /// is left to the orphan rescue (LOST after the heartbeat timeout, then retried).
@@ -1038,7 +1029,7 @@ async fn write_batch(shared: &Shared, starts: &[Uuid], batch: &[Finish]) {
                 }
                 return;
             }
-            Err(e) if !is_transient(&e) => {
+            Err(e) if !e.is_transient() => {
                 tracing::warn!(error = %e, jobs = batch.len(), "the database refused a batch of results; writing them one by one");
                 for one in batch {
                     let single = std::slice::from_ref(one);
