@@ -166,7 +166,7 @@ async fn notification_schema(pool: &PgPool) -> Result<Option<String>> {
     } else {
         None
     };
-    if !migrated.is_some_and(|v| v >= 5) {
+    if migrated.is_none_or(|v| v < 5) {
         return Ok(None);
     }
     Ok(sqlx::query_scalar(
