@@ -81,9 +81,13 @@
 //! - [`params`]: how parameters are stored (plain.jobs' envelope, its date strings).
 #![warn(missing_docs)]
 
+// Layers, each using only those listed before it: leaves (error, model, params, settings,
+// schedule's cron) → store → jobs (the handle) and dispatch → job and registry → client →
+// worker → cli. docs/ARCHITECTURE.md has the picture.
 #[cfg(feature = "cli")]
 pub mod cli;
-mod enqueue;
+mod client;
+mod dispatch;
 mod error;
 mod job;
 mod jobs;
@@ -97,12 +101,12 @@ mod store;
 mod test_support;
 mod worker;
 
-pub use enqueue::{
-    advisory_lock_id, Enqueue, EnqueueMany, TransactionConn, UniqueCheck, MAX_NAME_LEN,
+pub use client::{Enqueue, EnqueueMany, Found, TransactionConn, MAX_NAME_LEN};
+pub use error::{redact_url, DbErrorKind, Error, Result};
+pub use job::{
+    advisory_lock_id, Job, JobContext, JobError, KeyLock, LockStrategy, Outcome, State, UniqueCheck,
 };
-pub use error::{redact_url, Error, Result};
-pub use job::{Job, JobContext, JobError, KeyLock, LockStrategy, Outcome, State};
-pub use jobs::{ConnectOptions, Found, Jobs};
+pub use jobs::{Backend, ConnectOptions, Jobs};
 pub use model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 pub use registry::{LoadError, Registry};
 pub use store::QueueStats;

@@ -8,8 +8,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde_json::Value;
 
-use crate::enqueue::UniqueCheck;
-use crate::job::{Job, JobContext, JobError, LockStrategy, Outcome, State};
+use crate::job::{Job, JobContext, JobError, LockStrategy, Outcome, State, UniqueCheck};
 use crate::model::JobResult;
 use crate::params::{self, ParamsError};
 
@@ -85,6 +84,18 @@ impl<J: Job> ErasedJob for J {
 pub(crate) struct RawJob {
     pub(crate) job_class: String,
     pub(crate) parameters: Value,
+}
+
+impl RawJob {
+    /// A job known by name, with the parameters a row carries (an empty envelope for none).
+    pub(crate) fn new(job_class: &str, parameters: Option<&Value>) -> RawJob {
+        RawJob {
+            job_class: job_class.to_string(),
+            parameters: parameters
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({"args": [], "kwargs": {}})),
+        }
+    }
 }
 
 impl ErasedJob for RawJob {

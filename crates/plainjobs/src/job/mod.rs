@@ -1,8 +1,5 @@
 //! The [`Job`] trait: what a job type is, its defaults and its hooks.
 
-use std::any::{Any, TypeId};
-use std::backtrace::{Backtrace, BacktraceStatus};
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -10,11 +7,18 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
-use crate::enqueue::UniqueCheck;
-use crate::model::{JobProcess, JobResult};
-use crate::Jobs;
+use crate::model::JobResult;
+
+mod context;
+mod error;
+mod state;
+mod unique;
+
+pub use context::JobContext;
+pub use error::JobError;
+pub use state::State;
+pub use unique::{advisory_lock_id, UniqueCheck};
 
 /// A background job type.
 ///
@@ -177,160 +181,5 @@ impl Outcome {
             delay,
             increment_retries: false,
         }
-    }
-}
-
-/// A job's failure: any error, with its causes and (when `RUST_BACKTRACE` or
-/// `RUST_LIB_BACKTRACE` is set) a backtrace. `?` converts any `std::error::Error` into it.
-pub struct JobError {
-    inner: Box<dyn std::error::Error + Send + Sync + 'static>,
-    backtrace: Backtrace,
-}
-
-#[derive(Debug)]
-struct Message(String);
-impl fmt::Display for Message {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for Message {}
-
-impl JobError {
-    /// An error from a message.
-    pub fn msg(message: impl fmt::Display) -> JobError {
-        JobError::from(Message(message.to_string()))
-    }
-
-    /// The underlying error.
-    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &*self.inner
-    }
-
-    /// The message and its causes, one per line (what logs show).
-    pub fn chain(&self) -> String {
-        crate::error::error_chain(&*self.inner)
-    }
-
-    /// The text stored in the result's `error` column: message, causes, backtrace.
-    pub fn report(&self) -> String {
-        let mut out = crate::error::error_chain(&*self.inner);
-        if self.backtrace.status() == BacktraceStatus::Captured {
-            out.push_str("\n\nBacktrace:\n");
-            out.push_str(&self.backtrace.to_string());
-        }
-        out
-    }
-}
-
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
-    fn from(err: E) -> Self {
-        JobError {
-            inner: Box::new(err),
-            backtrace: Backtrace::capture(),
-        }
-    }
-}
-
-impl fmt::Debug for JobError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.report())
-    }
-}
-
-impl fmt::Display for JobError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.inner, f)
-    }
-}
-
-/// Shared application state given to a worker with
-/// [`Worker::state`](crate::Worker::state), one value per type.
-#[derive(Clone, Default)]
-pub struct State {
-    values: Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
-}
-
-impl State {
-    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
-        Arc::make_mut(&mut self.values).insert(TypeId::of::<T>(), Arc::new(value));
-    }
-
-    /// The value of type `T`, if one was given.
-    pub fn try_get<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.values
-            .get(&TypeId::of::<T>())
-            .and_then(|v| v.downcast_ref::<T>())
-    }
-
-    /// The value of type `T`.
-    ///
-    /// # Errors
-    /// A [`JobError`] naming the type when the worker was given none.
-    pub fn get<T: Send + Sync + 'static>(&self) -> Result<&T, JobError> {
-        self.try_get::<T>().ok_or_else(|| {
-            JobError::msg(format!(
-                "no application state of type {} was given to the worker (Worker::state)",
-                std::any::type_name::<T>()
-            ))
-        })
-    }
-}
-
-impl fmt::Debug for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "State({} values)", self.values.len())
-    }
-}
-
-/// What a running job can see: its process row, the application state, the queue itself.
-pub struct JobContext {
-    pub(crate) process: JobProcess,
-    pub(crate) state: State,
-    pub(crate) jobs: Jobs,
-    pub(crate) shutdown: CancellationToken,
-}
-
-impl JobContext {
-    /// The claimed row this run belongs to (uuid, attempt, queue, …).
-    pub fn process(&self) -> &JobProcess {
-        &self.process
-    }
-
-    /// Application state of type `T` (see [`Worker::state`](crate::Worker::state)).
-    ///
-    /// # Errors
-    /// A [`JobError`] naming the type when the worker was given none.
-    pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T, JobError> {
-        self.state.get::<T>()
-    }
-
-    /// All application state.
-    pub fn states(&self) -> &State {
-        &self.state
-    }
-
-    /// The queue, to enqueue follow-up jobs.
-    pub fn jobs(&self) -> &Jobs {
-        &self.jobs
-    }
-
-    /// Enqueues a job from inside this one. Its uniqueness check does not count this running
-    /// job, so a job can enqueue its own successor under the same concurrency key.
-    #[track_caller]
-    pub fn enqueue<J: Job>(&self, job: J) -> crate::Enqueue<'_> {
-        let mut e = self.jobs.enqueue(job);
-        e.opts.exclude_process = Some(self.process.uuid);
-        e
-    }
-
-    /// Whether the worker is shutting down (a long job may stop early and defer itself).
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutdown.is_cancelled()
-    }
-
-    /// Completes when the worker begins to shut down.
-    pub async fn shutting_down(&self) {
-        self.shutdown.cancelled().await
     }
 }

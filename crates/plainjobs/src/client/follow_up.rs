@@ -1,14 +1,14 @@
-//! Retries and deferrals: a finished run that needs a follow-up request, written in one
-//! transaction with its result.
+//! Follow-up requests: the retry or deferral that a finished run asks for, written in one
+//! transaction with its result; and retrying a failed result.
 
 use std::time::Duration;
 
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::enqueue::enqueue_on;
-use crate::jobs::raw_job;
-use crate::model::{JobProcess, JobRequest, JobResult, JobStatus};
-use crate::registry::{ErasedJob, Registry};
+use super::admit::enqueue_on;
+use crate::model::{new_uuid, JobProcess, JobRequest, JobResult, JobStatus};
+use crate::registry::ErasedJob;
 use crate::store::{NewRequest, Start};
 use crate::{Jobs, Result};
 
@@ -35,27 +35,77 @@ pub(crate) fn seconds_text(d: Duration) -> String {
     }
 }
 
-/// The request that follows a run (a retry or a deferral): the same job, queue, priority,
-/// retries, key and trace as the row it follows (a process or a result), at attempt `attempt`,
-/// `delay` from now.
-macro_rules! follow_request {
-    ($row:expr, $attempt:expr, $delay:expr) => {{
-        let (row, delay): (_, Duration) = ($row, $delay);
-        NewRequest {
-            uuid: crate::model::new_uuid(),
-            job_class: row.job_class.clone(),
-            parameters: row.parameters.clone().unwrap_or_else(|| serde_json::json!({"args": [], "kwargs": {}})),
-            priority: row.priority,
-            source: row.source.clone(),
-            queue: row.queue.clone(),
-            retries: row.retries,
-            retry_attempt: $attempt,
-            concurrency_key: row.concurrency_key.clone(),
-            start: if delay.is_zero() { Start::Now } else { Start::After(delay) },
-            trace_id: row.trace_id.clone(),
-            span_id: row.span_id.clone(),
+/// What a follow-up request copies from the row it follows (a process or a result): the same
+/// job, queue, priority, retries, key and trace.
+struct Origin<'a> {
+    job_class: &'a str,
+    parameters: Option<&'a Value>,
+    priority: i16,
+    source: &'a str,
+    queue: &'a str,
+    retries: i16,
+    concurrency_key: &'a str,
+    trace_id: Option<&'a str>,
+    span_id: Option<&'a str>,
+}
+
+impl<'a> From<&'a JobProcess> for Origin<'a> {
+    fn from(p: &'a JobProcess) -> Self {
+        Origin {
+            job_class: &p.job_class,
+            parameters: p.parameters.as_ref(),
+            priority: p.priority,
+            source: &p.source,
+            queue: &p.queue,
+            retries: p.retries,
+            concurrency_key: &p.concurrency_key,
+            trace_id: p.trace_id.as_deref(),
+            span_id: p.span_id.as_deref(),
         }
-    }};
+    }
+}
+
+impl<'a> From<&'a JobResult> for Origin<'a> {
+    fn from(r: &'a JobResult) -> Self {
+        Origin {
+            job_class: &r.job_class,
+            parameters: r.parameters.as_ref(),
+            priority: r.priority,
+            source: &r.source,
+            queue: &r.queue,
+            retries: r.retries,
+            concurrency_key: &r.concurrency_key,
+            trace_id: r.trace_id.as_deref(),
+            span_id: r.span_id.as_deref(),
+        }
+    }
+}
+
+impl Origin<'_> {
+    /// The follow-up at `attempt`, `delay` from now.
+    fn request(&self, attempt: i16, delay: Duration) -> NewRequest {
+        NewRequest {
+            uuid: new_uuid(),
+            job_class: self.job_class.to_string(),
+            parameters: self
+                .parameters
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({"args": [], "kwargs": {}})),
+            priority: self.priority,
+            source: self.source.to_string(),
+            queue: self.queue.to_string(),
+            retries: self.retries,
+            retry_attempt: attempt,
+            concurrency_key: self.concurrency_key.to_string(),
+            start: if delay.is_zero() {
+                Start::Now
+            } else {
+                Start::After(delay)
+            },
+            trace_id: self.trace_id.map(str::to_string),
+            span_id: self.span_id.map(str::to_string),
+        }
+    }
 }
 
 /// Deletes the process (if still ours), enqueues the follow-up (after the delete, so the default
@@ -82,7 +132,7 @@ pub(crate) async fn finish_with_follow_up(
         (FollowUp::Retry, Some(job)) if p.retries > 0 && p.retry_attempt < p.retries => {
             let attempt = p.retry_attempt + 1;
             let delay = job.retry_delay(u32::try_from(attempt).unwrap_or(1));
-            let req = follow_request!(&p, attempt, delay);
+            let req = Origin::from(&p).request(attempt, delay);
             (
                 enqueue_on(&mut *tx, job, req, None).await?,
                 error.to_string(),
@@ -100,7 +150,7 @@ pub(crate) async fn finish_with_follow_up(
             } else {
                 p.retry_attempt
             };
-            let req = follow_request!(&p, attempt, delay);
+            let req = Origin::from(&p).request(attempt, delay);
             let new = enqueue_on(&mut *tx, job, req, None).await?;
             let secs = seconds_text(delay);
             let text = if new.is_some() {
@@ -136,56 +186,11 @@ pub(crate) async fn retry_with(
     };
     let attempt = r.retry_attempt.saturating_add(1);
     let delay = job.retry_delay(u32::try_from(attempt).unwrap_or(1));
-    let req = follow_request!(&r, attempt, delay);
+    let req = Origin::from(&r).request(attempt, delay);
     let new = enqueue_on(&mut *tx, job, req, None).await?;
     if let Some(n) = &new {
         tx.link_retry(r.uuid, n.uuid).await?;
     }
     tx.commit().await?;
     Ok(new)
-}
-
-/// The automatic retry of a retryable result (after a rescue, or by the periodic pass). A job
-/// type that cannot be rebuilt bumps the result's `retry_attempt` so it is not tried forever.
-pub(crate) async fn retry_result(
-    jobs: &Jobs,
-    registry: &Registry,
-    result: &JobResult,
-) -> Result<Option<JobRequest>> {
-    let job = match registry.load(&result.job_class, result.parameters.as_ref()) {
-        Ok(job) => job,
-        Err(e) => {
-            tracing::warn!(
-                job_class = %result.job_class, job_result_uuid = %result.uuid, error = %e,
-                "cannot build the retry; bumping retry_attempt so it is not tried again"
-            );
-            jobs.store().bump_retry_attempt(result.uuid).await?;
-            return Ok(None);
-        }
-    };
-    let new = retry_with(jobs, &*job, result.uuid, false).await?;
-    if let Some(n) = &new {
-        tracing::info!(job_class = %result.job_class, job_result_uuid = %result.uuid, retry_job_request_uuid = %n.uuid, attempt = n.retry_attempt, "retry enqueued");
-    }
-    Ok(new)
-}
-
-/// An operator's retry: with the registered type when known, else as a raw job.
-pub(crate) async fn retry_now(
-    jobs: &Jobs,
-    registry: &Registry,
-    result_uuid: Uuid,
-    force: bool,
-) -> Result<Option<JobRequest>> {
-    let results = jobs.store().result_by_uuid(result_uuid).await?;
-    let Some(result) = results else {
-        return Ok(None);
-    };
-    match registry.load(&result.job_class, result.parameters.as_ref()) {
-        Ok(job) => retry_with(jobs, &*job, result_uuid, force).await,
-        Err(_) => {
-            let job = raw_job(&result.job_class, result.parameters.as_ref());
-            retry_with(jobs, &job, result_uuid, force).await
-        }
-    }
 }

@@ -1,0 +1,88 @@
+//! Reading the job tables: one job by any of its uuids, the lists, the counts.
+
+use uuid::Uuid;
+
+use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
+use crate::store::{QueueStats, ResultFilter};
+use crate::{Jobs, Result};
+
+/// A job found by [`Jobs::find`].
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "table", rename_all = "snake_case")]
+pub enum Found {
+    /// Pending.
+    Request(JobRequest),
+    /// Claimed or running.
+    Process(JobProcess),
+    /// Finished.
+    Result(JobResult),
+}
+
+impl Jobs {
+    /// Finds a job by uuid: a request, a process (by its own or its request's uuid), or a result
+    /// (by its own uuid, or the newest result of the request with that uuid).
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn find(&self, uuid: Uuid) -> Result<Option<Found>> {
+        if let Some(r) = self.store().request_by_uuid(uuid).await? {
+            return Ok(Some(Found::Request(r)));
+        }
+        if let Some(p) = self.store().process_by_uuid(uuid).await? {
+            return Ok(Some(Found::Process(p)));
+        }
+        Ok(self.store().find_result(uuid).await?.map(Found::Result))
+    }
+
+    /// Pending requests, in claim order.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn requests(&self, limit: i64) -> Result<Vec<JobRequest>> {
+        self.store().requests(limit).await
+    }
+
+    /// Claimed and running jobs.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn processes(&self, limit: i64) -> Result<Vec<JobProcess>> {
+        self.store().processes(limit).await
+    }
+
+    /// Results, newest first, optionally filtered.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn results(
+        &self,
+        status: Option<JobStatus>,
+        queue: Option<&str>,
+        job_class: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<JobResult>> {
+        let filter = ResultFilter {
+            status,
+            queue: queue.map(str::to_string),
+            job_class: job_class.map(str::to_string),
+            limit,
+        };
+        self.store().results(&filter).await
+    }
+
+    /// Registered workers.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn workers(&self) -> Result<Vec<WorkerHeartbeat>> {
+        self.store().workers().await
+    }
+
+    /// Counts per queue.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn stats(&self) -> Result<Vec<QueueStats>> {
+        self.store().stats().await
+    }
+}

@@ -1,0 +1,235 @@
+//! Running one job: rebuild it from its row and run it ([`run_job`]), then record what
+//! happened ([`record`]): a result for the writer, or a result with its follow-up request.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::core::Core;
+use super::follow_up::write_follow_up;
+use super::pace::Counters;
+use crate::client::follow_up::FollowUp;
+use crate::job::{JobContext, Outcome};
+use crate::model::{JobProcess, JobStatus};
+use crate::registry::{ErasedJob, LoadError};
+use crate::store::Finish;
+
+/// How a run ended.
+enum Ran {
+    Success,
+    Defer {
+        delay: Duration,
+        increment_retries: bool,
+    },
+    /// `error` is stored (with a backtrace when captured); `summary` is logged.
+    Failed {
+        error: String,
+        summary: String,
+    },
+}
+
+/// Starts `process` in a task of its own on `permit`'s slot (the claim loop's starts).
+pub(crate) fn spawn_job(core: &Arc<Core>, process: JobProcess, permit: OwnedSemaphorePermit) {
+    core.ledger.start(process, |process, cancel| {
+        core.tasks
+            .spawn(job_task(core.clone(), process, cancel, Some(permit)));
+    });
+}
+
+/// As [`spawn_job`], unless the worker has given up on running jobs (see
+/// [`Ledger::start_unless`]); the slot comes back when it did not start.
+///
+/// [`Ledger::start_unless`]: super::ledger::Ledger::start_unless
+pub(crate) fn spawn_job_unless_aborted(
+    core: &Arc<Core>,
+    process: JobProcess,
+    permit: OwnedSemaphorePermit,
+) -> Result<(), OwnedSemaphorePermit> {
+    let mut permit = Some(permit);
+    let started = core
+        .ledger
+        .start_unless(&core.shutdown.abort, process, |process, cancel| {
+            let task = job_task(core.clone(), process, cancel, permit.take());
+            core.tasks.spawn(task);
+        });
+    match (started, permit) {
+        (false, Some(permit)) => Err(permit),
+        _ => Ok(()),
+    }
+}
+
+/// A job's task: run it unless cancelled, then record its end. A cancelled job's result is
+/// written by whoever cancelled it.
+async fn job_task(
+    core: Arc<Core>,
+    process: JobProcess,
+    cancel: CancellationToken,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    let span = job_span(&process);
+    let began = Instant::now();
+    let job = core
+        .registry
+        .load(&process.job_class, process.parameters.as_ref());
+    let ran = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return,
+        ran = run_job(&core, &process, &job).instrument(span.clone()) => ran,
+    };
+    if !core.ledger.finish_running(process.uuid) {
+        return;
+    }
+    core.pace.record_run(began.elapsed());
+    let took = began.elapsed();
+    record(&core, &process, job.ok().as_deref(), ran, took)
+        .instrument(span)
+        .await;
+    drop(permit);
+}
+
+fn job_span(process: &JobProcess) -> tracing::Span {
+    tracing::info_span!(
+        "process",
+        otel.name = %format!("process {}", process.queue),
+        job_class = %process.job_class,
+        job_process_uuid = %process.uuid,
+        job_request_uuid = %process.job_request_uuid,
+        queue = %process.queue,
+        trace_id = process.trace_id.as_deref().unwrap_or(""),
+        span_id = process.span_id.as_deref().unwrap_or(""),
+    )
+}
+
+/// Runs the job's code, catching panics. An unknown name or parameters that do not fit fail
+/// the run with a message saying so.
+async fn run_job(
+    core: &Core,
+    process: &JobProcess,
+    job: &Result<Box<dyn ErasedJob>, LoadError>,
+) -> Ran {
+    let queue_wait_ms = match (process.started_at, process.requested_at) {
+        (Some(s), Some(r)) => (s - r).num_milliseconds(),
+        _ => 0,
+    };
+    tracing::info!(
+        queue_wait_ms,
+        attempt = process.retry_attempt,
+        "job started"
+    );
+    let job = match job {
+        Ok(job) => job,
+        Err(e) => {
+            return Ran::Failed {
+                error: e.to_string(),
+                summary: e.to_string(),
+            }
+        }
+    };
+    let ctx = JobContext {
+        process: process.clone(),
+        state: core.state.clone(),
+        jobs: core.jobs.clone(),
+        shutdown: core.shutdown.stop.clone(),
+    };
+    match AssertUnwindSafe(job.run(&ctx)).catch_unwind().await {
+        Ok(Ok(Outcome::Success)) => Ran::Success,
+        Ok(Ok(Outcome::Defer {
+            delay,
+            increment_retries,
+        })) => Ran::Defer {
+            delay,
+            increment_retries,
+        },
+        Ok(Err(e)) => Ran::Failed {
+            error: e.report(),
+            summary: e.chain(),
+        },
+        Err(panic) => {
+            let text = format!("panicked: {}", panic_message(&*panic));
+            Ran::Failed {
+                error: text.clone(),
+                summary: text,
+            }
+        }
+    }
+}
+
+/// Records how the run ended: a success or a final failure goes to the result writer; a
+/// failure with retries left or a deferral is written with its follow-up request.
+async fn record(
+    core: &Core,
+    process: &JobProcess,
+    job: Option<&dyn ErasedJob>,
+    ran: Ran,
+    took: Duration,
+) {
+    let duration_ms = took.as_millis() as u64;
+    let counters = &core.counters;
+    match ran {
+        Ran::Success => {
+            Counters::add(&counters.succeeded, 1);
+            tracing::info!(status = "SUCCESSFUL", duration_ms, "job finished");
+            finish(core, process, JobStatus::Successful, String::new()).await;
+        }
+        Ran::Failed { error, summary } => {
+            Counters::add(&counters.failed, 1);
+            tracing::warn!(status = "ERRORED", duration_ms, error = %summary, "job failed");
+            let error = storable(error);
+            let retry =
+                job.is_some() && process.retries > 0 && process.retry_attempt < process.retries;
+            if retry {
+                let follow = FollowUp::Retry;
+                write_follow_up(core, process, JobStatus::Errored, &error, job, follow).await;
+            } else {
+                finish(core, process, JobStatus::Errored, error).await;
+            }
+        }
+        Ran::Defer {
+            delay,
+            increment_retries,
+        } => {
+            Counters::add(&counters.deferred, 1);
+            let delay_s = delay.as_secs_f64();
+            tracing::info!(status = "DEFERRED", duration_ms, delay_s, "job deferred");
+            let follow = FollowUp::Defer {
+                delay,
+                increment_retries,
+            };
+            write_follow_up(core, process, JobStatus::Deferred, "", job, follow).await;
+        }
+    }
+}
+
+async fn finish(core: &Core, process: &JobProcess, status: JobStatus, error: String) {
+    let finish = Finish {
+        process_uuid: process.uuid,
+        status,
+        error,
+    };
+    core.writer.finished(finish).await;
+}
+
+/// Error text as the database can store it: PostgreSQL's `text` refuses NUL characters, and a
+/// result that can never be written would stall the result writer.
+pub(crate) fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\\0")
+    } else {
+        text
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}

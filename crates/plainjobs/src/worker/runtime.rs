@@ -1,0 +1,184 @@
+//! A running worker, from registration to deregistration: the tasks it starts and the order in
+//! which it stops them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::claim_loop::{sleep_until_done, ClaimLoop};
+use super::core::{Core, Shutdown};
+use super::maintenance::{heartbeat_loop, maintenance_loop, stats_loop};
+use super::shutdown::{drain, hand_back, hand_back_unaccounted_at_shutdown};
+use super::writer::{write_results, ResultWriter};
+use super::Worker;
+use crate::dispatch::LocalDispatch;
+use crate::model::new_uuid;
+use crate::store::{Listener, NewHeartbeat};
+use crate::Result;
+
+/// Runs `worker` until `shutdown` says stop (or claiming fails for good), then shuts down:
+/// hands back what never started, waits for (or cancels) running jobs, flushes results and
+/// deregisters.
+pub(crate) async fn run(worker: Worker, shutdown: Shutdown) -> Result<()> {
+    let max_pending = worker.max_pending;
+    let (schedules, clock) = (worker.schedules, worker.clock);
+    let registration = NewHeartbeat {
+        worker_id: new_uuid(),
+        hostname: hostname(),
+        pid: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
+        queues: worker.queues,
+    };
+    // Register before anything is claimed: claims require this row.
+    worker.jobs.store().heartbeat(&registration).await?;
+    let capacity = worker.concurrency * 4 + max_pending * 2 + 1024;
+    let (writer, writes) = ResultWriter::new(capacity);
+    let core = Arc::new(Core {
+        jobs: worker.jobs,
+        registry: worker.registry,
+        state: worker.state,
+        registration,
+        config: worker.config,
+        concurrency: worker.concurrency,
+        ledger: Default::default(),
+        slots: Arc::new(Semaphore::new(worker.concurrency)),
+        shutdown,
+        health: Default::default(),
+        offer: Default::default(),
+        wake: Arc::new(Notify::new()),
+        writer,
+        pace: Default::default(),
+        counters: Default::default(),
+        vacuum: Default::default(),
+        tasks: TaskTracker::new(),
+    });
+    tracing::info!(worker_id = %core.id(), queues = ?core.queues(), concurrency = core.concurrency, max_pending, "worker started");
+
+    // Background tasks live until `done` (after the last result is written).
+    let done = CancellationToken::new();
+    let mut background = vec![
+        tokio::spawn(heartbeat_task(core.clone(), done.clone())),
+        tokio::spawn(maintenance_loop(
+            core.clone(),
+            schedules,
+            clock,
+            done.clone(),
+        )),
+    ];
+    background.extend(listen_task(&core, &done).await);
+    if let Some(every) = core.config.stats_interval {
+        let (core, done) = (core.clone(), done.clone());
+        background.push(tokio::spawn(async move {
+            stats_loop(&core.counters, &core.ledger, every, done).await
+        }));
+    }
+    let writer_task = tokio::spawn(write_results(core.clone(), writes));
+    if core.config.local_dispatch {
+        let local: Arc<dyn LocalDispatch> = core.clone();
+        core.jobs.add_local_worker(Arc::downgrade(&local));
+    }
+
+    let mut claims = ClaimLoop::new(core.clone(), max_pending);
+    let outcome = claims.run().await;
+    stop(&core, &mut claims, writer_task).await;
+    done.cancel();
+    for task in background {
+        let _ = task.await;
+    }
+    deregister(&core).await;
+    outcome
+}
+
+/// Stops claiming, hands back what never started (the claimed-ahead buffer, and what a claim
+/// whose reply was lost may have left), lets running jobs finish (or cancels them), and flushes
+/// the results.
+async fn stop(core: &Arc<Core>, claims: &mut ClaimLoop, writer_task: JoinHandle<()>) {
+    core.shutdown.stop.cancel();
+    hand_back(core, &mut claims.buffer.jobs).await;
+    hand_back_unaccounted_at_shutdown(core).await;
+    drain(core).await;
+    // A local dispatch that failed as the worker stopped, maybe after committing (its slot
+    // came back after it said so).
+    if core.offer.take_unsure() {
+        hand_back_unaccounted_at_shutdown(core).await;
+    }
+    // Every job task has ended: close the writer's channel and let it flush.
+    core.writer.close();
+    if let Err(e) = writer_task.await {
+        tracing::error!(error = %e, "result writer failed");
+    }
+}
+
+async fn deregister(core: &Core) {
+    let id = core.id();
+    match core.store().deregister(id).await {
+        Ok(true) => tracing::info!(worker_id = %id, "worker stopped"),
+        Ok(false) => {
+            tracing::warn!(worker_id = %id, "worker stopped with jobs of its own still recorded; its heartbeat is left to go stale so that they are rescued")
+        }
+        Err(e) => {
+            tracing::warn!(worker_id = %id, error = %e, "could not deregister; the heartbeat will go stale")
+        }
+    }
+}
+
+async fn heartbeat_task(core: Arc<Core>, done: CancellationToken) {
+    let every = core.config.heartbeat_interval;
+    heartbeat_loop(core.store(), &core.registration, every, &core.health, done).await
+}
+
+/// With LISTEN on, a task that wakes the claim loop whenever requests may have been inserted.
+async fn listen_task(core: &Arc<Core>, done: &CancellationToken) -> Option<JoinHandle<()>> {
+    if !core.config.listen {
+        return None;
+    }
+    match core.store().listener().await {
+        Ok(Some(listener)) => Some(tokio::spawn(wake_on_inserts(
+            listener,
+            core.wake.clone(),
+            done.clone(),
+        ))),
+        Ok(None) => {
+            tracing::info!("this backend has no LISTEN; polling");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "LISTEN failed; polling instead");
+            None
+        }
+    }
+}
+
+/// Wakes the claim loop whenever the listener says requests may have been inserted.
+async fn wake_on_inserts(
+    mut listener: Box<dyn Listener>,
+    wake: Arc<Notify>,
+    done: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return,
+            heard = listener.wait() => {
+                if let Err(e) = heard {
+                    tracing::warn!(error = %e, "LISTEN failed; retrying in 1s (polling meanwhile)");
+                    if sleep_until_done(&done, Duration::from_secs(1)).await {
+                        return;
+                    }
+                }
+                wake.notify_one();
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_string())
+}
