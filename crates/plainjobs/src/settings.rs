@@ -23,8 +23,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::WorkerConfig;
-
 /// The database used when none is configured: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://plainjobs.sqlite3";
 
@@ -130,10 +128,15 @@ const KEYS: &[&str] = &[
     "schedule",
 ];
 
+/// A text that is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a duration (use 90, 90s, 500ms, 5m, 2h or 7d)")]
+pub struct DurationError(pub String);
+
 /// Parses a duration: `90` (seconds), `90s`, `500ms`, `5m`, `2h`, `7d`.
 ///
 /// # Errors
-/// A message saying what is accepted.
+/// [`DurationError`], whose message says what is accepted.
 ///
 /// # Example
 /// ```
@@ -141,13 +144,13 @@ const KEYS: &[&str] = &[
 /// assert_eq!(plainjobs::settings::parse_duration("5m"), Ok(Duration::from_secs(300)));
 /// assert!(plainjobs::settings::parse_duration("5 minutes").is_err());
 /// ```
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     let split = t
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let bad = || format!("{text:?} is not a duration (use 90, 90s, 500ms, 5m, 2h or 7d)");
+    let bad = || DurationError(text.to_string());
     let n: f64 = num.parse().map_err(|_| bad())?;
     if !n.is_finite() || n < 0.0 {
         return Err(bad());
@@ -338,7 +341,7 @@ impl Settings {
     }
 
     fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<(), SettingsError> {
-        let dur = || parse_duration(value).map_err(|p| bad(key, origin, p));
+        let dur = || parse_duration(value).map_err(|p| bad(key, origin, p.to_string()));
         let count = || {
             value
                 .trim()
@@ -378,22 +381,6 @@ impl Settings {
     /// The configured database URL, or [`DEFAULT_DATABASE_URL`].
     pub fn database_url_or_default(&self) -> &str {
         self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
-    }
-
-    /// The worker timing these settings describe.
-    pub fn worker_config(&self) -> WorkerConfig {
-        WorkerConfig {
-            heartbeat_interval: self.heartbeat_interval,
-            heartbeat_timeout: self.heartbeat_timeout,
-            rescue_interval: self.heartbeat_interval,
-            poll_interval: self.poll_interval,
-            retention: self.retention,
-            shutdown_timeout: self.shutdown_timeout,
-            listen: self.listen,
-            stats_interval: self.stats_every,
-            timezone: self.timezone,
-            ..WorkerConfig::default()
-        }
     }
 }
 

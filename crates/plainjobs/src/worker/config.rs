@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::settings::Settings;
+
 /// Timing and limits of a worker. The defaults match plain.jobs.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -77,6 +79,25 @@ impl Default for WorkerConfig {
             stats_interval: None,
             max_claim_failures: 30,
             timezone: chrono_tz::UTC,
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// The worker timing that configuration (`plainjobs.toml`, `PLAINJOBS_*`) describes; the
+    /// rest as [`WorkerConfig::default`].
+    pub fn from_settings(settings: &Settings) -> WorkerConfig {
+        WorkerConfig {
+            heartbeat_interval: settings.heartbeat_interval,
+            heartbeat_timeout: settings.heartbeat_timeout,
+            rescue_interval: settings.heartbeat_interval,
+            poll_interval: settings.poll_interval,
+            retention: settings.retention,
+            shutdown_timeout: settings.shutdown_timeout,
+            listen: settings.listen,
+            stats_interval: settings.stats_every,
+            timezone: settings.timezone,
+            ..WorkerConfig::default()
         }
     }
 }
