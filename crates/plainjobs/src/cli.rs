@@ -505,7 +505,7 @@ async fn worker(
     args: WorkerArgs,
     mut registry: Registry,
 ) -> Result<(), CliError> {
-    let mut config = crate::WorkerConfig::from_settings(&settings);
+    let mut config = crate::WorkerConfig::from_settings(settings);
     if let Some(t) = &args.stats_every {
         let d = duration_arg("--stats-every", t)?;
         config.stats_interval = (!d.is_zero()).then_some(d);
