@@ -5,7 +5,8 @@
 //! 1. [`ClaimLoop::free_slots`]: the free slots, waiting for one unless the local buffer of
 //!    claimed-ahead jobs needs refilling; claimed-ahead jobs that waited too long go back;
 //! 2. [`ClaimLoop::start_buffered`]: claimed-ahead jobs start first, on those slots;
-//! 3. [`ClaimLoop::pause`] while the heartbeat cannot be written;
+//! 3. [`ClaimLoop::pause`] while the heartbeat cannot be written (or is too old to vouch for
+//!    what the worker holds);
 //! 4. [`ClaimLoop::idle`] when the last claim found no more: wait for a notification, the next
 //!    `start_at` or the poll interval, offering the free slots to local dispatch meanwhile;
 //! 5. [`ClaimLoop::claim`]: claim, start what has a slot, buffer the rest; back off on failure.
@@ -32,11 +33,13 @@ const STALE_BUFFER: Duration = Duration::from_secs(1);
 /// While the heartbeat cannot be written, look again this often.
 const PAUSE: Duration = Duration::from_millis(250);
 
-/// Jobs claimed ahead of a free slot, in claim order, and since when the oldest has waited.
+/// Jobs claimed ahead of a free slot, in claim order, since when the oldest has waited, and the
+/// heartbeat epoch they were claimed in (see [`Health`](super::core::Health)).
 #[derive(Default)]
 pub(crate) struct Buffer {
     pub jobs: VecDeque<JobProcess>,
     since: Option<Instant>,
+    epoch: u64,
 }
 
 impl Buffer {
@@ -113,7 +116,8 @@ impl ClaimLoop {
             if self.start_buffered(&mut slots, plan).await {
                 continue;
             }
-            if !self.core.health.is_ok() {
+            let health = &self.core.health;
+            if !health.is_ok() || health.vouch().is_none() {
                 drop(slots);
                 if self.pause().await {
                     return Ok(());
@@ -185,6 +189,14 @@ impl ClaimLoop {
         if self.buffer.jobs.is_empty() {
             return false;
         }
+        if !self.core.health.vouches_for(self.buffer.epoch) {
+            // This worker may have been declared dead since it claimed them (it could not
+            // heartbeat, or it was frozen): a rescuer may have turned them LOST and retried
+            // them, so they go back (what is still ours) instead of running twice.
+            tracing::warn!(jobs = self.buffer.jobs.len(), "cannot vouch for the jobs claimed ahead (the heartbeat is too old); handing them back");
+            hand_back(&self.core, &mut self.buffer.jobs).await;
+            return true;
+        }
         let take = slots.len().min(self.buffer.jobs.len());
         for mut process in self.buffer.jobs.drain(..take) {
             process.started_at = Some(chrono::Utc::now());
@@ -243,13 +255,17 @@ impl ClaimLoop {
         if want == 0 {
             return Ok(true);
         }
+        let epoch = self.core.health.vouch();
         match self.claim_once(start, prefetch).await {
             Ok(rows) => {
                 self.failures = 0;
                 self.more = rows.len() == want;
                 Counters::add(&self.core.counters.claimed, rows.len() as u64);
                 vacuum_when_due(&self.core, rows.len(), !self.more);
-                self.take(rows, &mut slots);
+                match epoch.filter(|e| self.core.health.vouches_for(*e)) {
+                    Some(epoch) => self.take(rows, epoch, &mut slots),
+                    None => self.give_back(rows).await,
+                }
                 Ok(true)
             }
             Err(e) => {
@@ -261,9 +277,13 @@ impl ClaimLoop {
 
     /// Starts the claimed jobs that have a slot (the claim marked them started) and buffers the
     /// rest.
-    fn take(&mut self, rows: Vec<JobProcess>, slots: &mut Vec<OwnedSemaphorePermit>) {
+    fn take(&mut self, rows: Vec<JobProcess>, epoch: u64, slots: &mut Vec<OwnedSemaphorePermit>) {
         if self.buffer.jobs.is_empty() && rows.iter().any(|p| p.started_at.is_none()) {
             self.buffer.since = Some(Instant::now());
+            self.buffer.epoch = epoch;
+        } else {
+            // Jobs of an older epoch left in the buffer keep it.
+            self.buffer.epoch = self.buffer.epoch.min(epoch);
         }
         for process in rows {
             if process.started_at.is_some() {
@@ -273,6 +293,21 @@ impl ClaimLoop {
                 }
             }
             self.buffer.jobs.push_back(process);
+        }
+    }
+
+    /// The worker could not vouch for itself across the claim (a stall or freeze while it ran,
+    /// or a heartbeat too old): nothing it took is started; it all goes back, the jobs the
+    /// claim marked started included (their stamp is the claim's own, no sign of a start).
+    async fn give_back(&mut self, rows: Vec<JobProcess>) {
+        tracing::warn!(
+            jobs = rows.len(),
+            "cannot vouch for the jobs just claimed (the heartbeat is too old); handing them back"
+        );
+        self.core.ledger.release_all(rows.iter().map(|p| &p.uuid));
+        if let Err(e) = hand_back_unaccounted(&self.core).await {
+            tracing::warn!(error = %e, "could not hand the claimed jobs back; the next claim tries again");
+            self.unsure = true;
         }
     }
 

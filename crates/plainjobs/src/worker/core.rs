@@ -2,14 +2,15 @@
 //! keeps its rules.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use super::ledger::Ledger;
+use super::ledger::{lock, Ledger};
 use super::pace::{Counters, Pace};
 use super::vacuum::VacuumSchedule;
 use super::writer::ResultWriter;
@@ -77,21 +78,64 @@ impl Shutdown {
 }
 
 /// What the heartbeat learned, for the claim loop and the rescue.
+///
+/// A rescuer declares this worker dead once its heartbeat row is older than the heartbeat
+/// timeout, by the database's clock. The row's time is never earlier than the moment the write
+/// was sent, so no rescue can happen within the timeout of the last write sent that succeeded:
+/// within [`Health::vouch_window`] of it the worker can vouch that what it holds is still its
+/// own. A gap longer than that (a frozen process, a stall, an outage) starts a new *epoch*: jobs
+/// claimed in an earlier epoch may have been rescued, and are handed back instead of started.
 pub(crate) struct Health {
     ok: AtomicBool,
     reregistered: AtomicBool,
+    vouch: Mutex<Vouch>,
+    window: Duration,
 }
 
-impl Default for Health {
-    fn default() -> Self {
-        Health {
-            ok: AtomicBool::new(true),
-            reregistered: AtomicBool::new(false),
-        }
-    }
+struct Vouch {
+    /// When the last heartbeat write that succeeded was sent.
+    last_written: Instant,
+    epoch: u64,
 }
 
 impl Health {
+    /// `timeout`: the heartbeat timeout rescuers use. The worker registered just now.
+    pub fn new(timeout: Duration) -> Health {
+        Health {
+            ok: AtomicBool::new(true),
+            reregistered: AtomicBool::new(false),
+            vouch: Mutex::new(Vouch {
+                last_written: Instant::now(),
+                epoch: 0,
+            }),
+            // A quarter of the timeout to spare, for the time the database takes to stamp the
+            // row and for clocks that run at slightly different rates.
+            window: timeout.mul_f64(0.75),
+        }
+    }
+
+    /// A heartbeat write sent at `sent_at` succeeded. A gap since the last one longer than the
+    /// window starts a new epoch.
+    pub fn written(&self, sent_at: Instant) {
+        let mut v = lock(&self.vouch);
+        if sent_at.saturating_duration_since(v.last_written) > self.window {
+            v.epoch += 1;
+        }
+        v.last_written = v.last_written.max(sent_at);
+    }
+
+    /// The current epoch, if the worker can vouch for what it holds now; None when its last
+    /// heartbeat is too old (it may have been declared dead).
+    pub fn vouch(&self) -> Option<u64> {
+        let v = lock(&self.vouch);
+        (v.last_written.elapsed() <= self.window).then_some(v.epoch)
+    }
+
+    /// Whether what was claimed in `epoch` is still this worker's to start: the worker can
+    /// vouch now, and has been able to all along since then.
+    pub fn vouches_for(&self, epoch: u64) -> bool {
+        self.vouch() == Some(epoch)
+    }
     /// Whether the last heartbeat was written (claims pause, and rescue of others waits, while
     /// it is not).
     pub fn is_ok(&self) -> bool {
@@ -103,8 +147,10 @@ impl Health {
         self.ok.swap(ok, Ordering::AcqRel)
     }
 
-    /// The heartbeat row had vanished (a rescuer took this worker for dead) and was re-created.
+    /// The heartbeat row had vanished (a rescuer took this worker for dead) and was re-created:
+    /// nothing claimed before is vouched for any more.
     pub fn note_reregistered(&self) {
+        lock(&self.vouch).epoch += 1;
         self.reregistered.store(true, Ordering::Release);
     }
 

@@ -29,7 +29,11 @@ impl LocalDispatch for Core {
         }
         let process_uuid = new_uuid();
         self.ledger.hold(process_uuid);
-        let open = self.offer.is_idle() && !self.shutdown.is_stopping() && self.health.is_ok();
+        let health = &self.health;
+        let open = self.offer.is_idle()
+            && !self.shutdown.is_stopping()
+            && health.is_ok()
+            && health.vouch().is_some();
         let slot = open
             .then(|| self.slots.clone().try_acquire_owned().ok())
             .flatten()

@@ -2,7 +2,7 @@
 //! which it stops them.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::claim_loop::{sleep_until_done, ClaimLoop};
-use super::core::{Core, Shutdown};
+use super::core::{Core, Health, Shutdown};
 use super::maintenance::{heartbeat_loop, maintenance_loop, stats_loop};
 use super::shutdown::{drain, hand_back, hand_back_unaccounted_at_shutdown};
 use super::writer::{write_results, ResultWriter};
@@ -33,7 +33,10 @@ pub(crate) async fn run(worker: Worker, shutdown: Shutdown) -> Result<()> {
         queues: worker.queues,
     };
     // Register before anything is claimed: claims require this row.
+    let health = Health::new(worker.config.heartbeat_timeout);
+    let sent_at = Instant::now();
     worker.jobs.store().heartbeat(&registration).await?;
+    health.written(sent_at);
     let capacity = worker.concurrency * 4 + max_pending * 2 + 1024;
     let (writer, writes) = ResultWriter::new(capacity);
     let core = Arc::new(Core {
@@ -46,7 +49,7 @@ pub(crate) async fn run(worker: Worker, shutdown: Shutdown) -> Result<()> {
         ledger: Default::default(),
         slots: Arc::new(Semaphore::new(worker.concurrency)),
         shutdown,
-        health: Default::default(),
+        health,
         offer: Default::default(),
         wake: Arc::new(Notify::new()),
         writer,

@@ -1,7 +1,7 @@
 //! The heartbeat: this worker's row refreshed every `heartbeat_interval`; while it cannot be
 //! written, claiming pauses (and the rescue of others waits).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -25,8 +25,10 @@ pub(crate) async fn heartbeat_loop(
             _ = done.cancelled() => return,
             _ = tokio::time::sleep(next) => {}
         }
+        let sent_at = Instant::now();
         next = match store.heartbeat(registration).await {
             Ok(recreated) => {
+                health.written(sent_at);
                 if recreated {
                     // Our row was gone: a rescuer may have turned our jobs LOST (and retried
                     // them). Jobs claimed ahead and not started go back rather than run twice.

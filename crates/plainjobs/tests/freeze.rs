@@ -1,0 +1,193 @@
+//! A frozen worker (SIGSTOP past the heartbeat timeout, as a VM pause or a long stall would)
+//! never starts the jobs it had claimed ahead once it may have been declared dead: another
+//! worker has rescued them as LOST and retried them by then.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use plainjobs::{Job, JobContext, JobError, JobStatus, Jobs, Outcome, Worker};
+use serde::{Deserialize, Serialize};
+
+const T: Duration = Duration::from_secs(30);
+
+/// Appends its process uuid to the run log when it starts, then sleeps.
+#[derive(Serialize, Deserialize)]
+struct Logged {
+    id: u32,
+    sleep_ms: u64,
+}
+
+/// Where runs are logged: one line per run, written with one `write` call.
+struct RunLog(PathBuf);
+
+impl Job for Logged {
+    const NAME: &'static str = "tests.Logged";
+
+    async fn run(&self, ctx: &JobContext) -> Result<Outcome, JobError> {
+        let log = ctx.state::<RunLog>()?;
+        let line = format!("{} {}\n", ctx.process().uuid, self.id);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log.0)?;
+        file.write_all(line.as_bytes())?;
+        tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
+        Ok(Outcome::Success)
+    }
+
+    fn default_retries(&self) -> i16 {
+        1
+    }
+}
+
+/// Not a test of its own: the worker process the test below freezes. One slot.
+#[tokio::test]
+#[ignore = "run as a child process by the freeze test"]
+async fn frozen_child_worker() {
+    let (Ok(url), Ok(log)) = (
+        std::env::var("TEST_CHILD_DATABASE_URL"),
+        std::env::var("TEST_CHILD_RUN_LOG"),
+    ) else {
+        return;
+    };
+    let jobs = Jobs::connect(&url).await.expect("child connects");
+    Worker::new(jobs)
+        .register::<Logged>()
+        .state(RunLog(log.into()))
+        .config(fast_config())
+        .concurrency(1)
+        .run()
+        .await
+        .expect("child worker");
+}
+
+fn run_log(db: &TestDb) -> PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("freeze-tests");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    dir.join(format!("{}.log", db.schema))
+}
+
+/// Process uuids the run log has lines for.
+fn logged_runs(log: &PathBuf) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+fn signal(child: &tokio::process::Child, sig: &str) {
+    let pid = child.id().expect("child running").to_string();
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// The child drains quick jobs (so it learns to claim ahead), then takes a 500 ms job on its one
+/// slot and claims quick ones ahead of it. Frozen then, past the heartbeat timeout, its jobs are
+/// rescued as LOST by a worker of this process, which runs their retries. When the child
+/// resumes, its 500 ms job ends and frees the slot; the jobs it had claimed ahead must not run.
+async fn a_frozen_worker_never_starts_jobs_rescued_meanwhile(backend: Backend) {
+    let db = test_db_for(backend).await;
+    let log = run_log(&db);
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut child = tokio::process::Command::new(exe)
+        .args(["frozen_child_worker", "--exact", "--ignored", "--nocapture"])
+        .env("TEST_CHILD_DATABASE_URL", &db.url)
+        .env("TEST_CHILD_RUN_LOG", &log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start child worker");
+    let quick = |id| Logged { id, sleep_ms: 1 };
+    db.jobs
+        .enqueue_many((0..30).map(quick))
+        .await
+        .expect("enqueue");
+    assert!(
+        wait_until(T, || async { db.results().await.len() == 30 }).await,
+        "the child drained the first jobs"
+    );
+    // One slow job first (higher priority), the quick ones claimed ahead behind it.
+    db.jobs
+        .enqueue(Logged {
+            id: 100,
+            sleep_ms: 500,
+        })
+        .priority(1)
+        .await
+        .expect("enqueue")
+        .expect("enqueued");
+    db.jobs
+        .enqueue_many((1000..1040).map(quick))
+        .await
+        .expect("enqueue");
+    let claimed_ahead = "SELECT count(*) FROM plainjobs_jobprocess WHERE started_at IS NULL";
+    assert!(
+        wait_until(T, || async { db.count(claimed_ahead).await > 0 }).await,
+        "the child claimed jobs ahead"
+    );
+    signal(&child, "-STOP");
+    let frozen_with: Vec<String> = match &db.raw {
+        Raw::Pg(p) => sqlx::query_scalar(
+            "SELECT uuid::text FROM plainjobs_jobprocess WHERE started_at IS NULL",
+        )
+        .fetch_all(p)
+        .await
+        .expect("list"),
+        Raw::Sqlite(p) => {
+            sqlx::query_scalar("SELECT uuid FROM plainjobs_jobprocess WHERE started_at IS NULL")
+                .fetch_all(p)
+                .await
+                .expect("list")
+        }
+    };
+    assert!(!frozen_with.is_empty());
+
+    // Another worker declares the child dead: its jobs become LOST and are retried here.
+    let rescuer = Worker::new(db.jobs.clone())
+        .register::<Logged>()
+        .state(RunLog(log.clone()))
+        .config(fast_config())
+        .spawn();
+    assert!(
+        wait_until(T, || async {
+            db.processes().await == 0 && db.requests().await == 0
+        })
+        .await,
+        "the frozen child's jobs were rescued and retried"
+    );
+    signal(&child, "-CONT");
+    // The child's slow job ends at once; give it time to start what it had claimed ahead.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rescuer.stop().await.expect("rescuer stops");
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+
+    let ran = logged_runs(&log);
+    let rerun: Vec<&String> = frozen_with.iter().filter(|u| ran.contains(u)).collect();
+    assert!(
+        rerun.is_empty(),
+        "the resumed worker started {} of the {} jobs it had claimed ahead, after they were rescued",
+        rerun.len(),
+        frozen_with.len()
+    );
+    let lost = db
+        .results()
+        .await
+        .into_iter()
+        .filter(|r| r.status == JobStatus::Lost)
+        .count();
+    assert!(lost >= frozen_with.len(), "{lost} LOST results");
+}
+
+conformance!(a_frozen_worker_never_starts_jobs_rescued_meanwhile);
