@@ -35,11 +35,16 @@ enum Top {
     Demo(demo::DemoArgs),
 }
 
+/// Logs to stderr. A log line that cannot be written is dropped: with stderr a pipe whose reader
+/// went away (a dead `| tee`, a restarting log shipper) the worker carries on. (The
+/// subscriber's own report of a failed write would go to that same stderr with `eprintln!`,
+/// whose panic would kill whichever task was logging.)
 fn init_logging(default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .try_init();
 }
 

@@ -5,14 +5,15 @@ use tokio::task::JoinHandle;
 use super::core::Shutdown;
 use crate::Result;
 
-/// A first SIGTERM or Ctrl-C stops claiming (running jobs finish); a second cancels them.
+/// A first SIGTERM or Ctrl-C stops claiming (running jobs finish); a second cancels them. Each
+/// takes effect before it is logged, so a logger that fails cannot keep the worker running.
 pub(super) async fn stop_on_signals(shutdown: Shutdown) {
     shutdown_signal().await;
-    tracing::info!("shutdown requested: finishing running jobs (again to cancel them)");
     shutdown.stop.cancel();
+    tracing::info!("shutdown requested: finishing running jobs (again to cancel them)");
     shutdown_signal().await;
-    tracing::warn!("second shutdown request: cancelling running jobs");
     shutdown.abort.cancel();
+    tracing::warn!("second shutdown request: cancelling running jobs");
 }
 
 async fn shutdown_signal() {
