@@ -64,9 +64,9 @@ fn a_worker_whose_stderr_reader_is_gone_runs_its_jobs_and_stops_on_sigterm() {
         let out = plainjobs(&dir, &["results", "--json"]);
         let results: serde_json::Value =
             serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-        results.as_array().is_some_and(|r| {
-            r.len() == 3 && r.iter().all(|r| r["status"] == "SUCCESSFUL")
-        })
+        results
+            .as_array()
+            .is_some_and(|r| r.len() == 3 && r.iter().all(|r| r["status"] == "SUCCESSFUL"))
     });
     let pid = worker.id().to_string();
     let term = Command::new("kill").args(["-TERM", &pid]).status();

@@ -4,10 +4,16 @@ use std::process::Stdio;
 
 use serde::{Deserialize, Serialize};
 
+use super::process::ProcessGroup;
 use crate::job::{Job, JobContext, JobError, Outcome};
 
 /// Runs a shell command through `sh -c`; fails (ERRORED) with the exit status and the tail of
 /// its stderr when the command fails.
+///
+/// The command runs in a process group of its own. When the job is cancelled (a second Ctrl-C
+/// or SIGTERM, the shutdown timeout), the whole group gets SIGTERM at once and SIGKILL
+/// [`KILL_AFTER`](super::KILL_AFTER) later if anything of it is left: the command's own children end with it,
+/// rather than finishing their work under PID 1.
 ///
 /// Its name, `plain.jobs.scheduling.ScheduledCommand`, its one positional argument (the command)
 /// and its default concurrency key (the command) are plain.jobs', so a row written by a Plain app
@@ -47,16 +53,20 @@ impl Job for ScheduledCommand {
         "Runs a shell command (sh -c); built in, registered on request";
 
     async fn run(&self, _ctx: &JobContext) -> Result<Outcome, JobError> {
-        let output = tokio::process::Command::new("sh")
+        let mut command = tokio::process::Command::new("sh");
+        command
             .arg("-c")
             .arg(&self.0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .output()
-            .await
+            .stderr(Stdio::piped());
+        let spawned = ProcessGroup::spawn(&mut command, &self.0)
             .map_err(|e| JobError::msg(format!("could not start `sh -c {:?}`: {e}", self.0)))?;
+        let (child, group) = spawned;
+        let output = child.wait_with_output().await;
+        group.exited();
+        let output = output
+            .map_err(|e| JobError::msg(format!("could not wait for `sh -c {:?}`: {e}", self.0)))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         if !stdout.trim().is_empty() {
             tracing::info!(command = %self.0, stdout = %stdout.trim_end(), "command output");

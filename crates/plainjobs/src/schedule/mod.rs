@@ -23,6 +23,8 @@
 
 mod command;
 mod cron;
+mod process;
 
 pub use command::ScheduledCommand;
 pub use cron::{CronError, Field, Schedule, ScheduleBuilder};
+pub use process::KILL_AFTER;
