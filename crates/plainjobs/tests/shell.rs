@@ -21,7 +21,7 @@ fn scratch(db: &TestDb) -> PathBuf {
 /// Whether process `pid` exists (as anything but a zombie).
 fn alive(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat.split_whitespace().nth(2).is_some_and(|s| s == "Z"))
+        .is_ok_and(|stat| stat.split_whitespace().nth(2).is_none_or(|s| s != "Z"))
 }
 
 /// Runs `command` (which starts a background `sleep` and writes its pid to `pid_file`), waits
