@@ -274,7 +274,8 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def _watch_idle(worker: Any, queues: list[str], grace: float, stop: Any) -> None:
-    """Stop the worker once its queues have no ready request and it runs nothing."""
+    """Stop the worker once its queues have no ready request, it runs nothing, and no result of
+    its queues waits for plain's retry pass (the `retryable()` condition, jobs/models.py)."""
     import psycopg
 
     url = os.environ.get("DATABASE_URL") or os.environ["PLAIN_POSTGRES_URL"]
@@ -285,8 +286,11 @@ def _watch_idle(worker: Any, queues: list[str], grace: float, stop: Any) -> None
             row = conn.execute(
                 "SELECT (SELECT count(*) FROM plainjobs_jobrequest WHERE queue = ANY(%s)"
                 " AND (start_at IS NULL OR start_at <= now()))"
-                " + (SELECT count(*) FROM plainjobs_jobprocess WHERE worker_id = %s)",
-                [queues, worker.worker_id],
+                " + (SELECT count(*) FROM plainjobs_jobprocess WHERE worker_id = %s)"
+                " + (SELECT count(*) FROM plainjobs_jobresult WHERE queue = ANY(%s)"
+                " AND status IN ('ERRORED', 'LOST', 'CANCELLED') AND retries > 0"
+                " AND retry_attempt < retries AND retry_job_request_uuid IS NULL)",
+                [queues, worker.worker_id, queues],
             ).fetchone()
             busy = row[0] or len(worker._inflight_futures)
             if busy:
@@ -407,7 +411,8 @@ def main() -> None:
     p.add_argument(
         "--until-idle",
         action="store_true",
-        help="stop earlier, once no ready request is queued and nothing runs",
+        help="stop earlier, once no ready request is queued, nothing runs and no failed "
+        "result waits for the retry pass",
     )
     p.add_argument("--idle-grace", type=float, default=1.0, help="idle this long (s)")
     p.add_argument("--max-processes", type=int, default=2)

@@ -145,11 +145,22 @@ def scenario() -> None:
         [sys.executable, str(HERE / "run.py"), "worker", "--seconds", "120", "--heartbeat-interval", "1"],
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not sql("SELECT 1 FROM interop_runs WHERE label = 'slow'"):
-        time.sleep(0.2)
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not sql(
+            "SELECT 1 FROM pg_tables WHERE tablename = 'interop_runs'"
+            " AND EXISTS (SELECT 1 FROM interop_runs WHERE label = 'slow')"
+        ):
+            time.sleep(0.2)
+    finally:
+        # The worker makes itself a process group leader; on a failure before it did, its pid
+        # alone is killed.
+        try:
+            os.killpg(worker.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        worker.kill()
+        worker.wait()
     check("the slow job is a process of the killed worker",
           len(sql("SELECT 1 FROM plainjobs_jobprocess WHERE job_request_uuid = %s", [slow["uuid"]])) == 1)
     time.sleep(3)
