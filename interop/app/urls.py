@@ -1,0 +1,6 @@
+from plain.urls import Router
+
+
+class AppRouter(Router):
+    namespace = ""
+    urls = []

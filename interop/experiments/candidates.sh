@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every candidate of FINDINGS.md 2d, through candidate.sh. Output: candidates.out.
+cd "$(dirname "$0")"
+IDX="SELECT indexrelid::regclass FROM pg_index WHERE indrelid = 'plainjobs_jobrequest'::regclass ORDER BY 1"
+CON="SELECT conname || ' ' || contype::text FROM pg_constraint WHERE conrelid = 'plainjobs_jobrequest'::regclass ORDER BY 1"
+OPT="SELECT coalesce(array_to_string(c.reloptions, ','), '-') || ' toast:' || coalesce(array_to_string(t.reloptions, ','), '-') FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid WHERE c.oid = 'plainjobs_jobrequest'::regclass"
+TRG="SELECT tgname || ' -> ' || tgfoid::regproc FROM pg_trigger WHERE tgrelid = 'plainjobs_jobrequest'::regclass AND NOT tgisinternal"
+CLAIM="(queue, priority DESC, (COALESCE(start_at, created_at)), id)"
+{
+./candidate.sh "A1: the claim index as it is today" "CREATE INDEX plainjobs_jobrequest_claim_idx ON plainjobs_jobrequest $CLAIM" "$IDX"
+./candidate.sh "A2: another name, no plainjobs_ prefix" "CREATE INDEX zz_ours_claim ON plainjobs_jobrequest $CLAIM" "$IDX"
+./candidate.sh "A3: a name in plain's own style (plainjobs_jobrequest_priority_idx2)" "CREATE INDEX plainjobs_jobrequest_priority_idx2 ON plainjobs_jobrequest (priority)" "$IDX"
+./candidate.sh "A4: a commented index" "CREATE INDEX ours_commented ON plainjobs_jobrequest $CLAIM; COMMENT ON INDEX ours_commented IS 'managed by plainjobs (Rust); do not drop'" "$IDX"
+./candidate.sh "B: an equivalent expression no model declares" "CREATE INDEX ours_expr ON plainjobs_jobrequest ((queue || ''), (-priority), (COALESCE(start_at, created_at)), (id + 0))" "$IDX"
+./candidate.sh "C1: a UNIQUE index (unique anyway: it ends with id)" "CREATE UNIQUE INDEX ours_claim_unique ON plainjobs_jobrequest $CLAIM" "$IDX"
+./candidate.sh "C2: a UNIQUE constraint" "ALTER TABLE plainjobs_jobrequest ADD CONSTRAINT ours_unique UNIQUE (queue, priority, id)" "$CON"
+./candidate.sh "C3: a CHECK constraint" "ALTER TABLE plainjobs_jobrequest ADD CONSTRAINT ours_check CHECK (priority > -32768)" "$CON"
+./candidate.sh "D1: a hash index (access method other than btree)" "CREATE INDEX ours_hash ON plainjobs_jobrequest USING hash (queue)" "$IDX"
+./candidate.sh "D2: a BRIN index" "CREATE INDEX ours_brin ON plainjobs_jobrequest USING brin (created_at)" "$IDX"
+./candidate.sh "E1: the claim index as a btree EXCLUDE constraint" "ALTER TABLE plainjobs_jobrequest ADD CONSTRAINT plainjobs_jobrequest_claim_excl EXCLUDE USING btree (queue WITH =, priority DESC WITH =, (COALESCE(start_at, created_at)) WITH =, id WITH =)" "$IDX"
+./candidate.sh "E2: a partial btree EXCLUDE constraint" "ALTER TABLE plainjobs_jobrequest ADD CONSTRAINT ours_key_excl EXCLUDE USING btree (job_class WITH =, concurrency_key WITH =, id WITH =) WHERE (concurrency_key <> '')" "$IDX"
+./candidate.sh "F: an index in another schema" "CREATE SCHEMA ours; CREATE INDEX ours.claim ON plainjobs_jobrequest $CLAIM" "$IDX"
+./candidate.sh "G: the notify trigger and its function" "CREATE FUNCTION plainjobs_notify_jobrequest() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN PERFORM pg_notify('plainjobs_jobrequest', TG_TABLE_SCHEMA); RETURN NULL; END \$\$; CREATE TRIGGER plainjobs_jobrequest_notify AFTER INSERT ON plainjobs_jobrequest FOR EACH STATEMENT EXECUTE FUNCTION plainjobs_notify_jobrequest()" "$TRG"
+./candidate.sh "H1: autovacuum storage parameters" "ALTER TABLE plainjobs_jobrequest SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000)" "$OPT"
+./candidate.sh "H2: a TOAST storage parameter" "ALTER TABLE plainjobs_jobrequest SET (toast.autovacuum_vacuum_threshold = 5000)" "$OPT"
+} 2>&1 | tee candidates.out
