@@ -2,13 +2,13 @@
 //! shows the whole system working.
 
 mod demo;
+mod logging;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use plainjobs::cli::{self, Command, GlobalArgs};
 use plainjobs::Registry;
-use tracing_subscriber::EnvFilter;
 
 /// Background jobs in PostgreSQL (or an embedded SQLite file), compatible with plain.jobs.
 ///
@@ -21,6 +21,8 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
+    #[command(flatten)]
+    logs: logging::LogArgs,
     #[command(subcommand)]
     command: Top,
 }
@@ -35,36 +37,22 @@ enum Top {
     Demo(demo::DemoArgs),
 }
 
-/// Logs to stderr. A log line that cannot be written is dropped: with stderr a pipe whose reader
-/// went away (a dead `| tee`, a restarting log shipper) the worker carries on. (The
-/// subscriber's own report of a failed write would go to that same stderr with `eprintln!`,
-/// whose panic would kill whichever task was logging.)
-fn init_logging(default: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .log_internal_errors(false)
-        .try_init();
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let default_level = match &cli.command {
+        Top::Jobs(Command::Worker(_)) => "info",
+        Top::Jobs(_) => "warn",
+        // The demo's own view shows what happens; logs only for real trouble.
+        Top::Demo(_) => "error",
+    };
+    if let Err(e) = logging::init(&cli.logs, default_level) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let outcome = match cli.command {
-        Top::Jobs(command) => {
-            init_logging(if matches!(command, Command::Worker(_)) {
-                "info"
-            } else {
-                "warn"
-            });
-            cli::run(cli.global, command, Registry::new()).await
-        }
-        Top::Demo(args) => {
-            // The demo's own view shows what happens; logs only for real trouble.
-            init_logging("error");
-            demo::run(cli.global, args).await
-        }
+        Top::Jobs(command) => cli::run(cli.global, command, Registry::new()).await,
+        Top::Demo(args) => demo::run(cli.global, args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -574,6 +574,7 @@ async fn shell_command_success_and_failure(backend: Backend) {
     assert_eq!(db.requests().await, 0);
 }
 
+/// A failed command is retried after a backoff (10 s for the first retry), then succeeds.
 async fn shell_command_is_retried_after_failure(backend: Backend) {
     let db = test_db_for(backend).await;
     let dir = TempDir::new();
@@ -586,6 +587,16 @@ async fn shell_command_is_retried_after_failure(backend: Backend) {
         .unwrap()
         .expect("enqueued");
     let w = command_worker(&db).spawn();
+    let failed = wait_results(&db, 1).await;
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    let retry = db.jobs.requests(10).await.unwrap();
+    assert_eq!(retry.len(), 1, "the retry waits");
+    let wait = retry[0].start_at.expect("a delayed retry") - failed[0].created_at;
+    assert!(
+        (9_000..=11_000).contains(&wait.num_milliseconds()),
+        "the first retry waits 10 s: {wait}"
+    );
+    make_due(&db).await;
     let results = wait_results(&db, 2).await;
     w.stop().await.unwrap();
 

@@ -5,6 +5,10 @@ use std::fmt;
 
 /// A job's failure: any error, with its causes and (when `RUST_BACKTRACE` or
 /// `RUST_LIB_BACKTRACE` is set) a backtrace. `?` converts any `std::error::Error` into it.
+///
+/// An error made from a message ([`JobError::msg`]) has no backtrace: it is a failure the job
+/// describes itself (a command's exit status, a refused request), where the stack of the code
+/// that noticed it tells the reader nothing.
 pub struct JobError {
     inner: Box<dyn std::error::Error + Send + Sync + 'static>,
     backtrace: Backtrace,
@@ -20,9 +24,12 @@ impl fmt::Display for Message {
 impl std::error::Error for Message {}
 
 impl JobError {
-    /// An error from a message.
+    /// An error from a message (no backtrace).
     pub fn msg(message: impl fmt::Display) -> JobError {
-        JobError::from(Message(message.to_string()))
+        JobError {
+            inner: Box::new(Message(message.to_string())),
+            backtrace: Backtrace::disabled(),
+        }
     }
 
     /// The underlying error.

@@ -1,14 +1,15 @@
 //! The built-in job that runs a shell command (plain.jobs' `cmd:` schedules).
 
-use std::process::Stdio;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::process::ProcessGroup;
+use super::shell::run_shell;
 use crate::job::{Job, JobContext, JobError, Outcome};
 
-/// Runs a shell command through `sh -c`; fails (ERRORED) with the exit status and the tail of
-/// its stderr when the command fails.
+/// Runs a shell command through `sh -c`; fails (ERRORED) with the exit status and the tails of
+/// its stderr and stdout when the command fails. Its output goes to the log line by line as it
+/// comes.
 ///
 /// The command runs in a process group of its own. When the job is cancelled (a second Ctrl-C
 /// or SIGTERM, the shutdown timeout), the whole group gets SIGTERM at once and SIGKILL
@@ -31,62 +32,21 @@ use crate::job::{Job, JobContext, JobError, Outcome};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduledCommand(pub String);
 
-/// How much of stderr is kept in the error text.
-const STDERR_TAIL: usize = 2000;
-
-fn tail(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.trim_end();
-    if text.len() <= STDERR_TAIL {
-        return text.to_string();
-    }
-    let mut start = text.len() - STDERR_TAIL;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("…{}", &text[start..])
-}
-
 impl Job for ScheduledCommand {
     const NAME: &'static str = "plain.jobs.scheduling.ScheduledCommand";
     const DESCRIPTION: &'static str =
         "Runs a shell command (sh -c); built in, registered on request";
 
     async fn run(&self, _ctx: &JobContext) -> Result<Outcome, JobError> {
-        let mut command = tokio::process::Command::new("sh");
-        command
-            .arg("-c")
-            .arg(&self.0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let spawned = ProcessGroup::spawn(&mut command, &self.0)
-            .map_err(|e| JobError::msg(format!("could not start `sh -c {:?}`: {e}", self.0)))?;
-        let (child, group) = spawned;
-        let output = child.wait_with_output().await;
-        group.exited();
-        let output = output
-            .map_err(|e| JobError::msg(format!("could not wait for `sh -c {:?}`: {e}", self.0)))?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        if !stdout.trim().is_empty() {
-            tracing::info!(command = %self.0, stdout = %stdout.trim_end(), "command output");
-        }
-        if output.status.success() {
-            return Ok(Outcome::Success);
-        }
-        let status = match output.status.code() {
-            Some(code) => format!("exit status {code}"),
-            None => "killed by a signal".to_string(),
-        };
-        let stderr = tail(&output.stderr);
-        Err(JobError::msg(if stderr.is_empty() {
-            format!("command {:?} failed with {status}", self.0)
-        } else {
-            format!(
-                "command {:?} failed with {status}; stderr:\n{stderr}",
-                self.0
-            )
-        }))
+        run_shell(&self.0).await?;
+        Ok(Outcome::Success)
+    }
+
+    /// Retries wait 10 s, then 20 s, 40 s… up to 10 minutes: a command that failed for a
+    /// reason outside it (a network, a full disk) gets time to recover.
+    fn retry_delay(&self, attempt: u32) -> Duration {
+        let doubling = 1u64 << attempt.saturating_sub(1).min(6);
+        Duration::from_secs(10 * doubling).min(Duration::from_secs(600))
     }
 
     fn default_concurrency_key(&self) -> String {

@@ -23,7 +23,9 @@
 
 mod command;
 mod cron;
+mod output;
 mod process;
+mod shell;
 
 pub use command::ScheduledCommand;
 pub use cron::{CronError, Field, Schedule, ScheduleBuilder};

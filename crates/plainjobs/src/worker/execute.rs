@@ -92,17 +92,24 @@ async fn job_task(
     drop(permit);
 }
 
+/// The span a job runs in: every log line of the job carries these fields. The trace context
+/// the enqueue stored is recorded only when there is one.
 fn job_span(process: &JobProcess) -> tracing::Span {
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "process",
         otel.name = %format!("process {}", process.queue),
         job_class = %process.job_class,
         job_process_uuid = %process.uuid,
         job_request_uuid = %process.job_request_uuid,
         queue = %process.queue,
-        trace_id = process.trace_id.as_deref().unwrap_or(""),
-        span_id = process.span_id.as_deref().unwrap_or(""),
-    )
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    if let (Some(trace), Some(span_id)) = (&process.trace_id, &process.span_id) {
+        span.record("trace_id", trace.as_str());
+        span.record("span_id", span_id.as_str());
+    }
+    span
 }
 
 /// Runs the job's code, catching panics. An unknown name or parameters that do not fit fail
