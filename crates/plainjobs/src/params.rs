@@ -116,7 +116,8 @@ pub fn decode<T: DeserializeOwned>(
     let (args, kwargs) = match params {
         None | Some(Value::Null) => (Vec::new(), Map::new()),
         Some(Value::Object(map)) => {
-            if let Some(key) = map.keys().find(|k| *k != "args" && *k != "kwargs") {
+            let known = |k: &String| k == "args" || k == "kwargs" || k == OPTIONS_KEY;
+            if let Some(key) = map.keys().find(|k| !known(k)) {
                 return Err(not_env(format!(
                     "unexpected key {key:?} in {}",
                     shorten(&Value::Object(map.clone()))
@@ -169,6 +170,53 @@ pub fn decode<T: DeserializeOwned>(
             let mut map = kwargs;
             map.insert("args".into(), Value::Array(args));
             serde_json::from_value(Value::Object(map)).map_err(decode_err)
+        }
+    }
+}
+
+/// The envelope's key for run options of plainjobs' own (beside `args` and `kwargs`): plain.jobs
+/// reads only `args` and `kwargs`, so its workers ignore it.
+const OPTIONS_KEY: &str = "plainjobs";
+
+/// Options an enqueue stores with a job's parameters (under the envelope's `plainjobs` key),
+/// read back by the worker that runs it. A retry or deferral made by plainjobs keeps them; one
+/// made by plain.jobs' Python code drops them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RunOptions {
+    /// The longest one run may take.
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl RunOptions {
+    /// The options stored in `params` (none when absent or not understood: a value we cannot
+    /// read is ignored, with a warning, rather than failing the job).
+    pub fn read(params: Option<&Value>) -> RunOptions {
+        let Some(options) = params.and_then(|p| p.get(OPTIONS_KEY)) else {
+            return RunOptions::default();
+        };
+        let timeout = match options.get("timeout_ms") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(ms) if ms > 0 => Some(std::time::Duration::from_millis(ms)),
+                _ => {
+                    tracing::warn!(timeout_ms = %v, "ignoring a stored timeout that is not a positive number of milliseconds");
+                    None
+                }
+            },
+        };
+        RunOptions { timeout }
+    }
+
+    /// Stores these options in `envelope` (nothing when there are none).
+    pub fn write(&self, envelope: &mut Value) {
+        let Some(timeout) = self.timeout else {
+            return;
+        };
+        if let Value::Object(map) = envelope {
+            let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+            let mut options = Map::new();
+            options.insert("timeout_ms".into(), Value::from(ms));
+            map.insert(OPTIONS_KEY.into(), Value::Object(options));
         }
     }
 }
@@ -374,5 +422,26 @@ mod tests {
         let bad = json!({"args": [], "kwargs": {"day": "__plain://date/2024-13-01", "at": "2024-01-01T00:00:00"}});
         let err = decode::<Dated>("x", Some(&bad)).unwrap_err().to_string();
         assert!(err.contains("2024-13-01"), "{err}");
+    }
+
+    #[test]
+    fn run_options_live_beside_args_and_kwargs_and_do_not_disturb_decoding() {
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        struct Welcome {
+            user_id: i64,
+        }
+        let mut env = encode("app.Welcome", &Welcome { user_id: 7 }).unwrap();
+        let opts = RunOptions {
+            timeout: Some(std::time::Duration::from_millis(1500)),
+        };
+        opts.write(&mut env);
+        assert_eq!(env["plainjobs"], serde_json::json!({"timeout_ms": 1500}));
+        assert_eq!(RunOptions::read(Some(&env)), opts);
+        let job: Welcome = decode("app.Welcome", Some(&env)).unwrap();
+        assert_eq!(job, Welcome { user_id: 7 });
+        let bad = serde_json::json!({"args": [], "kwargs": {}, "plainjobs": {"timeout_ms": -5}});
+        assert_eq!(RunOptions::read(Some(&bad)), RunOptions::default());
+        let other = serde_json::json!({"args": [], "kwargs": {}, "extra": 1});
+        assert!(decode::<Welcome>("app.Welcome", Some(&other)).is_err());
     }
 }

@@ -22,6 +22,7 @@ pub(crate) trait ErasedJob: Send + Sync {
     fn default_retries(&self) -> i16;
     fn default_concurrency_key(&self) -> String;
     fn retry_delay(&self, attempt: u32) -> Duration;
+    fn timeout(&self) -> Option<Duration>;
     fn should_enqueue<'a, 'b: 'a>(
         &'a self,
         key: &'a str,
@@ -59,6 +60,9 @@ impl<J: Job> ErasedJob for J {
     }
     fn retry_delay(&self, attempt: u32) -> Duration {
         Job::retry_delay(self, attempt)
+    }
+    fn timeout(&self) -> Option<Duration> {
+        Job::timeout(self)
     }
     fn should_enqueue<'a, 'b: 'a>(
         &'a self,
@@ -125,6 +129,9 @@ impl ErasedJob for RawJob {
     }
     fn default_concurrency_key(&self) -> String {
         String::new()
+    }
+    fn timeout(&self) -> Option<Duration> {
+        None
     }
     fn retry_delay(&self, _attempt: u32) -> Duration {
         Duration::ZERO

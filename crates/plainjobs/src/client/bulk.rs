@@ -71,6 +71,11 @@ impl<'j> EnqueueMany<'j> {
         self.opts.start = Some(Start::After(delay));
         self
     }
+    /// Run-time limit for each of them (see [`Enqueue::timeout`](crate::Enqueue::timeout)).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.opts.timeout = Some(limit);
+        self
+    }
 
     /// One uuid per job, made before the first attempt and kept by a second one.
     pub(crate) fn new_uuids(&self) -> Vec<Uuid> {

@@ -145,6 +145,12 @@ impl<'j> Enqueue<'j> {
         self.opts.trace = Some((trace_id.into(), span_id.into()));
         self
     }
+    /// The longest one run of this job may take (overrides the job type's
+    /// [`timeout`](crate::Job::timeout)); stored with the job's parameters, kept by its retries.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.opts.timeout = Some(limit);
+        self
+    }
     /// Overrides the recorded `source` (default: the caller's `file:line`).
     pub fn source(mut self, source: impl Into<String>) -> Self {
         self.source = source.into();

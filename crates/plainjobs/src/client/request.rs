@@ -7,6 +7,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::model::new_uuid;
+use crate::params::RunOptions;
 use crate::registry::ErasedJob;
 use crate::store::{NewRequest, Start};
 use crate::{Error, Result};
@@ -25,6 +26,7 @@ pub(crate) struct Options {
     pub start: Option<Start>,
     pub trace: Option<(String, String)>,
     pub exclude_process: Option<Uuid>,
+    pub timeout: Option<Duration>,
 }
 
 fn check_len(field: &'static str, value: &str) -> Result<()> {
@@ -121,9 +123,20 @@ pub(crate) fn build_request_as(
         }
         None => (None, None),
     };
+    if opts.timeout.is_some_and(|t| t.is_zero()) {
+        return Err(Error::InvalidInput {
+            field: "timeout",
+            problem: "it is zero; give a positive duration, or none for no limit".into(),
+        });
+    }
+    let mut parameters = job.parameters()?;
+    RunOptions {
+        timeout: opts.timeout,
+    }
+    .write(&mut parameters);
     Ok(NewRequest {
         uuid,
-        parameters: job.parameters()?,
+        parameters,
         job_class,
         priority: opts.priority.unwrap_or_else(|| job.default_priority()),
         source,

@@ -82,6 +82,14 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
         Duration::ZERO
     }
 
+    /// The longest one run may take (None, the default: no limit). A run over its limit is
+    /// stopped (its future dropped: a shell command's process group ends with it) and recorded
+    /// ERRORED with a message saying so, then retried if it may be. An enqueue's
+    /// [`timeout`](crate::Enqueue::timeout) overrides it.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+
     /// Whether to enqueue, asked under the key's lock. The default: an empty key always
     /// enqueues; otherwise only when no request and no process of this job class has the key
     /// (retries included). Override it for limits or rate limits with the queries of

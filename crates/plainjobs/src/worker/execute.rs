@@ -16,6 +16,7 @@ use super::pace::Counters;
 use crate::client::follow_up::FollowUp;
 use crate::job::{JobContext, Outcome};
 use crate::model::{JobProcess, JobStatus};
+use crate::params::RunOptions;
 use crate::registry::{ErasedJob, LoadError};
 use crate::store::Finish;
 
@@ -76,10 +77,12 @@ async fn job_task(
     let job = core
         .registry
         .load(&process.job_class, process.parameters.as_ref());
+    let limit = run_limit(&process, job.as_ref().ok().map(|j| &**j));
+    let run = within_limit(limit, run_job(&core, &process, &job));
     let ran = tokio::select! {
         biased;
         _ = cancel.cancelled() => return,
-        ran = run_job(&core, &process, &job).instrument(span.clone()) => ran,
+        ran = run.instrument(span.clone()) => ran,
     };
     if !core.ledger.finish_running(process.uuid) {
         return;
@@ -94,6 +97,33 @@ async fn job_task(
 
 /// The span a job runs in: every log line of the job carries these fields. The trace context
 /// the enqueue stored is recorded only when there is one.
+/// The run-time limit: the enqueue's (stored with the parameters), else the job type's.
+fn run_limit(process: &JobProcess, job: Option<&dyn ErasedJob>) -> Option<Duration> {
+    RunOptions::read(process.parameters.as_ref())
+        .timeout
+        .or_else(|| job.and_then(|j| j.timeout()))
+}
+
+/// Runs `run`, stopping it (dropping its future) when it outlasts `limit`.
+async fn within_limit(limit: Option<Duration>, run: impl std::future::Future<Output = Ran>) -> Ran {
+    let Some(limit) = limit else {
+        return run.await;
+    };
+    match tokio::time::timeout(limit, run).await {
+        Ok(ran) => ran,
+        Err(_) => {
+            let text = format!(
+                "Timed out: the job ran longer than its limit of {} and was stopped",
+                humantime::format_duration(limit)
+            );
+            Ran::Failed {
+                error: text.clone(),
+                summary: text,
+            }
+        }
+    }
+}
+
 fn job_span(process: &JobProcess) -> tracing::Span {
     let span = tracing::info_span!(
         "process",
