@@ -48,7 +48,8 @@ impl Jobs {
     /// # Errors
     /// A database error.
     pub async fn purge(&self) -> Result<(u64, u64)> {
-        self.store().purge().await
+        let purged = self.store().purge().await?;
+        Ok((purged.requests, purged.processes))
     }
 }
 

@@ -5,12 +5,7 @@
 //! that never collides with the host application's migration history (sqlx's
 //! `_sqlx_migrations`, plain's `plainmigrations`, diesel's…).
 
-/// One migration step.
-pub(crate) struct Migration {
-    pub version: i64,
-    pub name: &'static str,
-    pub statements: &'static [&'static str],
-}
+use super::migrate::Migration;
 
 /// PostgreSQL migrations, applied in order in one transaction under an advisory lock.
 pub(crate) const POSTGRES: &[Migration] = &[

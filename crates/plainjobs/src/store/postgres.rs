@@ -12,12 +12,16 @@ use sqlx::{PgConnection, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::migrations::POSTGRES as MIGRATIONS;
+use super::rows::{
+    decode_all, job_process, job_result, DecodeRow, PROCESS_COLUMNS, RESULT_COLUMNS,
+};
+use super::sql::{Arg, Dialect, SqlBackend, SqlConn, Statement};
 use super::{
-    fold_stats, key_condition, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
-    Orphans, QueueStats, ResultFilter, Start, Store, StoreTx, NOT_BEGUN,
+    migrate, portable, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
+    Orphans, Purged, Start, Store, StoreTx, NOT_BEGUN,
 };
 use crate::error::DbErrorKind;
-use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
+use crate::model::{JobProcess, JobRequest, JobResult, JobStatus};
 use crate::{Error, Result};
 
 /// What a PostgreSQL error reply means (by its SQLSTATE class).
@@ -42,113 +46,108 @@ pub(crate) fn error_kind(e: &sqlx::postgres::PgDatabaseError) -> DbErrorKind {
 /// The channel the insert trigger notifies.
 pub(crate) const CHANNEL: &str = "plainjobs_jobrequest";
 
-const REQ_COLS: &str = "id, created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id";
-const PROC_COLS: &str = "id, uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id";
-const RES_COLS: &str = "id, uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id";
-
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn request_from(row: &PgRow) -> sqlx::Result<JobRequest> {
-    Ok(JobRequest {
-        id: row.try_get("id")?,
-        created_at: row.try_get("created_at")?,
-        uuid: row.try_get("uuid")?,
-        job_class: row.try_get("job_class")?,
-        parameters: row.try_get("parameters")?,
-        priority: row.try_get("priority")?,
-        source: row.try_get("source")?,
-        queue: row.try_get("queue")?,
-        retries: row.try_get("retries")?,
-        retry_attempt: row.try_get("retry_attempt")?,
-        concurrency_key: row.try_get("concurrency_key")?,
-        start_at: row.try_get("start_at")?,
-        trace_id: row.try_get("trace_id")?,
-        span_id: row.try_get("span_id")?,
-    })
+impl DecodeRow for PgRow {
+    fn int64(&self, column: &str) -> sqlx::Result<i64> {
+        self.try_get(column)
+    }
+    fn opt_int64(&self, column: &str) -> sqlx::Result<Option<i64>> {
+        self.try_get(column)
+    }
+    fn int32(&self, column: &str) -> sqlx::Result<i32> {
+        self.try_get(column)
+    }
+    fn int16(&self, column: &str) -> sqlx::Result<i16> {
+        self.try_get(column)
+    }
+    fn text(&self, column: &str) -> sqlx::Result<String> {
+        self.try_get(column)
+    }
+    fn opt_text(&self, column: &str) -> sqlx::Result<Option<String>> {
+        self.try_get(column)
+    }
+    fn time(&self, column: &str) -> sqlx::Result<DateTime<Utc>> {
+        self.try_get(column)
+    }
+    fn opt_time(&self, column: &str) -> sqlx::Result<Option<DateTime<Utc>>> {
+        self.try_get(column)
+    }
+    fn uuid(&self, column: &str) -> sqlx::Result<Uuid> {
+        self.try_get(column)
+    }
+    fn opt_uuid(&self, column: &str) -> sqlx::Result<Option<Uuid>> {
+        self.try_get(column)
+    }
+    fn json(&self, column: &str) -> sqlx::Result<Option<Value>> {
+        self.try_get(column)
+    }
 }
 
-fn process_from(row: &PgRow) -> sqlx::Result<JobProcess> {
-    Ok(JobProcess {
-        id: row.try_get("id")?,
-        uuid: row.try_get("uuid")?,
-        created_at: row.try_get("created_at")?,
-        started_at: row.try_get("started_at")?,
-        job_request_uuid: row.try_get("job_request_uuid")?,
-        requested_at: row.try_get("requested_at")?,
-        job_class: row.try_get("job_class")?,
-        parameters: row.try_get("parameters")?,
-        priority: row.try_get("priority")?,
-        source: row.try_get("source")?,
-        queue: row.try_get("queue")?,
-        retries: row.try_get("retries")?,
-        retry_attempt: row.try_get("retry_attempt")?,
-        concurrency_key: row.try_get("concurrency_key")?,
-        trace_id: row.try_get("trace_id")?,
-        span_id: row.try_get("span_id")?,
-        worker_id: row.try_get("worker_id")?,
-    })
+/// A shared statement with its arguments bound as PostgreSQL takes them (`Now` is not bound:
+/// it was rendered as `now()`).
+fn bind<'q>(sql: &'q str, statement: &'q Statement<'_>) -> PgQuery<'q> {
+    statement
+        .args()
+        .iter()
+        .fold(sqlx::query(sql), |query, arg| match *arg {
+            Arg::Int(v) => query.bind(v),
+            Arg::Bool(v) => query.bind(v),
+            Arg::Text(v) => query.bind(v),
+            Arg::Uuid(v) => query.bind(v),
+            Arg::Uuids(v) => query.bind(v),
+            Arg::Now => query,
+            Arg::Ago(d) => query.bind(micros(d)),
+        })
 }
 
-fn result_from(row: &PgRow) -> sqlx::Result<JobResult> {
-    let status: String = row.try_get("status")?;
-    let status = status
-        .parse::<JobStatus>()
-        .map_err(|e| sqlx::Error::ColumnDecode {
-            index: "status".into(),
-            source: Box::new(e),
-        })?;
-    Ok(JobResult {
-        id: row.try_get("id")?,
-        uuid: row.try_get("uuid")?,
-        created_at: row.try_get("created_at")?,
-        job_process_uuid: row.try_get("job_process_uuid")?,
-        started_at: row.try_get("started_at")?,
-        ended_at: row.try_get("ended_at")?,
-        error: row.try_get("error")?,
-        status,
-        job_request_uuid: row.try_get("job_request_uuid")?,
-        requested_at: row.try_get("requested_at")?,
-        job_class: row.try_get("job_class")?,
-        parameters: row.try_get("parameters")?,
-        priority: row.try_get("priority")?,
-        source: row.try_get("source")?,
-        queue: row.try_get("queue")?,
-        retries: row.try_get("retries")?,
-        retry_attempt: row.try_get("retry_attempt")?,
-        concurrency_key: row.try_get("concurrency_key")?,
-        retry_job_request_uuid: row.try_get("retry_job_request_uuid")?,
-        trace_id: row.try_get("trace_id")?,
-        span_id: row.try_get("span_id")?,
-    })
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+#[async_trait::async_trait]
+impl SqlConn for PgConnection {
+    type Row = PgRow;
+
+    async fn rows(&mut self, statement: &Statement<'_>) -> sqlx::Result<Vec<PgRow>> {
+        let sql = statement.sql(Dialect::Postgres);
+        bind(&sql, statement).fetch_all(self).await
+    }
+
+    async fn row(&mut self, statement: &Statement<'_>) -> sqlx::Result<Option<PgRow>> {
+        let sql = statement.sql(Dialect::Postgres);
+        bind(&sql, statement).fetch_optional(self).await
+    }
+
+    async fn run(&mut self, statement: &Statement<'_>) -> sqlx::Result<u64> {
+        let sql = statement.sql(Dialect::Postgres);
+        Ok(bind(&sql, statement).execute(self).await?.rows_affected())
+    }
 }
 
-fn heartbeat_from(row: &PgRow) -> sqlx::Result<WorkerHeartbeat> {
-    let queues: Value = row.try_get("queues")?;
-    let queues = match queues {
-        Value::Array(items) => items
-            .into_iter()
-            .map(|v| match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            })
-            .collect(),
-        other => vec![other.to_string()],
-    };
-    Ok(WorkerHeartbeat {
-        id: row.try_get("id")?,
-        worker_id: row.try_get("worker_id")?,
-        hostname: row.try_get("hostname")?,
-        pid: row.try_get("pid")?,
-        queues,
-        started_at: row.try_get("started_at")?,
-        last_heartbeat_at: row.try_get("last_heartbeat_at")?,
-    })
-}
+#[async_trait::async_trait]
+impl SqlBackend for PgStore {
+    type Db = Postgres;
+    type Conn = PgConnection;
 
-fn map_rows<T>(rows: Vec<PgRow>, f: fn(&PgRow) -> sqlx::Result<T>) -> Result<Vec<T>> {
-    rows.iter().map(|r| f(r).map_err(Error::from)).collect()
+    const MIGRATION_HISTORY: &'static str = "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())";
+
+    async fn pooled(&self) -> Result<PoolConnection<Postgres>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    async fn begin_migration(&self) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        // Serialize concurrent migrators (several workers starting at once).
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('plainjobs migrate', 0))")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
 }
 
 /// The schema our tables resolve to, as the trigger names it in each notification since
@@ -305,7 +304,7 @@ fn claim_sql(queues: usize, async_commit: bool) -> String {
          INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id)
          SELECT ($5::uuid[])[b.n], now(), CASE WHEN b.n <= $4 THEN now() END, m.uuid, m.created_at, m.job_class, m.parameters, m.priority, m.source, m.queue, m.retries, m.retry_attempt, m.concurrency_key, m.trace_id, m.span_id, $1
          FROM moved m JOIN numbered b ON b.id = m.id ORDER BY b.n
-         RETURNING {PROC_COLS}"
+         RETURNING {PROCESS_COLUMNS}"
     )
 }
 
@@ -513,18 +512,7 @@ impl<C: DerefMut<Target = PgConnection> + Send> Conn for PgConn<C> {
         key: &str,
         include_retries: bool,
     ) -> Result<i64> {
-        let n: i64 = sqlx::query_scalar(
-            &format!(
-            "SELECT count(*) FROM plainjobs_jobrequest WHERE job_class = $1 AND concurrency_key = $2 AND ($3 OR retry_attempt = 0){}",
-            key_condition(key)
-        ),
-        )
-        .bind(job_class)
-        .bind(key)
-        .bind(include_retries)
-        .fetch_one(&mut *self.0)
-        .await?;
-        Ok(n)
+        portable::count_requests(&mut *self.0, job_class, key, include_retries).await
     }
 
     async fn count_processes(
@@ -534,31 +522,11 @@ impl<C: DerefMut<Target = PgConnection> + Send> Conn for PgConn<C> {
         include_retries: bool,
         exclude: Option<Uuid>,
     ) -> Result<i64> {
-        let n: i64 = sqlx::query_scalar(
-            &format!(
-            "SELECT count(*) FROM plainjobs_jobprocess WHERE job_class = $1 AND concurrency_key = $2 AND ($3 OR retry_attempt = 0) AND ($4::uuid IS NULL OR uuid <> $4){}",
-            key_condition(key)
-        ),
-        )
-        .bind(job_class)
-        .bind(key)
-        .bind(include_retries)
-        .bind(exclude)
-        .fetch_one(&mut *self.0)
-        .await?;
-        Ok(n)
+        portable::count_processes(&mut *self.0, job_class, key, include_retries, exclude).await
     }
 
     async fn count_results(&mut self, job_class: &str, key: &str) -> Result<i64> {
-        let n: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM plainjobs_jobresult WHERE job_class = $1 AND concurrency_key = $2{}",
-            key_condition(key)
-        ))
-            .bind(job_class)
-            .bind(key)
-            .fetch_one(&mut *self.0)
-            .await?;
-        Ok(n)
+        portable::count_results(&mut *self.0, job_class, key).await
     }
 
     async fn insert_requests(&mut self, rows: Vec<NewRequest>) -> Result<Vec<JobRequest>> {
@@ -573,13 +541,13 @@ impl StoreTx for PgConn<Transaction<'static, Postgres>> {
         process_uuid: Uuid,
         worker_id: Uuid,
     ) -> Result<Option<JobProcess>> {
-        let sql = format!("DELETE FROM plainjobs_jobprocess WHERE uuid = $1 AND worker_id = $2 RETURNING {PROC_COLS}");
+        let sql = format!("DELETE FROM plainjobs_jobprocess WHERE uuid = $1 AND worker_id = $2 RETURNING {PROCESS_COLUMNS}");
         let row = sqlx::query(&sql)
             .bind(process_uuid)
             .bind(worker_id)
             .fetch_optional(&mut *self.0)
             .await?;
-        Ok(row.as_ref().map(process_from).transpose()?)
+        Ok(row.as_ref().map(job_process).transpose()?)
     }
 
     async fn insert_result(
@@ -592,7 +560,7 @@ impl StoreTx for PgConn<Transaction<'static, Postgres>> {
         let sql = format!(
             "INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id)
              VALUES ($18, now(), $1, $2, now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-             RETURNING {RES_COLS}"
+             RETURNING {RESULT_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(p.uuid)
@@ -615,7 +583,7 @@ impl StoreTx for PgConn<Transaction<'static, Postgres>> {
             .bind(crate::model::new_uuid())
             .fetch_one(&mut *self.0)
             .await?;
-        Ok(result_from(&row)?)
+        Ok(job_result(&row)?)
     }
 
     async fn lock_retryable(
@@ -624,7 +592,7 @@ impl StoreTx for PgConn<Transaction<'static, Postgres>> {
         force: bool,
     ) -> Result<Option<JobResult>> {
         let sql = format!(
-            "SELECT {RES_COLS} FROM plainjobs_jobresult
+            "SELECT {RESULT_COLUMNS} FROM plainjobs_jobresult
              WHERE uuid = $1 AND retry_job_request_uuid IS NULL AND ($2 OR (retries > 0 AND retry_attempt < retries))
                AND status IN ('ERRORED', 'LOST', 'CANCELLED')
              FOR UPDATE SKIP LOCKED"
@@ -634,16 +602,11 @@ impl StoreTx for PgConn<Transaction<'static, Postgres>> {
             .bind(force)
             .fetch_optional(&mut *self.0)
             .await?;
-        Ok(row.as_ref().map(result_from).transpose()?)
+        Ok(row.as_ref().map(job_result).transpose()?)
     }
 
     async fn link_retry(&mut self, result_uuid: Uuid, request_uuid: Uuid) -> Result<()> {
-        sqlx::query("UPDATE plainjobs_jobresult SET retry_job_request_uuid = $2 WHERE uuid = $1")
-            .bind(result_uuid)
-            .bind(request_uuid)
-            .execute(&mut *self.0)
-            .await?;
-        Ok(())
+        portable::link_retry(&mut *self.0, result_uuid, request_uuid).await
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
@@ -659,7 +622,7 @@ fn lost_results_sql(where_clause: &str, error_param: &str) -> String {
          INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id)
          SELECT gen_random_uuid(), now(), uuid, started_at, now(), {error_param}, 'LOST', job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, NULL, trace_id, span_id
          FROM done ORDER BY id
-         RETURNING {RES_COLS}"
+         RETURNING {RESULT_COLUMNS}"
     )
 }
 
@@ -677,42 +640,7 @@ fn hand_back_sql(where_clause: &str) -> String {
 #[async_trait::async_trait]
 impl Store for PgStore {
     async fn migrate(&self) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        // Serialize concurrent migrators (several workers starting at once).
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('plainjobs migrate', 0))")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .execute(&mut *tx)
-        .await?;
-        let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM plainjobs_rs_migrations")
-            .fetch_all(&mut *tx)
-            .await?;
-        for m in MIGRATIONS {
-            if done.contains(&m.version) {
-                continue;
-            }
-            for stmt in m.statements {
-                sqlx::query(stmt)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|source| Error::Migration {
-                        version: m.version,
-                        name: m.name,
-                        source,
-                    })?;
-            }
-            sqlx::query("INSERT INTO plainjobs_rs_migrations (version, name) VALUES ($1, $2)")
-                .bind(m.version)
-                .bind(m.name)
-                .execute(&mut *tx)
-                .await?;
-            tracing::info!(version = m.version, name = m.name, "applied migration");
-        }
-        tx.commit().await?;
-        Ok(())
+        migrate::apply(self, MIGRATIONS).await
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
@@ -747,14 +675,7 @@ impl Store for PgStore {
     }
 
     async fn deregister(&self, worker_id: Uuid) -> Result<bool> {
-        let done = sqlx::query(
-            "DELETE FROM plainjobs_workerheartbeat WHERE worker_id = $1
-             AND NOT EXISTS (SELECT 1 FROM plainjobs_jobprocess WHERE worker_id = $1)",
-        )
-        .bind(worker_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        portable::deregister(self, worker_id).await
     }
 
     async fn claim(
@@ -779,7 +700,7 @@ impl Store for PgStore {
             let mut conn = self.pool.acquire().await?;
             run_claim(&mut conn, &sql, worker_id, queues, limit, start).await?
         };
-        let mut out = map_rows(rows, process_from)?;
+        let mut out = decode_all(&rows, job_process)?;
         out.sort_by_key(|p| p.id);
         Ok(out)
     }
@@ -794,7 +715,7 @@ impl Store for PgStore {
             "INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id)
              SELECT $1, now(), now(), $2, now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
              WHERE EXISTS (SELECT 1 FROM plainjobs_workerheartbeat WHERE worker_id = $13 FOR KEY SHARE)
-             RETURNING {PROC_COLS}"
+             RETURNING {PROCESS_COLUMNS}"
         ))
         .bind(process_uuid)
         .bind(req.uuid)
@@ -812,7 +733,7 @@ impl Store for PgStore {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let process = process_from(&row)?;
+        let process = job_process(&row)?;
         let requested_at = process.requested_at.unwrap_or(process.created_at);
         Ok(Some((req.to_request(0, requested_at, None), process)))
     }
@@ -914,13 +835,7 @@ impl Store for PgStore {
     }
 
     async fn stale_workers(&self, timeout: Duration) -> Result<Vec<Uuid>> {
-        let ids = sqlx::query_scalar(
-            "SELECT worker_id FROM plainjobs_workerheartbeat WHERE last_heartbeat_at < now() - $1 * interval '1 microsecond' ORDER BY last_heartbeat_at",
-        )
-        .bind(micros(timeout))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(ids)
+        portable::stale_workers(self, timeout).await
     }
 
     async fn rescue_worker(
@@ -953,7 +868,7 @@ impl Store for PgStore {
             .bind(error)
             .fetch_all(&mut *tx)
             .await?;
-        let results = map_rows(rows, result_from)?;
+        let results = decode_all(&rows, job_result)?;
         tx.commit().await?;
         Ok(Some(results))
     }
@@ -992,7 +907,7 @@ impl Store for PgStore {
             ))
             .fetch_all(&mut *tx)
             .await?;
-        let lost = map_rows(rows, result_from)?;
+        let lost = decode_all(&rows, job_result)?;
         tx.commit().await?;
         Ok(Orphans { handed_back, lost })
     }
@@ -1008,43 +923,19 @@ impl Store for PgStore {
             .bind("Lost: its worker has no heartbeat row (it died without being rescued)")
             .fetch_all(&self.pool)
             .await?;
-        map_rows(rows, result_from)
+        decode_all(&rows, job_result)
     }
 
     async fn retryable_results(&self, after_id: i64, limit: i64) -> Result<Vec<JobResult>> {
-        let sql = format!(
-            "SELECT {RES_COLS} FROM plainjobs_jobresult
-             WHERE retry_job_request_uuid IS NULL AND retries > 0 AND retry_attempt < retries
-               AND status IN ('ERRORED', 'LOST', 'CANCELLED') AND id > $2
-             ORDER BY id LIMIT $1"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(limit)
-            .bind(after_id)
-            .fetch_all(&self.pool)
-            .await?;
-        map_rows(rows, result_from)
+        portable::retryable_results(self, after_id, limit).await
     }
 
     async fn bump_retry_attempt(&self, result_uuid: Uuid) -> Result<()> {
-        sqlx::query("UPDATE plainjobs_jobresult SET retry_attempt = retry_attempt + 1 WHERE uuid = $1 AND retry_job_request_uuid IS NULL")
-            .bind(result_uuid)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        portable::bump_retry_attempt(self, result_uuid).await
     }
 
     async fn delete_results_before(&self, age: Duration, batch: i64) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM plainjobs_jobresult WHERE id IN (
-                SELECT id FROM plainjobs_jobresult WHERE created_at < now() - $1 * interval '1 microsecond'
-                ORDER BY created_at LIMIT $2)",
-        )
-        .bind(micros(age))
-        .bind(batch)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        portable::delete_results_before(self, age, batch).await
     }
 
     async fn listener(&self) -> Result<Option<Box<dyn Listener>>> {
@@ -1054,152 +945,23 @@ impl Store for PgStore {
         Ok(Some(Box::new(InsertListener { listener, schema })))
     }
 
-    async fn requests(&self, limit: i64) -> Result<Vec<JobRequest>> {
-        let sql = format!(
-            "SELECT {REQ_COLS} FROM plainjobs_jobrequest ORDER BY priority DESC, COALESCE(start_at, created_at), id LIMIT $1"
-        );
-        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
-        map_rows(rows, request_from)
-    }
-
-    async fn processes(&self, limit: i64) -> Result<Vec<JobProcess>> {
-        let sql = format!("SELECT {PROC_COLS} FROM plainjobs_jobprocess ORDER BY id LIMIT $1");
-        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
-        map_rows(rows, process_from)
-    }
-
-    async fn request_by_uuid(&self, uuid: Uuid) -> Result<Option<JobRequest>> {
-        let sql = format!("SELECT {REQ_COLS} FROM plainjobs_jobrequest WHERE uuid = $1");
-        let row = sqlx::query(&sql)
-            .bind(uuid)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(request_from).transpose()?)
+    async fn result_by_uuid(&self, uuid: Uuid) -> Result<Option<JobResult>> {
+        portable::result_by_uuid(self, uuid).await
     }
 
     async fn locate_requests(&self, uuids: &[Uuid]) -> Result<Vec<(Uuid, Located)>> {
-        if uuids.is_empty() {
-            return Ok(Vec::new());
-        }
-        // One statement, so one snapshot: a job moving between tables is seen in one of them.
-        let rows = sqlx::query(
-            "SELECT uuid, id, created_at, start_at FROM plainjobs_jobrequest WHERE uuid = ANY($1)
-             UNION ALL
-             SELECT job_request_uuid, NULL, COALESCE(requested_at, created_at), NULL FROM plainjobs_jobprocess WHERE job_request_uuid = ANY($1)
-             UNION ALL
-             SELECT job_request_uuid, NULL, COALESCE(requested_at, created_at), NULL FROM plainjobs_jobresult WHERE job_request_uuid = ANY($1)",
-        )
-        .bind(uuids)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: Option<i64> = row.try_get(1)?;
-            let created_at: DateTime<Utc> = row.try_get(2)?;
-            let located = match id {
-                Some(id) => Located::Pending {
-                    id,
-                    created_at,
-                    start_at: row.try_get(3)?,
-                },
-                None => Located::Taken {
-                    requested_at: created_at,
-                },
-            };
-            out.push((row.try_get(0)?, located));
-        }
-        Ok(out)
+        portable::locate_requests(self, uuids).await
     }
 
-    async fn process_by_uuid(&self, uuid: Uuid) -> Result<Option<JobProcess>> {
-        let sql = format!(
-            "SELECT {PROC_COLS} FROM plainjobs_jobprocess WHERE uuid = $1 OR job_request_uuid = $1"
-        );
-        let row = sqlx::query(&sql)
-            .bind(uuid)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(process_from).transpose()?)
-    }
-
-    async fn find_result(&self, uuid: Uuid) -> Result<Option<JobResult>> {
-        let sql = format!(
-            "SELECT {RES_COLS} FROM plainjobs_jobresult WHERE uuid = $1 OR job_request_uuid = $1 ORDER BY (uuid = $1) DESC, id DESC LIMIT 1"
-        );
-        let row = sqlx::query(&sql)
-            .bind(uuid)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(result_from).transpose()?)
-    }
-
-    async fn result_by_uuid(&self, uuid: Uuid) -> Result<Option<JobResult>> {
-        let sql = format!("SELECT {RES_COLS} FROM plainjobs_jobresult WHERE uuid = $1");
-        let row = sqlx::query(&sql)
-            .bind(uuid)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(result_from).transpose()?)
-    }
-
-    async fn results(&self, f: &ResultFilter) -> Result<Vec<JobResult>> {
-        let sql = format!(
-            "SELECT {RES_COLS} FROM plainjobs_jobresult
-             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR job_class = $3)
-             ORDER BY id DESC LIMIT $4"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(f.status.map(|s| s.as_str()))
-            .bind(&f.queue)
-            .bind(&f.job_class)
-            .bind(f.limit)
-            .fetch_all(&self.pool)
-            .await?;
-        map_rows(rows, result_from)
-    }
-
-    async fn workers(&self) -> Result<Vec<WorkerHeartbeat>> {
-        let rows = sqlx::query(
-            "SELECT id, worker_id, hostname, pid, queues, started_at, last_heartbeat_at FROM plainjobs_workerheartbeat ORDER BY started_at",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        map_rows(rows, heartbeat_from)
-    }
-
-    async fn stats(&self) -> Result<Vec<QueueStats>> {
-        let rows = sqlx::query(
-            "SELECT queue, 'ready' AS kind, count(*) AS n FROM plainjobs_jobrequest WHERE start_at IS NULL OR start_at <= now() GROUP BY queue
-             UNION ALL SELECT queue, 'scheduled', count(*) FROM plainjobs_jobrequest WHERE start_at > now() GROUP BY queue
-             UNION ALL SELECT queue, 'waiting', count(*) FROM plainjobs_jobprocess WHERE started_at IS NULL GROUP BY queue
-             UNION ALL SELECT queue, 'running', count(*) FROM plainjobs_jobprocess WHERE started_at IS NOT NULL GROUP BY queue
-             UNION ALL SELECT queue, 'result:' || status, count(*) FROM plainjobs_jobresult GROUP BY queue, status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let rows = rows
-            .iter()
-            .map(|r| Ok((r.try_get("queue")?, r.try_get("kind")?, r.try_get("n")?)))
-            .collect::<sqlx::Result<Vec<(String, String, i64)>>>()?;
-        Ok(fold_stats(rows))
-    }
-
-    async fn purge(&self) -> Result<(u64, u64)> {
-        let mut tx = self.pool.begin().await?;
-        let r = sqlx::query("DELETE FROM plainjobs_jobrequest")
-            .execute(&mut *tx)
-            .await?;
-        let p = sqlx::query("DELETE FROM plainjobs_jobprocess")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok((r.rows_affected(), p.rows_affected()))
+    async fn purge(&self) -> Result<Purged> {
+        portable::purge(self).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::key_condition;
     use crate::test_support::{test_jobs, Backend};
 
     /// The plan the claim sessions keep for a one-queue claim.

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -26,12 +27,17 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::migrations::SQLITE as MIGRATIONS;
+use super::rows::{
+    decode_all, decode_error, job_process, job_request, job_result, DecodeRow, PROCESS_COLUMNS,
+    REQUEST_COLUMNS, RESULT_COLUMNS,
+};
+use super::sql::{Arg, Dialect, SqlBackend, SqlConn, Statement};
 use super::{
-    fold_stats, key_condition, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
-    Orphans, QueueStats, ResultFilter, Start, Store, StoreTx, NOT_BEGUN,
+    migrate, portable, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
+    Orphans, Purged, Start, Store, StoreTx, NOT_BEGUN,
 };
 use crate::error::DbErrorKind;
-use crate::model::{new_uuid, JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
+use crate::model::{new_uuid, JobProcess, JobRequest, JobResult, JobStatus};
 use crate::{Error, Result};
 
 /// What a SQLite error means (by its extended result code).
@@ -51,10 +57,6 @@ pub(crate) fn error_kind(e: &sqlx::sqlite::SqliteError) -> DbErrorKind {
     }
 }
 
-const REQ_COLS: &str = "id, created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id";
-const PROC_COLS: &str = "id, uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id";
-const RES_COLS: &str = "id, uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id";
-
 /// Rows per multi-row INSERT (SQLite binds at most 32,766 values per statement).
 const CHUNK: usize = 500;
 
@@ -70,137 +72,115 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn decode_err(column: &str, msg: String) -> sqlx::Error {
-    sqlx::Error::ColumnDecode {
-        index: column.to_string(),
-        source: msg.into(),
+/// A time stored as integer microseconds since the Unix epoch.
+fn time_from_micros(column: &str, v: i64) -> sqlx::Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(v)
+        .ok_or_else(|| decode_error(column, format!("{v} is not a time")))
+}
+
+fn uuid_from_text(column: &str, v: &str) -> sqlx::Result<Uuid> {
+    Uuid::parse_str(v).map_err(|e| decode_error(column, format!("{v:?}: {e}")))
+}
+
+impl DecodeRow for SqliteRow {
+    fn int64(&self, column: &str) -> sqlx::Result<i64> {
+        self.try_get(column)
+    }
+    fn opt_int64(&self, column: &str) -> sqlx::Result<Option<i64>> {
+        self.try_get(column)
+    }
+    fn int32(&self, column: &str) -> sqlx::Result<i32> {
+        self.try_get(column)
+    }
+    fn int16(&self, column: &str) -> sqlx::Result<i16> {
+        let v: i64 = self.try_get(column)?;
+        i16::try_from(v).map_err(|_| decode_error(column, format!("{v} is out of range")))
+    }
+    fn text(&self, column: &str) -> sqlx::Result<String> {
+        self.try_get(column)
+    }
+    fn opt_text(&self, column: &str) -> sqlx::Result<Option<String>> {
+        self.try_get(column)
+    }
+    fn time(&self, column: &str) -> sqlx::Result<DateTime<Utc>> {
+        time_from_micros(column, self.try_get(column)?)
+    }
+    fn opt_time(&self, column: &str) -> sqlx::Result<Option<DateTime<Utc>>> {
+        let v: Option<i64> = self.try_get(column)?;
+        v.map(|v| time_from_micros(column, v)).transpose()
+    }
+    fn uuid(&self, column: &str) -> sqlx::Result<Uuid> {
+        uuid_from_text(column, &self.try_get::<String, _>(column)?)
+    }
+    fn opt_uuid(&self, column: &str) -> sqlx::Result<Option<Uuid>> {
+        let v: Option<String> = self.try_get(column)?;
+        v.map(|v| uuid_from_text(column, &v)).transpose()
+    }
+    fn json(&self, column: &str) -> sqlx::Result<Option<Value>> {
+        let v: Option<String> = self.try_get(column)?;
+        v.map(|v| serde_json::from_str(&v).map_err(|e| decode_error(column, e.to_string())))
+            .transpose()
     }
 }
 
-fn time(row: &SqliteRow, col: &str) -> sqlx::Result<DateTime<Utc>> {
-    let v: i64 = row.try_get(col)?;
-    DateTime::from_timestamp_micros(v).ok_or_else(|| decode_err(col, format!("{v} is not a time")))
+/// A shared statement with its arguments bound as SQLite stores them.
+fn bind<'q>(sql: &'q str, statement: &'q Statement<'_>) -> SqliteQuery<'q> {
+    let now = now_us();
+    statement
+        .args()
+        .iter()
+        .fold(sqlx::query(sql), |query, arg| match *arg {
+            Arg::Int(v) => query.bind(v),
+            Arg::Bool(v) => query.bind(v),
+            Arg::Text(v) => query.bind(v),
+            Arg::Uuid(v) => query.bind(v.map(|u| u.to_string())),
+            Arg::Uuids(v) => query.bind(uuid_list(v)),
+            Arg::Now => query.bind(now),
+            Arg::Ago(d) => query.bind(now.saturating_sub(micros(d))),
+        })
 }
 
-fn opt_time(row: &SqliteRow, col: &str) -> sqlx::Result<Option<DateTime<Utc>>> {
-    let v: Option<i64> = row.try_get(col)?;
-    v.map(|v| {
-        DateTime::from_timestamp_micros(v)
-            .ok_or_else(|| decode_err(col, format!("{v} is not a time")))
-    })
-    .transpose()
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+#[async_trait::async_trait]
+impl SqlConn for SqliteConnection {
+    type Row = SqliteRow;
+
+    async fn rows(&mut self, statement: &Statement<'_>) -> sqlx::Result<Vec<SqliteRow>> {
+        let sql = statement.sql(Dialect::Sqlite);
+        bind(&sql, statement).fetch_all(self).await
+    }
+
+    async fn row(&mut self, statement: &Statement<'_>) -> sqlx::Result<Option<SqliteRow>> {
+        let sql = statement.sql(Dialect::Sqlite);
+        bind(&sql, statement).fetch_optional(self).await
+    }
+
+    async fn run(&mut self, statement: &Statement<'_>) -> sqlx::Result<u64> {
+        let sql = statement.sql(Dialect::Sqlite);
+        Ok(bind(&sql, statement).execute(self).await?.rows_affected())
+    }
 }
 
-fn uuid(row: &SqliteRow, col: &str) -> sqlx::Result<Uuid> {
-    let v: String = row.try_get(col)?;
-    Uuid::parse_str(&v).map_err(|e| decode_err(col, format!("{v:?}: {e}")))
-}
+#[async_trait::async_trait]
+impl SqlBackend for SqliteStore {
+    type Db = Sqlite;
+    type Conn = SqliteConnection;
 
-fn opt_uuid(row: &SqliteRow, col: &str) -> sqlx::Result<Option<Uuid>> {
-    let v: Option<String> = row.try_get(col)?;
-    v.map(|v| Uuid::parse_str(&v).map_err(|e| decode_err(col, format!("{v:?}: {e}"))))
-        .transpose()
-}
+    const MIGRATION_HISTORY: &'static str = "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)";
 
-fn json(row: &SqliteRow, col: &str) -> sqlx::Result<Option<Value>> {
-    let v: Option<String> = row.try_get(col)?;
-    v.map(|v| serde_json::from_str(&v).map_err(|e| decode_err(col, e.to_string())))
-        .transpose()
-}
+    async fn pooled(&self) -> Result<PoolConnection<Sqlite>> {
+        Ok(self.pool.acquire().await?)
+    }
 
-fn small(row: &SqliteRow, col: &str) -> sqlx::Result<i16> {
-    let v: i64 = row.try_get(col)?;
-    i16::try_from(v).map_err(|_| decode_err(col, format!("{v} is out of range")))
-}
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.write_tx().await
+    }
 
-fn request_from(row: &SqliteRow) -> sqlx::Result<JobRequest> {
-    Ok(JobRequest {
-        id: row.try_get("id")?,
-        created_at: time(row, "created_at")?,
-        uuid: uuid(row, "uuid")?,
-        job_class: row.try_get("job_class")?,
-        parameters: json(row, "parameters")?,
-        priority: small(row, "priority")?,
-        source: row.try_get("source")?,
-        queue: row.try_get("queue")?,
-        retries: small(row, "retries")?,
-        retry_attempt: small(row, "retry_attempt")?,
-        concurrency_key: row.try_get("concurrency_key")?,
-        start_at: opt_time(row, "start_at")?,
-        trace_id: row.try_get("trace_id")?,
-        span_id: row.try_get("span_id")?,
-    })
-}
-
-fn process_from(row: &SqliteRow) -> sqlx::Result<JobProcess> {
-    Ok(JobProcess {
-        id: row.try_get("id")?,
-        uuid: uuid(row, "uuid")?,
-        created_at: time(row, "created_at")?,
-        started_at: opt_time(row, "started_at")?,
-        job_request_uuid: uuid(row, "job_request_uuid")?,
-        requested_at: opt_time(row, "requested_at")?,
-        job_class: row.try_get("job_class")?,
-        parameters: json(row, "parameters")?,
-        priority: small(row, "priority")?,
-        source: row.try_get("source")?,
-        queue: row.try_get("queue")?,
-        retries: small(row, "retries")?,
-        retry_attempt: small(row, "retry_attempt")?,
-        concurrency_key: row.try_get("concurrency_key")?,
-        trace_id: row.try_get("trace_id")?,
-        span_id: row.try_get("span_id")?,
-        worker_id: uuid(row, "worker_id")?,
-    })
-}
-
-fn result_from(row: &SqliteRow) -> sqlx::Result<JobResult> {
-    let status: String = row.try_get("status")?;
-    let status = status
-        .parse::<JobStatus>()
-        .map_err(|e| decode_err("status", e.to_string()))?;
-    Ok(JobResult {
-        id: row.try_get("id")?,
-        uuid: uuid(row, "uuid")?,
-        created_at: time(row, "created_at")?,
-        job_process_uuid: uuid(row, "job_process_uuid")?,
-        started_at: opt_time(row, "started_at")?,
-        ended_at: opt_time(row, "ended_at")?,
-        error: row.try_get("error")?,
-        status,
-        job_request_uuid: uuid(row, "job_request_uuid")?,
-        requested_at: opt_time(row, "requested_at")?,
-        job_class: row.try_get("job_class")?,
-        parameters: json(row, "parameters")?,
-        priority: small(row, "priority")?,
-        source: row.try_get("source")?,
-        queue: row.try_get("queue")?,
-        retries: small(row, "retries")?,
-        retry_attempt: small(row, "retry_attempt")?,
-        concurrency_key: row.try_get("concurrency_key")?,
-        retry_job_request_uuid: opt_uuid(row, "retry_job_request_uuid")?,
-        trace_id: row.try_get("trace_id")?,
-        span_id: row.try_get("span_id")?,
-    })
-}
-
-fn heartbeat_from(row: &SqliteRow) -> sqlx::Result<WorkerHeartbeat> {
-    let queues: String = row.try_get("queues")?;
-    let queues: Vec<String> =
-        serde_json::from_str(&queues).map_err(|e| decode_err("queues", e.to_string()))?;
-    Ok(WorkerHeartbeat {
-        id: row.try_get("id")?,
-        worker_id: uuid(row, "worker_id")?,
-        hostname: row.try_get("hostname")?,
-        pid: row.try_get("pid")?,
-        queues,
-        started_at: time(row, "started_at")?,
-        last_heartbeat_at: time(row, "last_heartbeat_at")?,
-    })
-}
-
-fn map_rows<T>(rows: Vec<SqliteRow>, f: fn(&SqliteRow) -> sqlx::Result<T>) -> Result<Vec<T>> {
-    rows.iter().map(|r| f(r).map_err(Error::from)).collect()
+    async fn begin_migration(&self) -> Result<Transaction<'static, Sqlite>> {
+        // The write lock is the migration lock.
+        self.write_tx().await
+    }
 }
 
 fn placeholders(rows: usize, cols: usize) -> String {
@@ -247,7 +227,7 @@ async fn insert_requests(
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
-             VALUES {} RETURNING {REQ_COLS}",
+             VALUES {} RETURNING {REQUEST_COLUMNS}",
             placeholders(chunk.len(), 13)
         );
         let mut q = sqlx::query(&sql);
@@ -273,7 +253,7 @@ async fn insert_requests(
                 .bind(&r.span_id);
         }
         let rows = q.fetch_all(&mut *conn).await?;
-        out.extend(map_rows(rows, request_from)?);
+        out.extend(decode_all(&rows, job_request)?);
     }
     out.sort_by_key(|r| r.id);
     if !out.is_empty() {
@@ -292,7 +272,7 @@ async fn insert_results(
     for chunk in items.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO plainjobs_jobresult (uuid, created_at, job_process_uuid, started_at, ended_at, error, status, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, retry_job_request_uuid, trace_id, span_id)
-             VALUES {} RETURNING {RES_COLS}",
+             VALUES {} RETURNING {RESULT_COLUMNS}",
             placeholders(chunk.len(), 20)
         );
         let mut q = sqlx::query(&sql);
@@ -320,7 +300,7 @@ async fn insert_results(
                 .bind(&p.span_id);
         }
         let rows = q.fetch_all(&mut *conn).await?;
-        out.extend(map_rows(rows, result_from)?);
+        out.extend(decode_all(&rows, job_result)?);
     }
     out.sort_by_key(|r| r.id);
     Ok(out)
@@ -336,7 +316,7 @@ async fn delete_processes(
         Some(uuids) => {
             let list = uuid_list(uuids);
             let sql = format!(
-                "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 AND uuid IN (SELECT value FROM json_each(?2)) RETURNING {PROC_COLS}"
+                "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 AND uuid IN (SELECT value FROM json_each(?2)) RETURNING {PROCESS_COLUMNS}"
             );
             sqlx::query(&sql)
                 .bind(worker_id.to_string())
@@ -346,7 +326,7 @@ async fn delete_processes(
         }
         None => {
             let sql = format!(
-                "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 RETURNING {PROC_COLS}"
+                "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 RETURNING {PROCESS_COLUMNS}"
             );
             sqlx::query(&sql)
                 .bind(worker_id.to_string())
@@ -354,7 +334,7 @@ async fn delete_processes(
                 .await?
         }
     };
-    let mut out = map_rows(rows, process_from)?;
+    let mut out = decode_all(&rows, job_process)?;
     out.sort_by_key(|p| p.id);
     Ok(out)
 }
@@ -383,7 +363,7 @@ async fn hand_back_where(
     let sql = format!(
         "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 AND {filter}
            AND (?3 IS NULL OR created_at < ?3)
-         RETURNING {PROC_COLS}"
+         RETURNING {PROCESS_COLUMNS}"
     );
     let rows = sqlx::query(&sql)
         .bind(worker_id.to_string())
@@ -391,7 +371,7 @@ async fn hand_back_where(
         .bind(min_age.map(|age| now_us() - micros(age)))
         .fetch_all(&mut *conn)
         .await?;
-    let mut gone = map_rows(rows, process_from)?;
+    let mut gone = decode_all(&rows, job_process)?;
     gone.sort_by_key(|p| p.id);
     for chunk in gone.chunks(CHUNK) {
         let sql = format!(
@@ -557,17 +537,7 @@ impl<C: DerefMut<Target = SqliteConnection> + Send> Conn for SqliteConn<C> {
         key: &str,
         include_retries: bool,
     ) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            &format!(
-            "SELECT count(*) FROM plainjobs_jobrequest WHERE job_class = ?1 AND concurrency_key = ?2 AND (?3 OR retry_attempt = 0){}",
-            key_condition(key)
-        ),
-        )
-        .bind(job_class)
-        .bind(key)
-        .bind(include_retries)
-        .fetch_one(&mut *self.0)
-        .await?)
+        portable::count_requests(&mut *self.0, job_class, key, include_retries).await
     }
 
     async fn count_processes(
@@ -577,29 +547,11 @@ impl<C: DerefMut<Target = SqliteConnection> + Send> Conn for SqliteConn<C> {
         include_retries: bool,
         exclude: Option<Uuid>,
     ) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            &format!(
-            "SELECT count(*) FROM plainjobs_jobprocess WHERE job_class = ?1 AND concurrency_key = ?2 AND (?3 OR retry_attempt = 0) AND (?4 IS NULL OR uuid <> ?4){}",
-            key_condition(key)
-        ),
-        )
-        .bind(job_class)
-        .bind(key)
-        .bind(include_retries)
-        .bind(exclude.map(|u| u.to_string()))
-        .fetch_one(&mut *self.0)
-        .await?)
+        portable::count_processes(&mut *self.0, job_class, key, include_retries, exclude).await
     }
 
     async fn count_results(&mut self, job_class: &str, key: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM plainjobs_jobresult WHERE job_class = ?1 AND concurrency_key = ?2{}",
-            key_condition(key)
-        ))
-            .bind(job_class)
-            .bind(key)
-            .fetch_one(&mut *self.0)
-            .await?)
+        portable::count_results(&mut *self.0, job_class, key).await
     }
 
     async fn insert_requests(&mut self, rows: Vec<NewRequest>) -> Result<Vec<JobRequest>> {
@@ -640,7 +592,7 @@ impl StoreTx for SqliteConn<Transaction<'static, Sqlite>> {
     ) -> Result<Option<JobResult>> {
         // The transaction holds SQLite's write lock: no other retry of this result can run.
         let sql = format!(
-            "SELECT {RES_COLS} FROM plainjobs_jobresult
+            "SELECT {RESULT_COLUMNS} FROM plainjobs_jobresult
              WHERE uuid = ?1 AND retry_job_request_uuid IS NULL AND (?2 OR (retries > 0 AND retry_attempt < retries))
                AND status IN ('ERRORED', 'LOST', 'CANCELLED')"
         );
@@ -649,16 +601,11 @@ impl StoreTx for SqliteConn<Transaction<'static, Sqlite>> {
             .bind(force)
             .fetch_optional(&mut *self.0)
             .await?;
-        Ok(row.as_ref().map(result_from).transpose()?)
+        Ok(row.as_ref().map(job_result).transpose()?)
     }
 
     async fn link_retry(&mut self, result_uuid: Uuid, request_uuid: Uuid) -> Result<()> {
-        sqlx::query("UPDATE plainjobs_jobresult SET retry_job_request_uuid = ?2 WHERE uuid = ?1")
-            .bind(result_uuid.to_string())
-            .bind(request_uuid.to_string())
-            .execute(&mut *self.0)
-            .await?;
-        Ok(())
+        portable::link_retry(&mut *self.0, result_uuid, request_uuid).await
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
@@ -670,38 +617,7 @@ impl StoreTx for SqliteConn<Transaction<'static, Sqlite>> {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-        )
-        .execute(&mut *tx)
-        .await?;
-        let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM plainjobs_rs_migrations")
-            .fetch_all(&mut *tx)
-            .await?;
-        for m in MIGRATIONS {
-            if done.contains(&m.version) {
-                continue;
-            }
-            for stmt in m.statements {
-                sqlx::query(stmt)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|source| Error::Migration {
-                        version: m.version,
-                        name: m.name,
-                        source,
-                    })?;
-            }
-            sqlx::query("INSERT INTO plainjobs_rs_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)")
-                .bind(m.version)
-                .bind(m.name)
-                .bind(now_us())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        migrate::apply(self, MIGRATIONS).await
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
@@ -750,14 +666,7 @@ impl Store for SqliteStore {
     }
 
     async fn deregister(&self, worker_id: Uuid) -> Result<bool> {
-        let done = sqlx::query(
-            "DELETE FROM plainjobs_workerheartbeat WHERE worker_id = ?1
-             AND NOT EXISTS (SELECT 1 FROM plainjobs_jobprocess WHERE worker_id = ?1)",
-        )
-        .bind(worker_id.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        portable::deregister(self, worker_id).await
     }
 
     async fn insert_started(
@@ -772,7 +681,7 @@ impl Store for SqliteStore {
             "INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id)
              SELECT ?1, ?2, ?2, ?3, ?2, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
              WHERE EXISTS (SELECT 1 FROM plainjobs_workerheartbeat WHERE worker_id = ?14)
-             RETURNING {PROC_COLS}"
+             RETURNING {PROCESS_COLUMNS}"
         ))
         .bind(process_uuid.to_string())
         .bind(now)
@@ -792,7 +701,7 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         let Some(row) = row else { return Ok(None) };
-        let process = process_from(&row)?;
+        let process = job_process(&row)?;
         let requested_at = process.requested_at.unwrap_or(process.created_at);
         Ok(Some((req.to_request(0, requested_at, None), process)))
     }
@@ -827,7 +736,7 @@ impl Store for SqliteStore {
                   AND EXISTS (SELECT 1 FROM plainjobs_workerheartbeat WHERE worker_id = ?3)
                 ORDER BY priority DESC, COALESCE(start_at, created_at), id
                 LIMIT ?4)
-             RETURNING {REQ_COLS}"
+             RETURNING {REQUEST_COLUMNS}"
         );
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(&sql)
@@ -837,7 +746,7 @@ impl Store for SqliteStore {
             .bind(limit)
             .fetch_all(&mut *tx)
             .await?;
-        let mut taken = map_rows(rows, request_from)?;
+        let mut taken = decode_all(&rows, job_request)?;
         if taken.is_empty() {
             tx.commit().await?;
             return Ok(Vec::new());
@@ -856,7 +765,7 @@ impl Store for SqliteStore {
         for (chunk_no, chunk) in taken.chunks(CHUNK).enumerate() {
             let sql = format!(
                 "INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id)
-                 VALUES {} RETURNING {PROC_COLS}",
+                 VALUES {} RETURNING {PROCESS_COLUMNS}",
                 placeholders(chunk.len(), 16)
             );
             let mut q = sqlx::query(&sql);
@@ -881,7 +790,7 @@ impl Store for SqliteStore {
                     .bind(worker_id.to_string());
             }
             let rows = q.fetch_all(&mut *tx).await?;
-            out.extend(map_rows(rows, process_from)?);
+            out.extend(decode_all(&rows, job_process)?);
         }
         tx.commit().await?;
         out.sort_by_key(|p| p.id);
@@ -978,18 +887,7 @@ impl Store for SqliteStore {
     }
 
     async fn stale_workers(&self, timeout: Duration) -> Result<Vec<Uuid>> {
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT worker_id FROM plainjobs_workerheartbeat WHERE last_heartbeat_at < ?1 ORDER BY last_heartbeat_at",
-        )
-        .bind(now_us() - micros(timeout))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|s| {
-                Uuid::parse_str(s)
-                    .map_err(|e| Error::from(decode_err("worker_id", format!("{s:?}: {e}"))))
-            })
-            .collect()
+        portable::stale_workers(self, timeout).await
     }
 
     async fn rescue_worker(
@@ -1010,7 +908,7 @@ impl Store for SqliteStore {
         };
         let host: String = hb.try_get("hostname")?;
         let pid: i32 = hb.try_get("pid")?;
-        let last = time(&hb, "last_heartbeat_at")?;
+        let last = hb.time("last_heartbeat_at")?;
         let error = format!(
             "Lost: worker {worker_id} ({host}, pid {pid}) stopped heartbeating; its last heartbeat was at {}",
             last.to_rfc3339()
@@ -1039,7 +937,7 @@ impl Store for SqliteStore {
         let handed_back =
             hand_back_where(&mut tx, worker_id, &filter, &accounted, Some(timeout)).await?;
         let sql = format!(
-            "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 AND created_at < ?2 AND uuid NOT IN (SELECT value FROM json_each(?3)) RETURNING {PROC_COLS}"
+            "DELETE FROM plainjobs_jobprocess WHERE worker_id = ?1 AND created_at < ?2 AND uuid NOT IN (SELECT value FROM json_each(?3)) RETURNING {PROCESS_COLUMNS}"
         );
         let rows = sqlx::query(&sql)
             .bind(worker_id.to_string())
@@ -1047,7 +945,7 @@ impl Store for SqliteStore {
             .bind(uuid_list(held))
             .fetch_all(&mut *tx)
             .await?;
-        let mut gone = map_rows(rows, process_from)?;
+        let mut gone = decode_all(&rows, job_process)?;
         gone.sort_by_key(|p| p.id);
         let error =
             format!("Lost: worker {worker_id} no longer ran this job (its bookkeeping was lost)");
@@ -1068,13 +966,13 @@ impl Store for SqliteStore {
         let sql = format!(
             "DELETE FROM plainjobs_jobprocess WHERE created_at < ?1
                AND NOT EXISTS (SELECT 1 FROM plainjobs_workerheartbeat h WHERE h.worker_id = plainjobs_jobprocess.worker_id)
-             RETURNING {PROC_COLS}"
+             RETURNING {PROCESS_COLUMNS}"
         );
         let rows = sqlx::query(&sql)
             .bind(now_us() - micros(timeout))
             .fetch_all(&mut *tx)
             .await?;
-        let mut gone = map_rows(rows, process_from)?;
+        let mut gone = decode_all(&rows, job_process)?;
         gone.sort_by_key(|p| p.id);
         let error = "Lost: its worker has no heartbeat row (it died without being rescued)";
         let rows: Vec<_> = gone
@@ -1087,37 +985,15 @@ impl Store for SqliteStore {
     }
 
     async fn retryable_results(&self, after_id: i64, limit: i64) -> Result<Vec<JobResult>> {
-        let sql = format!(
-            "SELECT {RES_COLS} FROM plainjobs_jobresult
-             WHERE retry_job_request_uuid IS NULL AND retries > 0 AND retry_attempt < retries
-               AND status IN ('ERRORED', 'LOST', 'CANCELLED') AND id > ?2
-             ORDER BY id LIMIT ?1"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(limit)
-            .bind(after_id)
-            .fetch_all(&self.pool)
-            .await?;
-        map_rows(rows, result_from)
+        portable::retryable_results(self, after_id, limit).await
     }
 
     async fn bump_retry_attempt(&self, result_uuid: Uuid) -> Result<()> {
-        sqlx::query("UPDATE plainjobs_jobresult SET retry_attempt = retry_attempt + 1 WHERE uuid = ?1 AND retry_job_request_uuid IS NULL")
-            .bind(result_uuid.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        portable::bump_retry_attempt(self, result_uuid).await
     }
 
     async fn delete_results_before(&self, age: Duration, batch: i64) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM plainjobs_jobresult WHERE id IN (SELECT id FROM plainjobs_jobresult WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
-        )
-        .bind(now_us().saturating_sub(micros(age)))
-        .bind(batch)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        portable::delete_results_before(self, age, batch).await
     }
 
     async fn listener(&self) -> Result<Option<Box<dyn Listener>>> {
@@ -1139,144 +1015,15 @@ impl Store for SqliteStore {
         })))
     }
 
-    async fn requests(&self, limit: i64) -> Result<Vec<JobRequest>> {
-        let sql = format!("SELECT {REQ_COLS} FROM plainjobs_jobrequest ORDER BY priority DESC, COALESCE(start_at, created_at), id LIMIT ?1");
-        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
-        map_rows(rows, request_from)
-    }
-
-    async fn processes(&self, limit: i64) -> Result<Vec<JobProcess>> {
-        let sql = format!("SELECT {PROC_COLS} FROM plainjobs_jobprocess ORDER BY id LIMIT ?1");
-        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.pool).await?;
-        map_rows(rows, process_from)
-    }
-
-    async fn request_by_uuid(&self, id: Uuid) -> Result<Option<JobRequest>> {
-        let sql = format!("SELECT {REQ_COLS} FROM plainjobs_jobrequest WHERE uuid = ?1");
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(request_from).transpose()?)
+    async fn result_by_uuid(&self, uuid: Uuid) -> Result<Option<JobResult>> {
+        portable::result_by_uuid(self, uuid).await
     }
 
     async fn locate_requests(&self, uuids: &[Uuid]) -> Result<Vec<(Uuid, Located)>> {
-        if uuids.is_empty() {
-            return Ok(Vec::new());
-        }
-        // One statement, so one snapshot: a job moving between tables is seen in one of them.
-        let rows = sqlx::query(
-            "SELECT uuid, id, created_at, start_at FROM plainjobs_jobrequest WHERE uuid IN (SELECT value FROM json_each(?1))
-             UNION ALL
-             SELECT job_request_uuid, NULL, COALESCE(requested_at, created_at), NULL FROM plainjobs_jobprocess WHERE job_request_uuid IN (SELECT value FROM json_each(?1))
-             UNION ALL
-             SELECT job_request_uuid, NULL, COALESCE(requested_at, created_at), NULL FROM plainjobs_jobresult WHERE job_request_uuid IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(uuid_list(uuids))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: Option<i64> = row.try_get("id")?;
-            let created_at = time(row, "created_at")?;
-            let located = match id {
-                Some(id) => Located::Pending {
-                    id,
-                    created_at,
-                    start_at: opt_time(row, "start_at")?,
-                },
-                None => Located::Taken {
-                    requested_at: created_at,
-                },
-            };
-            out.push((uuid(row, "uuid")?, located));
-        }
-        Ok(out)
+        portable::locate_requests(self, uuids).await
     }
 
-    async fn process_by_uuid(&self, id: Uuid) -> Result<Option<JobProcess>> {
-        let sql = format!(
-            "SELECT {PROC_COLS} FROM plainjobs_jobprocess WHERE uuid = ?1 OR job_request_uuid = ?1"
-        );
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(process_from).transpose()?)
-    }
-
-    async fn find_result(&self, id: Uuid) -> Result<Option<JobResult>> {
-        let sql = format!(
-            "SELECT {RES_COLS} FROM plainjobs_jobresult WHERE uuid = ?1 OR job_request_uuid = ?1 ORDER BY (uuid = ?1) DESC, id DESC LIMIT 1"
-        );
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(result_from).transpose()?)
-    }
-
-    async fn result_by_uuid(&self, id: Uuid) -> Result<Option<JobResult>> {
-        let sql = format!("SELECT {RES_COLS} FROM plainjobs_jobresult WHERE uuid = ?1");
-        let row = sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(result_from).transpose()?)
-    }
-
-    async fn results(&self, f: &ResultFilter) -> Result<Vec<JobResult>> {
-        let sql = format!(
-            "SELECT {RES_COLS} FROM plainjobs_jobresult
-             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR queue = ?2) AND (?3 IS NULL OR job_class = ?3)
-             ORDER BY id DESC LIMIT ?4"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(f.status.map(|s| s.as_str()))
-            .bind(&f.queue)
-            .bind(&f.job_class)
-            .bind(f.limit)
-            .fetch_all(&self.pool)
-            .await?;
-        map_rows(rows, result_from)
-    }
-
-    async fn workers(&self) -> Result<Vec<WorkerHeartbeat>> {
-        let rows = sqlx::query(
-            "SELECT id, worker_id, hostname, pid, queues, started_at, last_heartbeat_at FROM plainjobs_workerheartbeat ORDER BY started_at",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        map_rows(rows, heartbeat_from)
-    }
-
-    async fn stats(&self) -> Result<Vec<QueueStats>> {
-        let rows = sqlx::query(
-            "SELECT queue, 'ready' AS kind, count(*) AS n FROM plainjobs_jobrequest WHERE start_at IS NULL OR start_at <= ?1 GROUP BY queue
-             UNION ALL SELECT queue, 'scheduled', count(*) FROM plainjobs_jobrequest WHERE start_at > ?1 GROUP BY queue
-             UNION ALL SELECT queue, 'waiting', count(*) FROM plainjobs_jobprocess WHERE started_at IS NULL GROUP BY queue
-             UNION ALL SELECT queue, 'running', count(*) FROM plainjobs_jobprocess WHERE started_at IS NOT NULL GROUP BY queue
-             UNION ALL SELECT queue, 'result:' || status, count(*) FROM plainjobs_jobresult GROUP BY queue, status",
-        )
-        .bind(now_us())
-        .fetch_all(&self.pool)
-        .await?;
-        let rows = rows
-            .iter()
-            .map(|r| Ok((r.try_get("queue")?, r.try_get("kind")?, r.try_get("n")?)))
-            .collect::<sqlx::Result<Vec<(String, String, i64)>>>()?;
-        Ok(fold_stats(rows))
-    }
-
-    async fn purge(&self) -> Result<(u64, u64)> {
-        let mut tx = self.write_tx().await?;
-        let r = sqlx::query("DELETE FROM plainjobs_jobrequest")
-            .execute(&mut *tx)
-            .await?;
-        let p = sqlx::query("DELETE FROM plainjobs_jobprocess")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok((r.rows_affected(), p.rows_affected()))
+    async fn purge(&self) -> Result<Purged> {
+        portable::purge(self).await
     }
 }

@@ -1,0 +1,52 @@
+//! The migration runner, one for both backends; each backend keeps its own list of migrations.
+//!
+//! Migrations are idempotent (`IF NOT EXISTS` everywhere), so they accept tables that
+//! plain.jobs already created, and what ran is recorded in `plainjobs_rs_migrations`, a table
+//! of our own that never collides with the host application's migration history (sqlx's
+//! `_sqlx_migrations`, plain's `plainmigrations`, diesel's…).
+
+use super::sql::{Arg, SqlBackend, SqlConn, Statement};
+use crate::{Error, Result};
+
+/// One migration step.
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub statements: &'static [&'static str],
+}
+
+/// Applies, in order, the `migrations` not yet recorded, all in one transaction that holds the
+/// backend's migration lock, so that workers starting together migrate once.
+pub(crate) async fn apply<B: SqlBackend>(backend: &B, migrations: &[Migration]) -> Result<()> {
+    let mut tx = backend.begin_migration().await?;
+    tx.run(&Statement::new(B::MIGRATION_HISTORY)).await?;
+    let done = tx
+        .rows(&Statement::new(
+            "SELECT version FROM plainjobs_rs_migrations",
+        ))
+        .await?
+        .iter()
+        .map(|row| super::rows::DecodeRow::int64(row, "version"))
+        .collect::<sqlx::Result<Vec<i64>>>()?;
+    for m in migrations.iter().filter(|m| !done.contains(&m.version)) {
+        for sql in m.statements {
+            tx.run(&Statement::new(*sql))
+                .await
+                .map_err(|source| Error::Migration {
+                    version: m.version,
+                    name: m.name,
+                    source,
+                })?;
+        }
+        let record = Statement::new(
+            "INSERT INTO plainjobs_rs_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .arg(Arg::Int(m.version))
+        .arg(Arg::Text(Some(m.name)))
+        .arg(Arg::Now);
+        tx.run(&record).await?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! The plain data that crosses the storage boundary: what callers ask the store to write, and
+//! the small summaries it returns.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::model::{JobRequest, JobResult, JobStatus};
+
+/// When a new request may start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Start {
+    /// As soon as possible (`start_at` NULL).
+    Now,
+    /// `now() + delay` in the database's clock.
+    After(Duration),
+    /// At an absolute time.
+    At(DateTime<Utc>),
+}
+
+/// A request to insert.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    /// Made here, once, before the first attempt to insert it (`model::new_uuid`): a second
+    /// attempt after an ambiguous failure inserts the same uuid, so it can tell whether the
+    /// first one committed.
+    pub uuid: Uuid,
+    pub job_class: String,
+    pub parameters: Value,
+    pub priority: i16,
+    pub source: String,
+    pub queue: String,
+    pub retries: i16,
+    pub retry_attempt: i16,
+    pub concurrency_key: String,
+    pub start: Start,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+}
+
+impl NewRequest {
+    /// The request as inserted, from what the database decided (`id`, `created_at`, `start_at`)
+    /// and what was sent, which moves into it.
+    pub(crate) fn into_request(
+        self,
+        id: i64,
+        created_at: DateTime<Utc>,
+        start_at: Option<DateTime<Utc>>,
+    ) -> JobRequest {
+        JobRequest {
+            id,
+            created_at,
+            uuid: self.uuid,
+            job_class: self.job_class,
+            parameters: Some(self.parameters),
+            priority: self.priority,
+            source: self.source,
+            queue: self.queue,
+            retries: self.retries,
+            retry_attempt: self.retry_attempt,
+            concurrency_key: self.concurrency_key,
+            start_at,
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+        }
+    }
+
+    /// As [`NewRequest::into_request`], keeping the request.
+    pub(crate) fn to_request(
+        &self,
+        id: i64,
+        created_at: DateTime<Utc>,
+        start_at: Option<DateTime<Utc>>,
+    ) -> JobRequest {
+        self.clone().into_request(id, created_at, start_at)
+    }
+}
+
+/// Where [`Store::locate_requests`] found a request's uuid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Located {
+    /// Still pending: the request row's id, `created_at` and `start_at`.
+    Pending {
+        id: i64,
+        created_at: DateTime<Utc>,
+        start_at: Option<DateTime<Utc>>,
+    },
+    /// Claimed or finished: the request row is gone. A process or result carries its
+    /// `job_request_uuid` and when it was made (`requested_at`, else the row's own
+    /// `created_at`).
+    Taken { requested_at: DateTime<Utc> },
+}
+
+/// SQL condition on a process: its job never began, as far as the database can tell. The claim
+/// stamps the jobs it starts at once with its own `now()`, the very value it gives `created_at`,
+/// before the worker has seen them; only a later `started_at` (written by the result writer for
+/// a job claimed ahead) shows that the job began. Used only for processes that their worker
+/// does not account for (neither held nor known to have begun): the claim's own stamp is then
+/// no sign of a start, since the claim's reply may never have arrived.
+pub(crate) const NOT_BEGUN: &str = "(started_at IS NULL OR started_at = created_at)";
+
+/// The condition a count by concurrency key adds so that it can use the key indexes, which
+/// leave out rows without a key (`WHERE concurrency_key <> ''`): implied by a non-empty key,
+/// and spelled out because neither database proves it from a bound parameter.
+pub(crate) fn key_condition(key: &str) -> &'static str {
+    if key.is_empty() {
+        ""
+    } else {
+        " AND concurrency_key <> ''"
+    }
+}
+
+/// What the orphan rescue did with this worker's processes that it no longer accounts for.
+#[derive(Debug, Default)]
+pub(crate) struct Orphans {
+    /// Never began: handed back to the request table, no retry spent.
+    pub handed_back: u64,
+    /// Began (by the database's record or the worker's): LOST results.
+    pub lost: Vec<JobResult>,
+}
+
+/// How a worker's claims run (PostgreSQL; SQLite has one way).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ClaimHow {
+    /// On the claim's own sessions, with its plan pinned (needs session connections: not
+    /// behind a transaction-mode pooler, where session settings would reach other clients).
+    pub pinned_session: bool,
+    /// Commit without waiting for the WAL flush (`WorkerConfig::asynchronous_claims`).
+    pub async_commit: bool,
+}
+
+/// A finished run to record in the batched (no follow-up request) path.
+#[derive(Debug, Clone)]
+pub(crate) struct Finish {
+    pub process_uuid: Uuid,
+    pub status: JobStatus,
+    pub error: String,
+}
+
+/// A worker's registration.
+#[derive(Debug, Clone)]
+pub(crate) struct NewHeartbeat {
+    pub worker_id: Uuid,
+    pub hostname: String,
+    pub pid: i32,
+    pub queues: Vec<String>,
+}
+
+/// Filters for listing results.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ResultFilter {
+    pub status: Option<JobStatus>,
+    pub queue: Option<String>,
+    pub job_class: Option<String>,
+    pub limit: i64,
+}
+
+/// What [`Store::purge`](super::Store::purge) deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Pending requests.
+    pub requests: u64,
+    /// Claimed or running jobs.
+    pub processes: u64,
+}
+
+/// Counts for `stats`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct QueueStats {
+    /// The queue.
+    pub queue: String,
+    /// Requests ready to run.
+    pub ready: i64,
+    /// Requests scheduled for later.
+    pub scheduled: i64,
+    /// Claimed, not started.
+    pub waiting: i64,
+    /// Running.
+    pub running: i64,
+    /// Results by status.
+    pub results: std::collections::BTreeMap<String, i64>,
+}
+
+/// Folds `(queue, kind, count)` rows — kinds `ready`, `scheduled`, `waiting`, `running` and
+/// `result:<STATUS>` — into per-queue stats, sorted by queue.
+pub(crate) fn fold_stats(rows: impl IntoIterator<Item = (String, String, i64)>) -> Vec<QueueStats> {
+    let mut by_queue: std::collections::BTreeMap<String, QueueStats> = Default::default();
+    for (queue, kind, n) in rows {
+        let entry = by_queue.entry(queue.clone()).or_insert_with(|| QueueStats {
+            queue,
+            ..Default::default()
+        });
+        match kind.as_str() {
+            "ready" => entry.ready = n,
+            "scheduled" => entry.scheduled = n,
+            "waiting" => entry.waiting = n,
+            "running" => entry.running = n,
+            other => {
+                entry
+                    .results
+                    .insert(other.trim_start_matches("result:").to_string(), n);
+            }
+        }
+    }
+    by_queue.into_values().collect()
+}
