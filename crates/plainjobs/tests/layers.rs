@@ -89,8 +89,12 @@ fn layer_index(name: &str) -> usize {
         .unwrap_or_else(|| panic!("no layer {name}"))
 }
 
-/// The layer of a source file, by its path under `src/` (None for lib.rs and test support).
+/// The layer of a source file, by its path under `src/` (None for lib.rs and test support,
+/// including test modules in files of their own: `tests.rs`, or files under a `tests/`).
 fn layer_of(rel: &str) -> Option<usize> {
+    if rel.ends_with("/tests.rs") || rel.contains("/tests/") {
+        return None;
+    }
     LAYERS.iter().position(|(_, paths)| {
         paths
             .iter()

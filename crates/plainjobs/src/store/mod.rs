@@ -11,7 +11,6 @@ use crate::Result;
 
 pub(crate) mod errors;
 mod migrate;
-pub(crate) mod migrations;
 mod portable;
 pub(crate) mod postgres;
 mod rows;

@@ -18,6 +18,12 @@ use uuid::Uuid;
 use super::rows::DecodeRow;
 use crate::Result;
 
+/// A duration in whole microseconds, as both backends bind one (saturating: durations that
+/// long are "never").
+pub(crate) fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
 /// A value for one placeholder of a [`Statement`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Arg<'a> {

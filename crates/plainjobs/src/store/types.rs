@@ -78,7 +78,7 @@ impl NewRequest {
     }
 }
 
-/// Where [`Store::locate_requests`] found a request's uuid.
+/// Where [`Store::locate_requests`](super::Store::locate_requests) found a request's uuid.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Located {
     /// Still pending: the request row's id, `created_at` and `start_at`.

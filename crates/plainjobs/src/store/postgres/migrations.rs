@@ -1,14 +1,9 @@
-//! Embedded schema migrations.
-//!
-//! They are idempotent (`IF NOT EXISTS` everywhere), so they accept tables that plain.jobs
-//! already created, and they record what ran in `plainjobs_rs_migrations`, a table of our own
-//! that never collides with the host application's migration history (sqlx's
-//! `_sqlx_migrations`, plain's `plainmigrations`, diesel's…).
+//! The PostgreSQL schema's migrations, in order (applied by [`crate::store::migrate`]).
 
-use super::migrate::Migration;
+use crate::store::migrate::{Migration, CREATE_PARTIAL_INDEXES};
 
 /// PostgreSQL migrations, applied in order in one transaction under an advisory lock.
-pub(crate) const POSTGRES: &[Migration] = &[
+pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "plain.jobs tables",
@@ -182,123 +177,4 @@ pub(crate) const POSTGRES: &[Migration] = &[
             $$"#,
         ],
     },
-];
-
-/// SQLite migrations: the same tables with SQLite types (times as integer microseconds since the
-/// Unix epoch, uuids and JSON as text).
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "plain.jobs tables",
-    statements: &[
-        r#"CREATE TABLE IF NOT EXISTS plainjobs_jobrequest (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            created_at INTEGER NOT NULL,
-            uuid TEXT NOT NULL,
-            job_class TEXT NOT NULL,
-            parameters TEXT NULL,
-            priority INTEGER NOT NULL,
-            source TEXT NOT NULL,
-            queue TEXT NOT NULL,
-            retries INTEGER NOT NULL,
-            retry_attempt INTEGER NOT NULL,
-            concurrency_key TEXT NOT NULL,
-            start_at INTEGER NULL,
-            trace_id TEXT NULL,
-            span_id TEXT NULL,
-            CONSTRAINT plainjobs_jobrequest_unique_uuid UNIQUE (uuid)
-        )"#,
-        r#"CREATE TABLE IF NOT EXISTS plainjobs_jobprocess (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            uuid TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            started_at INTEGER NULL,
-            job_request_uuid TEXT NOT NULL,
-            requested_at INTEGER NULL,
-            job_class TEXT NOT NULL,
-            parameters TEXT NULL,
-            priority INTEGER NOT NULL,
-            source TEXT NOT NULL,
-            queue TEXT NOT NULL,
-            retries INTEGER NOT NULL,
-            retry_attempt INTEGER NOT NULL,
-            concurrency_key TEXT NOT NULL,
-            trace_id TEXT NULL,
-            span_id TEXT NULL,
-            worker_id TEXT NOT NULL,
-            CONSTRAINT plainjobs_job_unique_uuid UNIQUE (uuid)
-        )"#,
-        r#"CREATE TABLE IF NOT EXISTS plainjobs_jobresult (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            uuid TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            job_process_uuid TEXT NOT NULL,
-            started_at INTEGER NULL,
-            ended_at INTEGER NULL,
-            error TEXT NOT NULL,
-            status TEXT NOT NULL,
-            job_request_uuid TEXT NOT NULL,
-            requested_at INTEGER NULL,
-            job_class TEXT NOT NULL,
-            parameters TEXT NULL,
-            priority INTEGER NOT NULL,
-            source TEXT NOT NULL,
-            queue TEXT NOT NULL,
-            retries INTEGER NOT NULL,
-            retry_attempt INTEGER NOT NULL,
-            concurrency_key TEXT NOT NULL,
-            retry_job_request_uuid TEXT NULL,
-            trace_id TEXT NULL,
-            span_id TEXT NULL,
-            CONSTRAINT plainjobs_jobresult_unique_uuid UNIQUE (uuid),
-            CONSTRAINT plainjobs_jobresult_unique_job_process_uuid UNIQUE (job_process_uuid)
-        )"#,
-        r#"CREATE TABLE IF NOT EXISTS plainjobs_workerheartbeat (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            worker_id TEXT NOT NULL,
-            hostname TEXT NOT NULL,
-            pid INTEGER NOT NULL,
-            queues TEXT NOT NULL,
-            started_at INTEGER NOT NULL,
-            last_heartbeat_at INTEGER NOT NULL,
-            CONSTRAINT plainjobs_workerheartbeat_unique_worker_id UNIQUE (worker_id)
-        )"#,
-        "CREATE INDEX IF NOT EXISTS plainjobs_jobrequest_claim_idx ON plainjobs_jobrequest (queue, priority DESC, COALESCE(start_at, created_at), id)",
-        "CREATE INDEX IF NOT EXISTS plainjobs_jobrequest_start_at_idx ON plainjobs_jobrequest (start_at)",
-        "CREATE INDEX IF NOT EXISTS job_request_concurrency_key ON plainjobs_jobrequest (job_class, concurrency_key)",
-        "CREATE INDEX IF NOT EXISTS job_concurrency_key ON plainjobs_jobprocess (job_class, concurrency_key)",
-        "CREATE INDEX IF NOT EXISTS plainjobs_jobprocess_worker_id_idx ON plainjobs_jobprocess (worker_id)",
-        "CREATE INDEX IF NOT EXISTS plainjobs_jobprocess_job_request_uuid_idx ON plainjobs_jobprocess (job_request_uuid)",
-        "CREATE INDEX IF NOT EXISTS plainjobs_jobresult_created_at_idx ON plainjobs_jobresult (created_at)",
-        "CREATE INDEX IF NOT EXISTS plainjobs_jobresult_status_idx ON plainjobs_jobresult (status)",
-        "CREATE INDEX IF NOT EXISTS plainjobs_jobresult_queue_idx ON plainjobs_jobresult (queue)",
-        "CREATE INDEX IF NOT EXISTS plainjobs_jobresult_retryable_idx ON plainjobs_jobresult (id) WHERE retry_job_request_uuid IS NULL AND retries > 0 AND retry_attempt < retries AND status IN ('ERRORED', 'LOST', 'CANCELLED')",
-        "CREATE INDEX IF NOT EXISTS plainjobs_workerheartbeat_last_heartbeat_at_idx ON plainjobs_workerheartbeat (last_heartbeat_at)",
-        "CREATE INDEX IF NOT EXISTS plainjobs_jobresult_class_key_idx ON plainjobs_jobresult (job_class, concurrency_key)",
-    ],
-},
-Migration {
-    version: 2,
-    name: "partial indexes for keys and start times",
-    statements: &[
-        "DROP INDEX IF EXISTS plainjobs_jobrequest_start_at_idx",
-        "DROP INDEX IF EXISTS job_request_concurrency_key",
-        "DROP INDEX IF EXISTS job_concurrency_key",
-        "DROP INDEX IF EXISTS plainjobs_jobresult_class_key_idx",
-        CREATE_PARTIAL_INDEXES[0],
-        CREATE_PARTIAL_INDEXES[1],
-        CREATE_PARTIAL_INDEXES[2],
-        CREATE_PARTIAL_INDEXES[3],
-    ],
-}];
-
-/// Most jobs have no concurrency key and start at once: the indexes on keys and start times
-/// leave those rows out, so a typical enqueue, claim and finish each write fewer index entries
-/// (bulk enqueue of 20,000 jobs took about 15% less server time). The queries that use them
-/// carry the index's condition (`concurrency_key <> ''`, `start_at > now()`). Valid on
-/// PostgreSQL and SQLite alike.
-const CREATE_PARTIAL_INDEXES: [&str; 4] = [
-    "CREATE INDEX IF NOT EXISTS plainjobs_jobrequest_start_at_partial_idx ON plainjobs_jobrequest (start_at) WHERE start_at IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS plainjobs_jobrequest_class_key_idx ON plainjobs_jobrequest (job_class, concurrency_key) WHERE concurrency_key <> ''",
-    "CREATE INDEX IF NOT EXISTS plainjobs_jobprocess_class_key_idx ON plainjobs_jobprocess (job_class, concurrency_key) WHERE concurrency_key <> ''",
-    "CREATE INDEX IF NOT EXISTS plainjobs_jobresult_class_key_partial_idx ON plainjobs_jobresult (job_class, concurrency_key) WHERE concurrency_key <> ''",
 ];

@@ -1,0 +1,76 @@
+//! Wake-ups for inserted requests: `LISTEN` on a session of its own, filtered by schema.
+
+use sqlx::postgres::{PgListener, PgPool};
+
+use super::PgStore;
+use crate::store::Listener;
+use crate::Result;
+
+/// The channel the insert trigger notifies.
+pub(crate) const CHANNEL: &str = "plainjobs_jobrequest";
+
+/// The schema our tables resolve to, as the trigger names it in each notification since
+/// migration 5. Before it the payload was empty (migrations 3–4) or the queue's name (1–2): a
+/// database not migrated that far wakes the worker for every notification (None).
+async fn notification_schema(pool: &PgPool) -> Result<Option<String>> {
+    let has_history: bool =
+        sqlx::query_scalar("SELECT to_regclass('plainjobs_rs_migrations') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    let migrated: Option<i64> = if has_history {
+        sqlx::query_scalar("SELECT max(version) FROM plainjobs_rs_migrations")
+            .fetch_one(pool)
+            .await?
+    } else {
+        None
+    };
+    if migrated.is_none_or(|v| v < 5) {
+        return Ok(None);
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.oid = to_regclass('plainjobs_jobrequest')",
+    )
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// `LISTEN plainjobs_jobrequest` on a session of its own. A notification reaches every listener
+/// of the database; only those for our schema count.
+struct InsertListener {
+    listener: PgListener,
+    schema: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl Listener for InsertListener {
+    async fn wait(&mut self) -> Result<()> {
+        loop {
+            match self.listener.try_recv().await? {
+                Some(n) => {
+                    let ours = match &self.schema {
+                        Some(s) => n.payload().is_empty() || n.payload() == s,
+                        None => true,
+                    };
+                    if ours {
+                        return Ok(());
+                    }
+                }
+                None => {
+                    // The connection dropped; the next call reconnects and listens again.
+                    // Anything sent meanwhile was missed, so the worker looks now.
+                    tracing::warn!("LISTEN connection lost; reconnecting");
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// See [`Store::listener`](crate::store::Store::listener).
+pub(super) async fn listener(store: &PgStore) -> Result<Option<Box<dyn Listener>>> {
+    let schema = notification_schema(&store.pool).await?;
+    let mut listener = PgListener::connect_with(&store.pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(Some(Box::new(InsertListener { listener, schema })))
+}

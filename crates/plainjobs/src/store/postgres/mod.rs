@@ -1,0 +1,236 @@
+//! The PostgreSQL backend.
+//!
+//! `mod.rs` holds the store and its connections; each other file one concern: the claim
+//! (`claim.rs`), inserting requests (`requests.rs`), the result writer (`finish.rs`), handing
+//! jobs back (`hand_back.rs`), rescues (`rescue.rs`), wake-ups (`listen.rs`), the [`Conn`] and
+//! [`StoreTx`] on a connection (`conn.rs`), and how the code shared with SQLite runs here
+//! (`sql.rs`).
+
+mod claim;
+mod conn;
+mod errors;
+mod finish;
+mod hand_back;
+mod listen;
+mod migrations;
+mod requests;
+mod rescue;
+mod sql;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgPool;
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+pub(crate) use conn::PgConn;
+pub(crate) use errors::error_kind;
+
+use crate::model::{JobProcess, JobRequest, JobResult};
+use crate::store::sql::SqlBackend;
+use crate::store::{
+    migrate, portable, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
+    Orphans, Purged, Store, StoreTx,
+};
+use crate::Result;
+
+/// The PostgreSQL store: a connection pool, and the claim's own sessions.
+pub(crate) struct PgStore {
+    pool: PgPool,
+    /// Sessions for the claim statement that keep one plan for it ([`claim::CLAIM_SESSION`]):
+    /// planning the claim anew on every execution cost more server time (~0.35 ms) than
+    /// running it. Used only by workers with LISTEN on (session connections; never behind a
+    /// transaction-mode pooler, where session settings would reach other clients).
+    ///
+    /// Each is a connection taken out of `pool` for good (`detach`), so it was opened and set
+    /// up exactly as the application's pool does it (its `after_connect`: a `search_path`, a
+    /// role), then given the claim's settings; it is kept here between claims and dropped after
+    /// any error. There is one per claim running at once (one per worker), outside the pool's
+    /// `max_connections`, at most [`claim::CLAIM_SESSIONS_KEPT`] kept idle.
+    claims: Mutex<Vec<PgConnection>>,
+}
+
+impl PgStore {
+    pub(crate) fn new(pool: PgPool) -> PgStore {
+        PgStore {
+            pool,
+            claims: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// `n` new row uuids, for statements that insert up to `n` rows.
+pub(super) fn new_uuids(n: i64) -> Vec<Uuid> {
+    (0..n.max(0)).map(|_| crate::model::new_uuid()).collect()
+}
+
+#[async_trait::async_trait]
+impl SqlBackend for PgStore {
+    type Db = Postgres;
+    type Conn = PgConnection;
+
+    const MIGRATION_HISTORY: &'static str = "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())";
+
+    async fn pooled(&self) -> Result<PoolConnection<Postgres>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    async fn begin_migration(&self) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        // Serialize concurrent migrators (several workers starting at once).
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('plainjobs migrate', 0))")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> Result<()> {
+        migrate::apply(self, migrations::MIGRATIONS).await
+    }
+
+    async fn now(&self) -> Result<DateTime<Utc>> {
+        Ok(sqlx::query_scalar("SELECT now()")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {
+        Ok(Box::new(PgConn(self.pool.begin().await?)))
+    }
+
+    async fn autocommit(&self) -> Result<Box<dyn Conn + '_>> {
+        let conn: PoolConnection<Postgres> = self.pool.acquire().await?;
+        Ok(Box::new(PgConn(conn)))
+    }
+
+    async fn heartbeat(&self, hb: &NewHeartbeat) -> Result<bool> {
+        let inserted: bool = sqlx::query_scalar(
+            "INSERT INTO plainjobs_workerheartbeat (worker_id, hostname, pid, queues, started_at, last_heartbeat_at)
+             VALUES ($1, $2, $3, $4, now(), now())
+             ON CONFLICT (worker_id) DO UPDATE SET last_heartbeat_at = now()
+             RETURNING (xmax = 0)",
+        )
+        .bind(hb.worker_id)
+        .bind(&hb.hostname)
+        .bind(hb.pid)
+        .bind(serde_json::json!(hb.queues))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(inserted)
+    }
+
+    async fn deregister(&self, worker_id: Uuid) -> Result<bool> {
+        portable::deregister(self, worker_id).await
+    }
+
+    async fn claim(
+        &self,
+        worker_id: Uuid,
+        queues: &[String],
+        start: i64,
+        prefetch: i64,
+        how: ClaimHow,
+    ) -> Result<Vec<JobProcess>> {
+        claim::claim(self, worker_id, queues, start, prefetch, how).await
+    }
+
+    async fn insert_started(
+        &self,
+        worker_id: Uuid,
+        req: &NewRequest,
+        process_uuid: Uuid,
+    ) -> Result<Option<(JobRequest, JobProcess)>> {
+        requests::insert_started(self, worker_id, req, process_uuid).await
+    }
+
+    async fn finish_many(
+        &self,
+        worker_id: Uuid,
+        starts: &[Uuid],
+        items: &[Finish],
+    ) -> Result<Vec<Uuid>> {
+        finish::finish_many(self, worker_id, starts, items).await
+    }
+
+    async fn hand_back(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<u64> {
+        hand_back::hand_back(self, worker_id, uuids).await
+    }
+
+    async fn hand_back_unaccounted(&self, worker_id: Uuid, accounted: &[Uuid]) -> Result<u64> {
+        hand_back::hand_back_unaccounted(self, worker_id, accounted).await
+    }
+
+    async fn vacuum_requests(&self) -> Result<()> {
+        claim::vacuum_requests(self).await
+    }
+
+    async fn next_start_in(&self, queues: &[String]) -> Result<Option<Duration>> {
+        claim::next_start_in(self, queues).await
+    }
+
+    async fn stale_workers(&self, timeout: Duration) -> Result<Vec<Uuid>> {
+        portable::stale_workers(self, timeout).await
+    }
+
+    async fn rescue_worker(
+        &self,
+        worker_id: Uuid,
+        timeout: Duration,
+    ) -> Result<Option<Vec<JobResult>>> {
+        rescue::rescue_worker(self, worker_id, timeout).await
+    }
+
+    async fn rescue_orphans(
+        &self,
+        worker_id: Uuid,
+        timeout: Duration,
+        held: &[Uuid],
+        began: &[Uuid],
+    ) -> Result<Orphans> {
+        rescue::rescue_orphans(self, worker_id, timeout, held, began).await
+    }
+
+    async fn rescue_unowned(&self, timeout: Duration) -> Result<Vec<JobResult>> {
+        rescue::rescue_unowned(self, timeout).await
+    }
+
+    async fn retryable_results(&self, after_id: i64, limit: i64) -> Result<Vec<JobResult>> {
+        portable::retryable_results(self, after_id, limit).await
+    }
+
+    async fn bump_retry_attempt(&self, result_uuid: Uuid) -> Result<()> {
+        portable::bump_retry_attempt(self, result_uuid).await
+    }
+
+    async fn delete_results_before(&self, age: Duration, batch: i64) -> Result<u64> {
+        portable::delete_results_before(self, age, batch).await
+    }
+
+    async fn listener(&self) -> Result<Option<Box<dyn Listener>>> {
+        listen::listener(self).await
+    }
+
+    async fn result_by_uuid(&self, uuid: Uuid) -> Result<Option<JobResult>> {
+        portable::result_by_uuid(self, uuid).await
+    }
+
+    async fn locate_requests(&self, uuids: &[Uuid]) -> Result<Vec<(Uuid, Located)>> {
+        portable::locate_requests(self, uuids).await
+    }
+
+    async fn purge(&self) -> Result<Purged> {
+        portable::purge(self).await
+    }
+}

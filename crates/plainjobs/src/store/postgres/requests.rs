@@ -1,0 +1,198 @@
+//! Inserting requests: one with plain parameters, many through `unnest`; and a request
+//! inserted straight as a begun process (local dispatch).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use super::PgStore;
+use crate::model::{JobProcess, JobRequest};
+use crate::store::rows::{job_process, PROCESS_COLUMNS};
+use crate::store::sql::micros;
+use crate::store::{NewRequest, Start};
+use crate::{Error, Result};
+
+/// The start columns sent for a request: a delay the database adds to its own clock, or a time.
+fn start_columns(start: Start) -> (Option<i64>, Option<DateTime<Utc>>) {
+    match start {
+        Start::Now => (None, None),
+        Start::After(d) => (Some(micros(d)), None),
+        Start::At(t) => (None, Some(t)),
+    }
+}
+
+/// One request, with plain parameters: a single enqueue is the latency path, and a plain
+/// `VALUES` insert costs the server less to bind and run than `unnest` over arrays of one.
+async fn insert_request(conn: &mut PgConnection, r: NewRequest) -> Result<JobRequest> {
+    let uuid = r.uuid;
+    let (delay_us, start_at) = start_columns(r.start);
+    let row = sqlx::query(
+        "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+         VALUES (now(), $1, $2, $3, $4, $5, $6, $7, $8, $9,
+                 CASE WHEN $10::int8 IS NOT NULL THEN now() + $10::int8 * interval '1 microsecond' ELSE $11::timestamptz END,
+                 $12, $13)
+         RETURNING id, created_at, start_at",
+    )
+    .bind(uuid)
+    .bind(&r.job_class)
+    .bind(&r.parameters)
+    .bind(r.priority)
+    .bind(&r.source)
+    .bind(&r.queue)
+    .bind(r.retries)
+    .bind(r.retry_attempt)
+    .bind(&r.concurrency_key)
+    .bind(delay_us)
+    .bind(start_at)
+    .bind(&r.trace_id)
+    .bind(&r.span_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let id = row.try_get(0)?;
+    let created_at = row.try_get(1)?;
+    let start_at = row.try_get(2)?;
+    Ok(r.into_request(id, created_at, start_at))
+}
+
+pub(super) async fn insert_requests(
+    conn: &mut PgConnection,
+    mut rows: Vec<NewRequest>,
+) -> Result<Vec<JobRequest>> {
+    if rows.len() <= 1 {
+        return match rows.pop() {
+            Some(one) => insert_request(conn, one).await.map(|r| vec![r]),
+            None => Ok(Vec::new()),
+        };
+    }
+    let n = rows.len();
+    // Uuids come with the requests (made before the first attempt), so each returned row can
+    // be matched to what was sent; only the columns the database decides come back (not every
+    // row's parameters).
+    let uuids: Vec<Uuid> = rows.iter().map(|r| r.uuid).collect();
+    let made = {
+        let mut job_class = Vec::with_capacity(n);
+        let mut parameters = Vec::with_capacity(n);
+        let mut priority = Vec::with_capacity(n);
+        let mut source = Vec::with_capacity(n);
+        let mut queue = Vec::with_capacity(n);
+        let mut retries = Vec::with_capacity(n);
+        let mut retry_attempt = Vec::with_capacity(n);
+        let mut key = Vec::with_capacity(n);
+        let mut delay_us: Vec<Option<i64>> = Vec::with_capacity(n);
+        let mut start_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut trace_id = Vec::with_capacity(n);
+        let mut span_id = Vec::with_capacity(n);
+        for r in &rows {
+            job_class.push(r.job_class.as_str());
+            parameters.push(&r.parameters);
+            priority.push(r.priority);
+            source.push(r.source.as_str());
+            queue.push(r.queue.as_str());
+            retries.push(r.retries);
+            retry_attempt.push(r.retry_attempt);
+            key.push(r.concurrency_key.as_str());
+            let (delay, at) = start_columns(r.start);
+            delay_us.push(delay);
+            start_at.push(at);
+            trace_id.push(r.trace_id.as_deref());
+            span_id.push(r.span_id.as_deref());
+        }
+        // What the database decided comes back as one row of arrays (in the order the rows were
+        // inserted), not a row per request: decoding thousands of rows cost the client more than
+        // the insert cost the server.
+        let sql = "WITH made AS (
+             INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+             SELECT now(), t.uuid, t.job_class, t.parameters, t.priority, t.source, t.queue, t.retries, t.retry_attempt, t.concurrency_key,
+                    CASE WHEN t.delay_us IS NOT NULL THEN now() + t.delay_us * interval '1 microsecond' ELSE t.start_at END,
+                    t.trace_id, t.span_id
+             FROM unnest($1::text[], $2::jsonb[], $3::int2[], $4::text[], $5::text[], $6::int2[], $7::int2[], $8::text[], $9::int8[], $10::timestamptz[], $11::text[], $12::text[], $13::uuid[])
+                  WITH ORDINALITY AS t(job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, delay_us, start_at, trace_id, span_id, uuid, ord)
+             ORDER BY t.ord
+             RETURNING uuid, id, start_at
+           )
+           SELECT now(), array_agg(uuid), array_agg(id), array_agg(start_at) FROM made";
+        sqlx::query(sql)
+            .bind(job_class)
+            .bind(parameters)
+            .bind(priority)
+            .bind(source)
+            .bind(queue)
+            .bind(retries)
+            .bind(retry_attempt)
+            .bind(key)
+            .bind(delay_us)
+            .bind(start_at)
+            .bind(trace_id)
+            .bind(span_id)
+            .bind(&uuids)
+            .fetch_one(&mut *conn)
+            .await?
+    };
+    // `now()` is the transaction's start: every row's created_at.
+    let created_at: DateTime<Utc> = made.try_get(0)?;
+    let made_uuids: Vec<Uuid> = made.try_get(1)?;
+    let ids: Vec<i64> = made.try_get(2)?;
+    let starts: Vec<Option<DateTime<Utc>>> = made.try_get(3)?;
+    type Decided = (i64, DateTime<Utc>, Option<DateTime<Utc>>);
+    // The rows come back in the order they were inserted in practice; PostgreSQL does not
+    // promise it, so any other order is matched by uuid.
+    let mut in_order = Vec::with_capacity(n);
+    let mut by_uuid = std::collections::HashMap::new();
+    for (i, ((uuid, id), start_at)) in made_uuids.into_iter().zip(ids).zip(starts).enumerate() {
+        let d: Decided = (id, created_at, start_at);
+        if by_uuid.is_empty() && uuids.get(i) == Some(&uuid) {
+            in_order.push(d);
+        } else {
+            by_uuid.insert(uuid, d);
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    for (i, (r, uuid)) in rows.into_iter().zip(uuids).enumerate() {
+        let found = match in_order.get(i) {
+            Some(d) => Some(*d),
+            None => by_uuid.remove(&uuid),
+        };
+        let Some((id, created_at, start_at)) = found else {
+            return Err(Error::from(sqlx::Error::Protocol(format!(
+                "the insert of request {} returned no row",
+                r.uuid
+            ))));
+        };
+        out.push(r.into_request(id, created_at, start_at));
+    }
+    Ok(out)
+}
+
+/// See [`Store::insert_started`](crate::store::Store::insert_started).
+pub(super) async fn insert_started(
+    store: &PgStore,
+    worker_id: Uuid,
+    req: &NewRequest,
+    process_uuid: Uuid,
+) -> Result<Option<(JobRequest, JobProcess)>> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id)
+         SELECT $1, now(), now(), $2, now(), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+         WHERE EXISTS (SELECT 1 FROM plainjobs_workerheartbeat WHERE worker_id = $13 FOR KEY SHARE)
+         RETURNING {PROCESS_COLUMNS}"
+    ))
+    .bind(process_uuid)
+    .bind(req.uuid)
+    .bind(&req.job_class)
+    .bind(&req.parameters)
+    .bind(req.priority)
+    .bind(&req.source)
+    .bind(&req.queue)
+    .bind(req.retries)
+    .bind(req.retry_attempt)
+    .bind(&req.concurrency_key)
+    .bind(&req.trace_id)
+    .bind(&req.span_id)
+    .bind(worker_id)
+    .fetch_optional(&store.pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let process = job_process(&row)?;
+    let requested_at = process.requested_at.unwrap_or(process.created_at);
+    Ok(Some((req.to_request(0, requested_at, None), process)))
+}

@@ -1,0 +1,245 @@
+//! Plans of the PostgreSQL statements that must use their indexes.
+
+use super::claim::claim_sql;
+use super::*;
+use crate::store::key_condition;
+use crate::test_support::{test_jobs, Backend};
+
+/// The plan the claim sessions keep for a one-queue claim.
+async fn claim_plan(store: &PgStore) -> String {
+    let mut conn = store.claim_session().await.expect("a claim session");
+    sqlx::raw_sql(&format!(
+        "PREPARE claim_plan(uuid, text[], int8, int8, uuid[]) AS {}",
+        claim_sql(1, false)
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("prepare");
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN EXECUTE claim_plan(gen_random_uuid(), '{default}', 110, 10, '{}')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("explain");
+    sqlx::raw_sql("DEALLOCATE claim_plan")
+        .execute(&mut conn)
+        .await
+        .expect("deallocate");
+    store.keep_claim_session(conn);
+    plan.join("\n")
+}
+
+/// The claim keeps one plan per session, and it is the claim index in claim order whether
+/// the table was empty or full when the plan was made; no JIT.
+#[tokio::test]
+async fn the_claim_keeps_one_plan_on_the_claim_index() {
+    let jobs = test_jobs(Backend::Postgres).await;
+    let pool = jobs.pg_pool().expect("a PostgreSQL pool").clone();
+    let store = PgStore::new(pool.clone());
+    for rows in [0, 5_000] {
+        if rows > 0 {
+            sqlx::query(
+                "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key)
+                 SELECT now(), gen_random_uuid(), 'tests.Plan', '{\"args\": [], \"kwargs\": {}}', 0, '', CASE WHEN i % 2 = 0 THEN 'default' ELSE 'other' END, 0, 0, ''
+                 FROM generate_series(1, $1) AS i",
+            )
+            .bind(rows)
+            .execute(&pool)
+            .await
+            .expect("fill");
+        }
+        sqlx::query("ANALYZE plainjobs_jobrequest")
+            .execute(&pool)
+            .await
+            .expect("analyze");
+        let plan = claim_plan(&store).await;
+        assert!(
+            plan.contains("Index Scan using plainjobs_jobrequest_claim_idx"),
+            "{rows} rows: {plan}"
+        );
+        assert!(!plan.contains("Seq Scan"), "{rows} rows: {plan}");
+        assert!(!plan.contains("Bitmap"), "{rows} rows: {plan}");
+        assert!(
+            !plan.contains("Sort Key: plainjobs_jobrequest"),
+            "{rows} rows: the index yields claim order\n{plan}"
+        );
+        assert!(!plan.contains("JIT"), "{rows} rows: {plan}");
+        assert!(
+            plan.contains("Index Cond: (id = ANY ($"),
+            "{rows} rows: the delete looks rows up by id\n{plan}"
+        );
+    }
+    let mut session = store.claim_session().await.expect("a claim session");
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(&mut session)
+        .await
+        .expect("show");
+    assert_eq!(mode, "force_generic_plan");
+    store.keep_claim_session(session);
+
+    // An asynchronous claim sets `synchronous_commit` for its own transaction only: the
+    // session it ran on (kept for the next claim) still commits durably.
+    let worker_id = crate::model::new_uuid();
+    sqlx::query(
+        "INSERT INTO plainjobs_workerheartbeat (worker_id, hostname, pid, queues, started_at, last_heartbeat_at)
+         VALUES ($1, 'test', 1, '[\"default\"]', now(), now())",
+    )
+    .bind(worker_id)
+    .execute(&pool)
+    .await
+    .expect("heartbeat");
+    let how = ClaimHow {
+        pinned_session: true,
+        async_commit: true,
+    };
+    let claimed = store
+        .claim(worker_id, &["default".to_string()], 3, 2, how)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 5);
+    assert_eq!(claimed.iter().filter(|p| p.started_at.is_some()).count(), 3);
+    let mut session = store.claim_session().await.expect("the kept session");
+    let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&mut session)
+        .await
+        .expect("show");
+    assert_eq!(sync, "on", "the claim's setting ended with its transaction");
+}
+
+/// The key and start-time indexes hold only rows with a key or a start time, and the counts
+/// by key still use them (the plan is taken with the planner told to avoid other scans).
+#[tokio::test]
+async fn counts_by_key_use_the_partial_key_indexes() {
+    let jobs = test_jobs(Backend::Postgres).await;
+    let pool = jobs.pg_pool().expect("a PostgreSQL pool").clone();
+    sqlx::query(
+        "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at)
+         SELECT now(), gen_random_uuid(), 'tests.Key', NULL, 0, '', 'default', 0, 0,
+                CASE WHEN i <= 10 THEN 'k' || i ELSE '' END,
+                CASE WHEN i <= 3 THEN now() + interval '1 hour' END
+         FROM generate_series(1, 2000) AS i",
+    )
+    .execute(&pool)
+    .await
+    .expect("fill");
+    sqlx::query("ANALYZE plainjobs_jobrequest")
+        .execute(&pool)
+        .await
+        .expect("analyze");
+    for (index, entries) in [
+        ("plainjobs_jobrequest_class_key_idx", 10),
+        ("plainjobs_jobrequest_start_at_partial_idx", 3),
+    ] {
+        let tuples: f32 =
+            sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = $1::regclass")
+                .bind(index)
+                .fetch_one(&pool)
+                .await
+                .expect("index stats");
+        assert_eq!(tuples, entries as f32, "{index}");
+    }
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await
+        .expect("set");
+    for (table, index) in [
+        ("plainjobs_jobrequest", "plainjobs_jobrequest_class_key_idx"),
+        ("plainjobs_jobprocess", "plainjobs_jobprocess_class_key_idx"),
+        (
+            "plainjobs_jobresult",
+            "plainjobs_jobresult_class_key_partial_idx",
+        ),
+    ] {
+        let sql = format!(
+            "EXPLAIN SELECT count(*) FROM {table} WHERE job_class = 'tests.Key' AND concurrency_key = 'k1'{}",
+            key_condition("k1")
+        );
+        let plan: Vec<String> = sqlx::query_scalar(&sql)
+            .fetch_all(&mut *tx)
+            .await
+            .expect("explain");
+        let plan = plan.join("\n");
+        assert!(plan.contains(index), "{table}: {plan}");
+    }
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT min(start_at) FROM plainjobs_jobrequest WHERE queue = ANY('{default}') AND start_at > now()",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .expect("explain");
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("plainjobs_jobrequest_start_at_partial_idx"),
+        "{plan}"
+    );
+}
+
+/// Claim sessions come from the application's own pool, set up by its `after_connect` (here
+/// the `search_path`, which the URL does not carry), and a worker on that pool runs jobs.
+#[tokio::test]
+async fn claim_sessions_are_set_up_like_the_applications_pool() {
+    let base = std::env::var("TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let schema = format!("u_{}", crate::model::new_uuid().simple());
+    let admin = PgPool::connect(&base)
+        .await
+        .expect("test database reachable");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin)
+        .await
+        .expect("create schema");
+    let set_path = format!("SET search_path = {schema}");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .after_connect(move |conn, _| {
+            let set_path = set_path.clone();
+            Box::pin(async move {
+                sqlx::query(&set_path).execute(&mut *conn).await?;
+                Ok(())
+            })
+        })
+        .connect(&base)
+        .await
+        .expect("the application's pool");
+    let jobs = crate::Jobs::from_pool(pool.clone());
+    jobs.migrate().await.expect("migrate");
+    let store = PgStore::new(pool);
+    let mut session = store.claim_session().await.expect("a claim session");
+    let path: String = sqlx::query_scalar("SHOW search_path")
+        .fetch_one(&mut session)
+        .await
+        .expect("show");
+    assert_eq!(path, schema);
+    store.keep_claim_session(session);
+
+    let made = jobs
+        .enqueue_by_name(
+            "tests.Unknown",
+            serde_json::json!({"args": [], "kwargs": {}}),
+        )
+        .await
+        .expect("enqueue")
+        .expect("a request");
+    let worker = crate::Worker::new(jobs.clone()).spawn();
+    let found = async {
+        loop {
+            if let Some(crate::Found::Result(r)) = jobs.find(made.uuid).await.expect("find") {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let result = tokio::time::timeout(Duration::from_secs(30), found)
+        .await
+        .expect("the job ran within 30 s");
+    // No worker registered the name: an ERRORED result saying so, written through the
+    // claim session and the application's pool alike.
+    assert_eq!(result.status, crate::JobStatus::Errored);
+    worker.stop().await.expect("stop");
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .expect("drop schema");
+}

@@ -1,0 +1,102 @@
+//! Wake-ups for inserted requests: at once for this process's inserts into the same database,
+//! and through `PRAGMA data_version` for other processes' commits.
+
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use sqlx::{Connection, SqliteConnection};
+use tokio::sync::Notify;
+
+use super::SqliteStore;
+use crate::store::Listener;
+use crate::Result;
+
+/// A worker of this process waiting for inserts into one database (its key).
+type Waiter = (Arc<str>, Weak<Notify>);
+
+/// In-process wake-ups: the SQLite workers of this process, each with the database it serves
+/// (a [`SqliteStore::db`] key), woken when requests are inserted into that database.
+fn local_waiters() -> &'static Mutex<Vec<Waiter>> {
+    static WAITERS: OnceLock<Mutex<Vec<Waiter>>> = OnceLock::new();
+    WAITERS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Wakes this process's workers of database `db` (all of them when it is not known: an insert
+/// in the application's own transaction).
+pub(super) fn wake_local(db: Option<&str>) {
+    let mut waiters = local_waiters().lock().unwrap_or_else(|e| e.into_inner());
+    waiters.retain(|(key, w)| match w.upgrade() {
+        Some(n) => {
+            if db.is_none_or(|db| db == &**key) {
+                n.notify_one();
+            }
+            true
+        }
+        None => false,
+    });
+}
+
+/// How often another process's commit is looked for.
+const DATA_VERSION_EVERY: Duration = Duration::from_millis(50);
+
+/// Wakes for this process's inserts into the same database at once, and for other processes'
+/// commits through `PRAGMA data_version`.
+struct InsertListener {
+    local: Arc<Notify>,
+    /// The connection `data_version` is read on (None for an in-memory database, or once it
+    /// failed: in-process wake-ups and polling remain).
+    watch: Option<SqliteConnection>,
+    last_version: Option<i64>,
+}
+
+#[async_trait::async_trait]
+impl Listener for InsertListener {
+    async fn wait(&mut self) -> Result<()> {
+        loop {
+            let Some(conn) = self.watch.as_mut() else {
+                self.local.notified().await;
+                return Ok(());
+            };
+            tokio::select! {
+                _ = self.local.notified() => return Ok(()),
+                _ = tokio::time::sleep(DATA_VERSION_EVERY) => {}
+            }
+            match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                .fetch_one(&mut *conn)
+                .await
+            {
+                Ok(v) => {
+                    let changed = self.last_version.is_some_and(|l| l != v);
+                    self.last_version = Some(v);
+                    if changed {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch the SQLite file for changes; polling");
+                    self.watch = None;
+                }
+            }
+        }
+    }
+}
+
+/// See [`Store::listener`](crate::store::Store::listener).
+pub(super) async fn listener(store: &SqliteStore) -> Result<Option<Box<dyn Listener>>> {
+    let local = Arc::new(Notify::new());
+    local_waiters()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((store.db.clone(), Arc::downgrade(&local)));
+    // Other processes' commits show up as a change of PRAGMA data_version on a connection
+    // of our own; checking it reads shared memory only.
+    let watch = match &store.watch {
+        Some(opts) => Some(SqliteConnection::connect_with(opts).await?),
+        None => None,
+    };
+    Ok(Some(Box::new(InsertListener {
+        local,
+        watch,
+        last_version: None,
+    })))
+}
