@@ -71,7 +71,10 @@ pub(super) async fn rescue_orphans(
     began: &[Uuid],
 ) -> Result<Orphans> {
     let mut tx = store.pool.begin().await?;
-    // Jobs that never began go back to the queue first; what remains of the orphans began.
+    // Jobs that never began go back to the queue; those that began become LOST. Each statement
+    // sees the rows committed when it starts, so the second one names what it takes rather
+    // than taking "what is left": a never-begun row committed in between (a late claim) waits
+    // for the next rescue to be handed back instead of being lost.
     let accounted: Vec<Uuid> = held.iter().chain(began).copied().collect();
     let back = hand_back_sql(&format!(
         "worker_id = $1 AND {NOT_BEGUN} AND NOT (uuid = ANY($2))
@@ -85,7 +88,10 @@ pub(super) async fn rescue_orphans(
         .await?
         .rows_affected();
     let sql = lost_results_sql(
-        "worker_id = $1 AND created_at < now() - $2 * interval '1 microsecond' AND NOT (uuid = ANY($3))",
+        &format!(
+            "worker_id = $1 AND created_at < now() - $2 * interval '1 microsecond' AND NOT (uuid = ANY($3))
+             AND (NOT {NOT_BEGUN} OR uuid = ANY($5))"
+        ),
         "$4",
     );
     let rows = sqlx::query(&sql)
@@ -95,6 +101,7 @@ pub(super) async fn rescue_orphans(
         .bind(format!(
             "Lost: worker {worker_id} no longer ran this job (its bookkeeping was lost)"
         ))
+        .bind(began)
         .fetch_all(&mut *tx)
         .await?;
     let lost = decode_all(&rows, job_result)?;
