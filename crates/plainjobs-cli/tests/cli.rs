@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset};
+use plainjobs::testing::{Backend, FreshDb};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -38,34 +39,12 @@ const INHERITED: &[&str] = &[
 // ---------------------------------------------------------------------------------------------
 // The test server and a schema per test.
 
-fn base_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
-/// `url` with a search_path (and application_name) set through connection options.
-fn url_for_schema(url: &str, schema: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-c%20search_path%3D{schema}&application_name={schema}")
-}
-
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime")
         .block_on(f)
-}
-
-/// Runs one statement on `url`.
-fn execute(url: &str, sql: &str) -> Result<(), sqlx::Error> {
-    block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(url).await?;
-        sqlx::query(sql).execute(&mut conn).await?;
-        conn.close().await
-    })
 }
 
 /// One number from `url`.
@@ -80,24 +59,19 @@ fn query_i64(url: &str, sql: &str) -> i64 {
     .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// A schema of its own on the test server; dropped at the end unless the test failed.
+/// A schema of its own on the test server (`plainjobs::testing`); dropped at the end unless
+/// the test failed.
 struct Db {
-    schema: String,
+    fresh: FreshDb,
     url: String,
 }
 
 impl Db {
     /// An empty schema (no tables).
     fn new() -> Db {
-        let schema = format!("cli_{}", Uuid::new_v4().simple());
-        execute(&base_url(), &format!("CREATE SCHEMA {schema}")).unwrap_or_else(|e| {
-            panic!(
-                "cannot create a schema on the test server {} ({e}): set TEST_DATABASE_URL or use scripts/test",
-                plainjobs::redact_url(&base_url())
-            )
-        });
-        let url = url_for_schema(&base_url(), &schema);
-        Db { schema, url }
+        let fresh = block_on(FreshDb::create(Backend::Postgres));
+        let url = fresh.url.clone();
+        Db { fresh, url }
     }
 
     fn count(&self, sql: &str) -> i64 {
@@ -109,12 +83,9 @@ impl Drop for Db {
     fn drop(&mut self) {
         // After a failure the schema stays, to look at what the binary left behind.
         if std::thread::panicking() {
-            eprintln!("schema kept for inspection: {}", self.schema);
+            eprintln!("schema kept for inspection: {}", self.fresh.name);
         } else {
-            let _ = execute(
-                &base_url(),
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
-            );
+            block_on(self.fresh.remove());
         }
     }
 }

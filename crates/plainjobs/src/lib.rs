@@ -97,8 +97,9 @@ mod registry;
 pub mod schedule;
 pub mod settings;
 mod store;
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
 mod worker;
 
 pub use client::{Enqueue, EnqueueMany, Found, TransactionConn, MAX_NAME_LEN};

@@ -100,7 +100,7 @@ mod tests {
     use crate::model::{new_uuid, JobStatus};
     use crate::registry::RawJob;
     use crate::store::{Finish, NewHeartbeat};
-    use crate::test_support::{conformance, test_jobs, Backend};
+    use crate::testing::{conformance, test_jobs, Backend};
 
     fn job() -> RawJob {
         RawJob::new(

@@ -3,7 +3,7 @@
 use super::claim::claim_sql;
 use super::*;
 use crate::store::key_condition;
-use crate::test_support::{test_jobs, Backend};
+use crate::testing::{server_url, test_jobs, Backend, FreshDb};
 
 /// The plan the claim sessions keep for a one-queue claim.
 async fn claim_plan(store: &PgStore) -> String {
@@ -179,17 +179,8 @@ async fn counts_by_key_use_the_partial_key_indexes() {
 /// the `search_path`, which the URL does not carry), and a worker on that pool runs jobs.
 #[tokio::test]
 async fn claim_sessions_are_set_up_like_the_applications_pool() {
-    let base = std::env::var("TEST_DATABASE_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    let schema = format!("u_{}", crate::model::new_uuid().simple());
-    let admin = PgPool::connect(&base)
-        .await
-        .expect("test database reachable");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .expect("create schema");
+    let db = FreshDb::create(Backend::Postgres).await;
+    let schema = db.name.clone();
     let set_path = format!("SET search_path = {schema}");
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(4)
@@ -200,7 +191,7 @@ async fn claim_sessions_are_set_up_like_the_applications_pool() {
                 Ok(())
             })
         })
-        .connect(&base)
+        .connect(&server_url())
         .await
         .expect("the application's pool");
     let jobs = crate::Jobs::from_pool(pool.clone());
@@ -238,8 +229,5 @@ async fn claim_sessions_are_set_up_like_the_applications_pool() {
     // claim session and the application's pool alike.
     assert_eq!(result.status, crate::JobStatus::Errored);
     worker.stop().await.expect("stop");
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .expect("drop schema");
+    db.remove().await;
 }
