@@ -2,6 +2,8 @@
 //! inserted straight as a begun process (local dispatch).
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
@@ -54,53 +56,11 @@ async fn insert_request(conn: &mut PgConnection, r: NewRequest) -> Result<JobReq
     Ok(r.into_request(id, created_at, start_at))
 }
 
-pub(super) async fn insert_requests(
-    conn: &mut PgConnection,
-    mut rows: Vec<NewRequest>,
-) -> Result<Vec<JobRequest>> {
-    if rows.len() <= 1 {
-        return match rows.pop() {
-            Some(one) => insert_request(conn, one).await.map(|r| vec![r]),
-            None => Ok(Vec::new()),
-        };
-    }
-    let n = rows.len();
-    // Uuids come with the requests (made before the first attempt), so each returned row can
-    // be matched to what was sent; only the columns the database decides come back (not every
-    // row's parameters).
-    let uuids: Vec<Uuid> = rows.iter().map(|r| r.uuid).collect();
-    let made = {
-        let mut job_class = Vec::with_capacity(n);
-        let mut parameters = Vec::with_capacity(n);
-        let mut priority = Vec::with_capacity(n);
-        let mut source = Vec::with_capacity(n);
-        let mut queue = Vec::with_capacity(n);
-        let mut retries = Vec::with_capacity(n);
-        let mut retry_attempt = Vec::with_capacity(n);
-        let mut key = Vec::with_capacity(n);
-        let mut delay_us: Vec<Option<i64>> = Vec::with_capacity(n);
-        let mut start_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
-        let mut trace_id = Vec::with_capacity(n);
-        let mut span_id = Vec::with_capacity(n);
-        for r in &rows {
-            job_class.push(r.job_class.as_str());
-            parameters.push(&r.parameters);
-            priority.push(r.priority);
-            source.push(r.source.as_str());
-            queue.push(r.queue.as_str());
-            retries.push(r.retries);
-            retry_attempt.push(r.retry_attempt);
-            key.push(r.concurrency_key.as_str());
-            let (delay, at) = start_columns(r.start);
-            delay_us.push(delay);
-            start_at.push(at);
-            trace_id.push(r.trace_id.as_deref());
-            span_id.push(r.span_id.as_deref());
-        }
-        // What the database decided comes back as one row of arrays (in the order the rows were
-        // inserted), not a row per request: decoding thousands of rows cost the client more than
-        // the insert cost the server.
-        let sql = "WITH made AS (
+/// Many requests in one statement, through `unnest` over one array per column; what the
+/// database decided comes back as one row of arrays (in the order the rows were inserted), not
+/// a row per request: decoding thousands of rows cost the client more than the insert cost the
+/// server.
+const INSERT_MANY: &str = "WITH made AS (
              INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
              SELECT now(), t.uuid, t.job_class, t.parameters, t.priority, t.source, t.queue, t.retries, t.retry_attempt, t.concurrency_key,
                     CASE WHEN t.delay_us IS NOT NULL THEN now() + t.delay_us * interval '1 microsecond' ELSE t.start_at END,
@@ -111,23 +71,99 @@ pub(super) async fn insert_requests(
              RETURNING uuid, id, start_at
            )
            SELECT now(), array_agg(uuid), array_agg(id), array_agg(start_at) FROM made";
-        sqlx::query(sql)
-            .bind(job_class)
-            .bind(parameters)
-            .bind(priority)
-            .bind(source)
-            .bind(queue)
-            .bind(retries)
-            .bind(retry_attempt)
-            .bind(key)
-            .bind(delay_us)
-            .bind(start_at)
-            .bind(trace_id)
-            .bind(span_id)
-            .bind(&uuids)
-            .fetch_one(&mut *conn)
-            .await?
-    };
+
+/// The columns of many requests, one array each, as [`INSERT_MANY`] binds them.
+struct Columns<'a> {
+    job_class: Vec<&'a str>,
+    parameters: Vec<&'a Value>,
+    priority: Vec<i16>,
+    source: Vec<&'a str>,
+    queue: Vec<&'a str>,
+    retries: Vec<i16>,
+    retry_attempt: Vec<i16>,
+    key: Vec<&'a str>,
+    delay_us: Vec<Option<i64>>,
+    start_at: Vec<Option<DateTime<Utc>>>,
+    trace_id: Vec<Option<&'a str>>,
+    span_id: Vec<Option<&'a str>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(rows: &'a [NewRequest]) -> Columns<'a> {
+        let n = rows.len();
+        let mut c = Columns {
+            job_class: Vec::with_capacity(n),
+            parameters: Vec::with_capacity(n),
+            priority: Vec::with_capacity(n),
+            source: Vec::with_capacity(n),
+            queue: Vec::with_capacity(n),
+            retries: Vec::with_capacity(n),
+            retry_attempt: Vec::with_capacity(n),
+            key: Vec::with_capacity(n),
+            delay_us: Vec::with_capacity(n),
+            start_at: Vec::with_capacity(n),
+            trace_id: Vec::with_capacity(n),
+            span_id: Vec::with_capacity(n),
+        };
+        for r in rows {
+            c.job_class.push(r.job_class.as_str());
+            c.parameters.push(&r.parameters);
+            c.priority.push(r.priority);
+            c.source.push(r.source.as_str());
+            c.queue.push(r.queue.as_str());
+            c.retries.push(r.retries);
+            c.retry_attempt.push(r.retry_attempt);
+            c.key.push(r.concurrency_key.as_str());
+            let (delay, at) = start_columns(r.start);
+            c.delay_us.push(delay);
+            c.start_at.push(at);
+            c.trace_id.push(r.trace_id.as_deref());
+            c.span_id.push(r.span_id.as_deref());
+        }
+        c
+    }
+}
+
+/// Inserts requests, returning them in the order given: one with plain parameters, more
+/// through [`INSERT_MANY`].
+pub(super) async fn insert_requests(
+    conn: &mut PgConnection,
+    mut rows: Vec<NewRequest>,
+) -> Result<Vec<JobRequest>> {
+    if rows.len() <= 1 {
+        return match rows.pop() {
+            Some(one) => insert_request(conn, one).await.map(|r| vec![r]),
+            None => Ok(Vec::new()),
+        };
+    }
+    // Uuids come with the requests (made before the first attempt), so each returned row can
+    // be matched to what was sent; only the columns the database decides come back (not every
+    // row's parameters).
+    let uuids: Vec<Uuid> = rows.iter().map(|r| r.uuid).collect();
+    let c = Columns::of(&rows);
+    let made = sqlx::query(INSERT_MANY)
+        .bind(c.job_class)
+        .bind(c.parameters)
+        .bind(c.priority)
+        .bind(c.source)
+        .bind(c.queue)
+        .bind(c.retries)
+        .bind(c.retry_attempt)
+        .bind(c.key)
+        .bind(c.delay_us)
+        .bind(c.start_at)
+        .bind(c.trace_id)
+        .bind(c.span_id)
+        .bind(&uuids)
+        .fetch_one(&mut *conn)
+        .await?;
+    with_decided(&made, rows, uuids)
+}
+
+/// The requests sent, each with what the database decided for it ([`INSERT_MANY`]'s row of
+/// arrays).
+fn with_decided(made: &PgRow, rows: Vec<NewRequest>, uuids: Vec<Uuid>) -> Result<Vec<JobRequest>> {
+    let n = rows.len();
     // `now()` is the transaction's start: every row's created_at.
     let created_at: DateTime<Utc> = made.try_get(0)?;
     let made_uuids: Vec<Uuid> = made.try_get(1)?;

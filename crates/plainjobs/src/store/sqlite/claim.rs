@@ -3,16 +3,18 @@
 
 use std::time::Duration;
 
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use super::sql::{now_us, params_text, placeholders, text_list, us, CHUNK};
 use super::SqliteStore;
-use crate::model::{new_uuid, JobProcess};
+use crate::model::{new_uuid, JobProcess, JobRequest};
 use crate::store::rows::{decode_all, job_process, job_request, PROCESS_COLUMNS, REQUEST_COLUMNS};
 use crate::store::ClaimHow;
 use crate::Result;
 
-/// See [`Store::claim`](crate::store::Store::claim).
+/// See [`Store::claim`](crate::store::Store::claim). One write transaction: the ready requests
+/// are deleted, then inserted as this worker's processes in claim order.
 pub(super) async fn claim(
     store: &SqliteStore,
     worker_id: Uuid,
@@ -26,6 +28,27 @@ pub(super) async fn claim(
         return Ok(Vec::new());
     }
     let now = now_us();
+    let mut tx = store.write_tx().await?;
+    let taken = take_ready(&mut tx, worker_id, queues, limit, now).await?;
+    let mut out = Vec::with_capacity(taken.len());
+    for (chunk_no, chunk) in taken.chunks(CHUNK).enumerate() {
+        let first = (chunk_no * CHUNK) as i64;
+        out.extend(insert_processes(&mut tx, worker_id, chunk, first, start, now).await?);
+    }
+    tx.commit().await?;
+    out.sort_by_key(|p| p.id);
+    Ok(out)
+}
+
+/// Deletes up to `limit` ready requests of `queues` (none unless the worker's heartbeat row
+/// exists) and returns them in claim order.
+async fn take_ready(
+    tx: &mut SqliteConnection,
+    worker_id: Uuid,
+    queues: &[String],
+    limit: i64,
+    now: i64,
+) -> Result<Vec<JobRequest>> {
     let queue_filter = if queues.len() == 1 {
         "queue = ?1"
     } else {
@@ -45,7 +68,6 @@ pub(super) async fn claim(
             LIMIT ?4)
          RETURNING {REQUEST_COLUMNS}"
     );
-    let mut tx = store.write_tx().await?;
     let rows = sqlx::query(&sql)
         .bind(queue_arg)
         .bind(now)
@@ -54,10 +76,7 @@ pub(super) async fn claim(
         .fetch_all(&mut *tx)
         .await?;
     let mut taken = decode_all(&rows, job_request)?;
-    if taken.is_empty() {
-        tx.commit().await?;
-        return Ok(Vec::new());
-    }
+    // RETURNING gives no order: the claim's own.
     taken.sort_by(|a, b| {
         b.priority
             .cmp(&a.priority)
@@ -68,40 +87,47 @@ pub(super) async fn claim(
             )
             .then(a.id.cmp(&b.id))
     });
-    let mut out = Vec::with_capacity(taken.len());
-    for (chunk_no, chunk) in taken.chunks(CHUNK).enumerate() {
-        let sql = format!(
-            "INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id)
+    Ok(taken)
+}
+
+/// Inserts `chunk` (taken requests from position `first` in claim order) as processes of
+/// `worker_id`; those before position `start` are stamped as started.
+async fn insert_processes(
+    tx: &mut SqliteConnection,
+    worker_id: Uuid,
+    chunk: &[JobRequest],
+    first: i64,
+    start: i64,
+    now: i64,
+) -> Result<Vec<JobProcess>> {
+    let sql = format!(
+        "INSERT INTO plainjobs_jobprocess (uuid, created_at, started_at, job_request_uuid, requested_at, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, trace_id, span_id, worker_id)
              VALUES {} RETURNING {PROCESS_COLUMNS}",
-            placeholders(chunk.len(), 16)
-        );
-        let mut q = sqlx::query(&sql);
-        for (i, r) in chunk.iter().enumerate() {
-            let n = (chunk_no * CHUNK + i) as i64;
-            q = q
-                .bind(new_uuid().to_string())
-                .bind(now)
-                .bind((n < start).then_some(now))
-                .bind(r.uuid.to_string())
-                .bind(us(r.created_at))
-                .bind(&r.job_class)
-                .bind(params_text(&r.parameters))
-                .bind(r.priority)
-                .bind(&r.source)
-                .bind(&r.queue)
-                .bind(r.retries)
-                .bind(r.retry_attempt)
-                .bind(&r.concurrency_key)
-                .bind(&r.trace_id)
-                .bind(&r.span_id)
-                .bind(worker_id.to_string());
-        }
-        let rows = q.fetch_all(&mut *tx).await?;
-        out.extend(decode_all(&rows, job_process)?);
+        placeholders(chunk.len(), 16)
+    );
+    let mut q = sqlx::query(&sql);
+    for (i, r) in chunk.iter().enumerate() {
+        let n = first + i as i64;
+        q = q
+            .bind(new_uuid().to_string())
+            .bind(now)
+            .bind((n < start).then_some(now))
+            .bind(r.uuid.to_string())
+            .bind(us(r.created_at))
+            .bind(&r.job_class)
+            .bind(params_text(&r.parameters))
+            .bind(r.priority)
+            .bind(&r.source)
+            .bind(&r.queue)
+            .bind(r.retries)
+            .bind(r.retry_attempt)
+            .bind(&r.concurrency_key)
+            .bind(&r.trace_id)
+            .bind(&r.span_id)
+            .bind(worker_id.to_string());
     }
-    tx.commit().await?;
-    out.sort_by_key(|p| p.id);
-    Ok(out)
+    let rows = q.fetch_all(&mut *tx).await?;
+    decode_all(&rows, job_process)
 }
 
 /// See [`Store::next_start_in`](crate::store::Store::next_start_in).
