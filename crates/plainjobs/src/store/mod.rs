@@ -16,6 +16,8 @@ pub(crate) mod postgres;
 mod rows;
 mod sql;
 pub(crate) mod sqlite;
+#[cfg(test)]
+mod tests;
 mod types;
 
 pub(crate) use types::{

@@ -61,12 +61,26 @@ pub(crate) struct SqliteStore {
     db: Arc<str>,
 }
 
+/// How long a writer waits for another connection's write lock (another process's, say)
+/// before it fails as [`DbErrorKind::Conflict`](crate::error::DbErrorKind::Conflict).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path`, `sqlite:path` or
     /// `sqlite::memory:`), in WAL mode with a busy timeout.
     pub(crate) async fn open(
         url: &str,
         max_connections: u32,
+    ) -> std::result::Result<SqliteStore, sqlx::Error> {
+        SqliteStore::open_with_busy_timeout(url, max_connections, BUSY_TIMEOUT).await
+    }
+
+    /// As [`SqliteStore::open`], waiting at most `busy_timeout` for another connection's write
+    /// lock (tests make it short to see what a busy database does).
+    pub(crate) async fn open_with_busy_timeout(
+        url: &str,
+        max_connections: u32,
+        busy_timeout: Duration,
     ) -> std::result::Result<SqliteStore, sqlx::Error> {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let opts = SqliteConnectOptions::from_str(url)?
@@ -77,7 +91,7 @@ impl SqliteStore {
                 SqliteJournalMode::Wal
             })
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30))
+            .busy_timeout(busy_timeout)
             .foreign_keys(false);
         // An in-memory database lives in one connection: the pool must not open a second.
         let max = if memory { 1 } else { max_connections.max(2) };
