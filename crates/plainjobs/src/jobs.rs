@@ -161,6 +161,20 @@ impl Jobs {
         &*self.inner.store
     }
 
+    /// A handle on the same database (and pools) through `wrap` of this handle's store; it has
+    /// workers of its own. Tests wrap the store to inject faults (`testing::FaultyStore`).
+    #[cfg(test)]
+    pub(crate) fn wrap_store(&self, wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) -> Jobs {
+        Jobs {
+            inner: Arc::new(Inner {
+                store: wrap(self.inner.store.clone()),
+                pool: self.inner.pool.clone(),
+                sqlite: self.inner.sqlite.clone(),
+                local: Default::default(),
+            }),
+        }
+    }
+
     /// Registers a running worker for local dispatch (forgetting stopped ones).
     pub(crate) fn add_local_worker(&self, worker: Weak<dyn LocalDispatch>) {
         let mut local = self.inner.local.lock().unwrap_or_else(|e| e.into_inner());

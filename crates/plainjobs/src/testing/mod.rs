@@ -17,6 +17,11 @@ use crate::{JobResult, Jobs};
 /// The backends tests run against (the crate's own [`Backend`](crate::Backend)).
 pub use crate::Backend;
 
+#[cfg(test)]
+pub(crate) mod faulty;
+#[cfg(test)]
+pub(crate) use faulty::FaultyStore;
+
 /// Generates one test per backend for each named `async fn(Backend)`: `postgres::name` and
 /// `sqlite::name`, each failed if it runs longer than [`HANG_LIMIT`].
 #[doc(hidden)]

@@ -8,6 +8,7 @@
 
 mod claim;
 mod errors;
+mod faults;
 mod finish;
 mod inspect;
 mod listen;
