@@ -1,5 +1,18 @@
 //! The storage boundary: every SQL statement lives behind these traits, one implementation per
-//! backend. Nothing above this module knows which database it talks to.
+//! backend. Nothing above this module knows which database it talks to: errors come out as
+//! [`DbErrorKind`](crate::error::DbErrorKind)s (`errors.rs` and each backend's `errors.rs`),
+//! and the store spawns no tasks (the worker drives its [`Listener`]).
+//!
+//! - `mod.rs`: the traits — [`Conn`], [`StoreTx`], [`Store`], [`Inspect`] (what operators
+//!   read), [`Listener`]; `types.rs`: the plain data that crosses the boundary.
+//! - `postgres/`, `sqlite/`: one directory per backend, a file per concern (the claim, inserts,
+//!   the result writer, hand-back, rescues, wake-ups, migrations, errors). The claim, inserts,
+//!   finishes and rescues are written per backend: that is where the databases differ.
+//! - What is the same on both is written once: rows decoded through [`rows::DecodeRow`],
+//!   statements in PostgreSQL's notation rendered for SQLite by a small codec (`sql.rs`),
+//!   the reads and plain writes that share their SQL (`portable.rs`), and the migration runner
+//!   (`migrate.rs`).
+//! - `tests/`: the conformance suite, each method tested directly on both backends.
 
 use std::time::Duration;
 
