@@ -1,4 +1,5 @@
-//! Plans of the PostgreSQL statements that must use their indexes.
+//! PostgreSQL-only checks: the plans the claim and the key counts must keep, and the claim's
+//! sessions set up as the application's pool sets up its connections.
 
 use super::claim::claim_sql;
 use super::*;
