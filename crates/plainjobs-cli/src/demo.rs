@@ -290,7 +290,7 @@ async fn demo_results(
     since: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<JobResult>, CliError> {
     let mut results: Vec<JobResult> = jobs
-        .results(None, Some(QUEUE), None, 1000)
+        .results(&plainjobs::ResultFilter::new().queue(QUEUE).limit(1000))
         .await?
         .into_iter()
         .filter(|r| r.created_at >= since)

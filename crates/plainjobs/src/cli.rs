@@ -42,7 +42,7 @@ use crate::model::{JobProcess, JobResult, JobStatus};
 use crate::registry::{LoadError, Registry};
 use crate::schedule::{Schedule, ScheduledCommand};
 use crate::settings::{parse_duration, Settings};
-use crate::{Found, Jobs, Worker};
+use crate::{Found, Jobs, ResultFilter, Worker};
 
 /// Options every subcommand takes.
 #[derive(Debug, Clone, Args)]
@@ -613,7 +613,12 @@ async fn results(settings: &Settings, a: ResultsArgs) -> Result<(), CliError> {
     };
     let jobs = connect(settings).await?;
     let list = jobs
-        .results(status, a.queue.as_deref(), a.job.as_deref(), a.limit)
+        .results(&ResultFilter {
+            status,
+            queue: a.queue.clone(),
+            job_class: a.job.clone(),
+            limit: a.limit,
+        })
         .await?;
     if a.json {
         return print_json(&list);
@@ -693,7 +698,12 @@ async fn retry(settings: &Settings, a: RetryArgs, registry: &Registry) -> Result
     if a.failed {
         for status in [JobStatus::Errored, JobStatus::Lost, JobStatus::Cancelled] {
             for r in jobs
-                .results(Some(status), a.queue.as_deref(), None, 10_000)
+                .results(&ResultFilter {
+                    status: Some(status),
+                    queue: a.queue.clone(),
+                    job_class: None,
+                    limit: 10_000,
+                })
                 .await?
             {
                 if r.retry_job_request_uuid.is_none() {
@@ -745,7 +755,10 @@ async fn purge(settings: &Settings, a: PurgeArgs) -> Result<(), CliError> {
             return Ok(());
         }
     }
-    let (r, p) = jobs.purge().await?;
+    let crate::Purged {
+        requests: r,
+        processes: p,
+    } = jobs.purge().await?;
     println!("deleted {r} pending and {p} processing jobs");
     Ok(())
 }

@@ -50,6 +50,8 @@ const ROOT: &[(&str, &str)] = &[
     ("cron", "leaves"),
     ("store", "store"),
     ("QueueStats", "store"),
+    ("Purged", "store"),
+    ("ResultFilter", "store"),
     ("jobs", "handle"),
     ("Jobs", "handle"),
     ("Backend", "handle"),

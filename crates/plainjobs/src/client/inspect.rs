@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
+use crate::model::{JobProcess, JobRequest, JobResult, WorkerHeartbeat};
 use crate::store::{QueueStats, ResultFilter};
 use crate::{Jobs, Result};
 
@@ -50,24 +50,12 @@ impl Jobs {
         self.store().processes(limit).await
     }
 
-    /// Results, newest first, optionally filtered.
+    /// Results, newest first, as `filter` says.
     ///
     /// # Errors
     /// A database error.
-    pub async fn results(
-        &self,
-        status: Option<JobStatus>,
-        queue: Option<&str>,
-        job_class: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<JobResult>> {
-        let filter = ResultFilter {
-            status,
-            queue: queue.map(str::to_string),
-            job_class: job_class.map(str::to_string),
-            limit,
-        };
-        self.store().results(&filter).await
+    pub async fn results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>> {
+        self.store().results(filter).await
     }
 
     /// Registered workers.

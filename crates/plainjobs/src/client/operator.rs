@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::follow_up::retry_with;
 use crate::model::JobRequest;
 use crate::registry::{RawJob, Registry};
+use crate::store::Purged;
 use crate::{Jobs, Result};
 
 impl Jobs {
@@ -43,13 +44,12 @@ impl Jobs {
         }
     }
 
-    /// Deletes every pending and running job; returns (requests, processes) deleted.
+    /// Deletes every pending and running job; says how many of each.
     ///
     /// # Errors
     /// A database error.
-    pub async fn purge(&self) -> Result<(u64, u64)> {
-        let purged = self.store().purge().await?;
-        Ok((purged.requests, purged.processes))
+    pub async fn purge(&self) -> Result<Purged> {
+        self.store().purge().await
     }
 }
 

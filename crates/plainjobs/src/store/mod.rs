@@ -34,10 +34,10 @@ mod tests;
 mod types;
 
 pub(crate) use types::{
-    fold_stats, key_condition, ClaimHow, Finish, Located, NewHeartbeat, NewRequest, Orphans,
-    ResultFilter, Start, NOT_BEGUN,
+    fold_stats, key_condition, ClaimHow, Finish, Located, NewHeartbeat, NewRequest, Orphans, Start,
+    NOT_BEGUN,
 };
-pub use types::{Purged, QueueStats};
+pub use types::{Purged, QueueStats, ResultFilter};
 
 /// Queries usable both in a transaction and on an autocommit connection: what enqueue and
 /// `should_enqueue` need.

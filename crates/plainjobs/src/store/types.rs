@@ -148,13 +148,70 @@ pub(crate) struct NewHeartbeat {
     pub queues: Vec<String>,
 }
 
-/// Filters for listing results.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ResultFilter {
+/// Which results to list (newest first): by status, queue and job name, at most `limit`.
+///
+/// # Example
+/// ```no_run
+/// # async fn demo(jobs: plainjobs::Jobs) -> plainjobs::Result<()> {
+/// use plainjobs::{JobStatus, ResultFilter};
+/// let failed = jobs
+///     .results(&ResultFilter::new().status(JobStatus::Errored).queue("emails").limit(20))
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ResultFilter {
+    /// Only this status.
     pub status: Option<JobStatus>,
+    /// Only this queue.
     pub queue: Option<String>,
+    /// Only this job name.
     pub job_class: Option<String>,
+    /// At most this many (100 by default).
     pub limit: i64,
+}
+
+impl Default for ResultFilter {
+    fn default() -> Self {
+        ResultFilter {
+            status: None,
+            queue: None,
+            job_class: None,
+            limit: 100,
+        }
+    }
+}
+
+impl ResultFilter {
+    /// Every result, the newest 100.
+    pub fn new() -> ResultFilter {
+        ResultFilter::default()
+    }
+
+    /// Only results with this status.
+    pub fn status(mut self, status: JobStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Only results of this queue.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Only results of this job name.
+    pub fn job_class(mut self, job_class: impl Into<String>) -> Self {
+        self.job_class = Some(job_class.into());
+        self
+    }
+
+    /// At most `limit` results.
+    pub fn limit(mut self, limit: i64) -> Self {
+        self.limit = limit;
+        self
+    }
 }
 
 /// What [`Store::purge`](super::Store::purge) deleted.

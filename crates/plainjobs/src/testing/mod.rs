@@ -296,7 +296,7 @@ impl TestDb {
     pub async fn results(&self) -> Vec<JobResult> {
         let mut r = self
             .jobs
-            .results(None, None, None, 100_000)
+            .results(&crate::ResultFilter::new().limit(100_000))
             .await
             .expect("results");
         r.sort_by_key(|r| r.id);

@@ -22,6 +22,8 @@ mod maintenance;
 mod pace;
 mod runtime;
 mod shutdown;
+#[cfg(test)]
+mod tests;
 mod vacuum;
 mod writer;
 
