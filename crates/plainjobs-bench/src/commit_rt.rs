@@ -22,7 +22,7 @@ pub async fn measure(target: &Target, gap_ms: f64, seconds: u64, dir: &Path) -> 
     ))
     .await?;
     p.checkpoint().await?;
-    let script = dir.join("commit-rt.sql");
+    let script = dir.join("insert-one-row.sql");
     std::fs::write(&script, format!("INSERT INTO {table} (v) VALUES (1);\n"))?;
     let prefix = dir.join("commit-rt");
     let rate = 1000.0 / gap_ms.max(0.1);

@@ -62,7 +62,7 @@ impl Meter {
                 cpu,
                 sampler: WaitSampler::start(sampler_conn, WAIT_SAMPLE_EVERY),
                 exclude,
-                log: target.server_log.clone().map(|f| {
+                log: target.server_log.clone().filter(|f| !f.as_os_str().is_empty()).map(|f| {
                     let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
                     (f, len)
                 }),

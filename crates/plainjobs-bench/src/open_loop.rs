@@ -71,6 +71,7 @@ pub async fn through_queue(
         "not_started": sent.saturating_sub(started),
         "producer_cpu_us_per_job": made["cpu_s"].as_f64().map(|s| (s * 1e6 / sent.max(1) as f64).round()),
     });
+    merge(&mut row, spec.fields());
     merge(&mut row, strip_event(made));
     merge(&mut row, claims);
     merge(&mut row, summary("lat", &short));
@@ -119,6 +120,7 @@ pub async fn in_process(
         "empty_claims": counters.empty_claims,
         "cpu_note": "worker and producer share this process",
     });
+    merge(&mut row, spec.fields());
     merge(&mut row, made);
     merge(&mut row, summary("lat", &short));
     merge(&mut row, summary("long_lat", &long));
