@@ -123,6 +123,9 @@ pub async fn prefill_results(target: &Target, n: u64) -> anyhow::Result<()> {
         from = to;
     }
     p.execute("VACUUM ANALYZE plainjobs_jobresult").await?;
-    crate::out::log(format!("prefilled {n} results in {:.1}s", t.elapsed().as_secs_f64()));
+    crate::out::log(format!(
+        "prefilled {n} results in {:.1}s",
+        t.elapsed().as_secs_f64()
+    ));
     Ok(())
 }

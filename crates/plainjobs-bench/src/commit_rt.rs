@@ -14,7 +14,12 @@ use crate::hist::{merge, summary};
 use crate::server::ServerProbe;
 use crate::target::Target;
 
-pub async fn measure(target: &Target, gap_ms: f64, seconds: u64, dir: &Path) -> anyhow::Result<Value> {
+pub async fn measure(
+    target: &Target,
+    gap_ms: f64,
+    seconds: u64,
+    dir: &Path,
+) -> anyhow::Result<Value> {
     let table = format!("{}.bench_commit_rt", target.schema);
     let mut p = ServerProbe::connect(&target.jobs_url()).await?;
     p.execute(&format!(
@@ -47,7 +52,14 @@ pub async fn measure(target: &Target, gap_ms: f64, seconds: u64, dir: &Path) -> 
     let limit = Duration::from_secs(seconds + 60);
     run("pgbench", &paced, Some(dir), &[], limit).await?;
     let samples = read_log(dir, "commit-rt")?;
-    let back_to_back = run("pgbench", &base(&["-T".into(), seconds.min(5).to_string()]), None, &[], limit).await?;
+    let back_to_back = run(
+        "pgbench",
+        &base(&["-T".into(), seconds.min(5).to_string()]),
+        None,
+        &[],
+        limit,
+    )
+    .await?;
     let avg = back_to_back
         .lines()
         .find_map(|l| l.strip_prefix("latency average = "))
@@ -63,7 +75,10 @@ pub async fn measure(target: &Target, gap_ms: f64, seconds: u64, dir: &Path) -> 
 /// transaction itself.
 fn read_log(dir: &Path, prefix: &str) -> anyhow::Result<Vec<u64>> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).context("reading pgbench's log folder")?.flatten() {
+    for entry in std::fs::read_dir(dir)
+        .context("reading pgbench's log folder")?
+        .flatten()
+    {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !name.starts_with(&format!("{prefix}.")) {
             continue;

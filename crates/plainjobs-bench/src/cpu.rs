@@ -66,7 +66,11 @@ pub fn cluster(postmaster: i32, exclude: &[i32]) -> Option<Duration> {
     let root = read(postmaster)?;
     let mut ticks = root.own + root.reaped_children;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if exclude.contains(&pid) {

@@ -10,7 +10,8 @@ pub fn summary(prefix: &str, samples_ns: &[u64]) -> Value {
     let mut row = json!({ format!("{prefix}_n"): samples_ns.len() });
     let hist = histogram(samples_ns);
     for (name, q) in [("p50", 0.50), ("p99", 0.99), ("p999", 0.999)] {
-        row[format!("{prefix}_{name}_ms")] = json!(hist.as_ref().map(|h| ms(h.value_at_quantile(q))));
+        row[format!("{prefix}_{name}_ms")] =
+            json!(hist.as_ref().map(|h| ms(h.value_at_quantile(q))));
     }
     row[format!("{prefix}_max_ms")] = json!(hist.as_ref().map(|h| ms(h.max())));
     row

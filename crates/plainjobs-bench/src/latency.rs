@@ -29,7 +29,11 @@ pub struct Idle {
 
 /// Enqueues through `jobs` (the worker's own handle for local dispatch, another for the
 /// queue); returns the samples (ns) and how many never started. `recorder` is the worker's.
-pub async fn idle(jobs: &Jobs, recorder: &Recorder, idle: &Idle) -> anyhow::Result<(Vec<u64>, u64)> {
+pub async fn idle(
+    jobs: &Jobs,
+    recorder: &Recorder,
+    idle: &Idle,
+) -> anyhow::Result<(Vec<u64>, u64)> {
     let mut rng = Lcg(42);
     paced(jobs, recorder, idle.lat_warmup, idle.lat_gap_ms, &mut rng).await?;
     recorder.take_latencies();

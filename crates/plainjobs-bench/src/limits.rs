@@ -79,15 +79,26 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     let t = &args.target;
     let mut seen = Seen::default();
     for (i, c) in CS.into_iter().enumerate() {
-        let row = drain(t, &args.worker.with_concurrency(c), args.jobs, Shape::default(), 600).await?;
+        let row = drain(
+            t,
+            &args.worker.with_concurrency(c),
+            args.jobs,
+            Shape::default(),
+            600,
+        )
+        .await?;
         seen.drain[i] = Some(row.clone());
-        Row::new("limits", t, &format!("drain C={c}")).with(row).emit();
+        Row::new("limits", t, &format!("drain C={c}"))
+            .with(row)
+            .emit();
     }
     if !args.no_async_row && t.backend() == Backend::Postgres {
         let mut spec = args.worker.with_concurrency(10);
         spec.asynchronous_claims = true;
         let row = drain(t, &spec, args.jobs, Shape::default(), 600).await?;
-        Row::new("limits", t, "extra: drain C=10, asynchronous claims").with(row).emit();
+        Row::new("limits", t, "extra: drain C=10, asynchronous claims")
+            .with(row)
+            .emit();
     }
     let ceiling = match t.backend() {
         Backend::Postgres => ceiling::postgres(t, &args.ceiling_dir, args.jobs).await,
@@ -98,7 +109,9 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             seen.ceiling = row["jobs_per_s"].as_f64();
             Row::new("limits", t, "SQL ceiling").with(row).emit();
         }
-        Err(e) => Row::new("limits", t, "SQL ceiling").with(json!({ "error": e.to_string() })).emit(),
+        Err(e) => Row::new("limits", t, "SQL ceiling")
+            .with(json!({ "error": e.to_string() }))
+            .emit(),
     }
     if t.backend() == Backend::Postgres {
         run_peers(&args, &mut seen).await;
@@ -109,10 +122,14 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         let row = commit_rt::measure(t, args.idle.lat_gap_ms, args.commit_seconds, &dir).await?;
         let _ = std::fs::remove_dir_all(&dir);
         seen.commit = Some(row.clone());
-        Row::new("limits", t, "durable single-row commit (pgbench, 1 client)").with(row).emit();
+        Row::new("limits", t, "durable single-row commit (pgbench, 1 client)")
+            .with(row)
+            .emit();
         let row = copy::measure(t, args.bulk_jobs).await?;
         seen.copy = Some(row.clone());
-        Row::new("limits", t, "bulk enqueue vs COPY").with(row).emit();
+        Row::new("limits", t, "bulk enqueue vs COPY")
+            .with(row)
+            .emit();
     }
     for check in checks(&args, &seen) {
         let label = check["row"].as_str().unwrap_or_default().to_string();
@@ -122,17 +139,27 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
 }
 
 async fn run_peers(args: &Args, seen: &mut Seen) {
-    let names: Vec<&str> = args.peers.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let names: Vec<&str> = args
+        .peers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     for (i, c) in CS.into_iter().enumerate() {
         for name in &names {
             log(format!("peer {name} C={c}"));
             let row = peers::run_peer(&args.target, &args.peer_dir, name, args.jobs, c).await;
             if let Some(rate) = row["jobs_per_s"].as_f64() {
-                if seen.best_peer[i].as_ref().is_none_or(|(_, best)| rate > *best) {
+                if seen.best_peer[i]
+                    .as_ref()
+                    .is_none_or(|(_, best)| rate > *best)
+                {
                     seen.best_peer[i] = Some((name.to_string(), rate));
                 }
             }
-            Row::new("limits", &args.target, &format!("peer {name} C={c}")).with(row).emit();
+            Row::new("limits", &args.target, &format!("peer {name} C={c}"))
+                .with(row)
+                .emit();
         }
     }
 }
@@ -145,7 +172,11 @@ async fn idle_latency(args: &Args, seen: &mut Seen) -> anyhow::Result<()> {
     let jobs = t.connect(WorkerSpec::IN_PROCESS_POOL).await?;
     let other = t.connect(2).await?;
     let recorder = Arc::new(Recorder::default());
-    let handle = args.worker.with_concurrency(10).worker(jobs.clone(), recorder.clone(), true).spawn();
+    let handle = args
+        .worker
+        .with_concurrency(10)
+        .worker(jobs.clone(), recorder.clone(), true)
+        .spawn();
     tokio::time::sleep(Duration::from_millis(300)).await;
     for (path, via) in [("local dispatch", &jobs), ("through the queue", &other)] {
         let (samples, timeouts) = idle(via, &recorder, &args.idle).await?;
@@ -157,7 +188,9 @@ async fn idle_latency(args: &Args, seen: &mut Seen) -> anyhow::Result<()> {
         } else {
             seen.idle_queue = Some(row.clone());
         }
-        Row::new("limits", t, &format!("idle latency, {path}")).with(row).emit();
+        Row::new("limits", t, &format!("idle latency, {path}"))
+            .with(row)
+            .emit();
     }
     handle.stop().await?;
     crate::target::close(&jobs).await;
@@ -170,7 +203,11 @@ async fn idle_latency(args: &Args, seen: &mut Seen) -> anyhow::Result<()> {
 fn checks(args: &Args, s: &Seen) -> Vec<Value> {
     let sqlite = args.target.backend() == Backend::Sqlite;
     let mut out = Vec::new();
-    let mut check = |row: String, measured: Option<f64>, limit: Option<f64>, target: &str, met: Option<bool>| {
+    let mut check = |row: String,
+                     measured: Option<f64>,
+                     limit: Option<f64>,
+                     target: &str,
+                     met: Option<bool>| {
         let ratio = measured.zip(limit).map(|(m, l)| r3(m / l.max(1e-9)));
         out.push(json!({ "row": row, "measured": measured, "limit": limit, "ratio": ratio, "target": target, "met": met }));
     };
@@ -178,31 +215,74 @@ fn checks(args: &Args, s: &Seen) -> Vec<Value> {
     for (i, c) in CS.into_iter().enumerate() {
         let rate = s.drain[i].as_ref().and_then(|r| r["jobs_per_s"].as_f64());
         let r = rate.zip(s.ceiling).map(|(m, l)| m / l);
-        check(format!("check: drain C={c} vs SQL ceiling"), rate, s.ceiling, &format!("≥ {want_ceiling}"), r.map(|r| r >= want_ceiling));
+        check(
+            format!("check: drain C={c} vs SQL ceiling"),
+            rate,
+            s.ceiling,
+            &format!("≥ {want_ceiling}"),
+            r.map(|r| r >= want_ceiling),
+        );
         if !sqlite {
             let peer = s.best_peer[i].as_ref();
             let r = rate.zip(peer.map(|p| p.1)).map(|(m, l)| m / l);
             let name = peer.map_or("no peer ran".to_string(), |p| p.0.clone());
-            check(format!("check: drain C={c} vs best peer ({name})"), rate, peer.map(|p| p.1), "≥ 4", r.map(|r| r >= 4.0));
+            check(
+                format!("check: drain C={c} vs best peer ({name})"),
+                rate,
+                peer.map(|p| p.1),
+                "≥ 4",
+                r.map(|r| r >= 4.0),
+            );
         }
-        let cpu = s.drain[i].as_ref().and_then(|r| r["cpu_us_per_job"].as_f64().or(r["worker_cpu_us_per_job"].as_f64()));
+        let cpu = s.drain[i].as_ref().and_then(|r| {
+            r["cpu_us_per_job"]
+                .as_f64()
+                .or(r["worker_cpu_us_per_job"].as_f64())
+        });
         let base = if c == 10 { args.cpu_baseline_us } else { None };
-        check(format!("check: CPU µs per job, C={c} (vs the baseline)"), cpu, base, "≤ 0.75", cpu.zip(base).map(|(m, l)| m / l <= 0.75));
+        check(
+            format!("check: CPU µs per job, C={c} (vs the baseline)"),
+            cpu,
+            base,
+            "≤ 0.75",
+            cpu.zip(base).map(|(m, l)| m / l <= 0.75),
+        );
     }
     let commit_p50 = s.commit.as_ref().and_then(|r| r["commit_p50_ms"].as_f64());
-    for (path, row) in [("local dispatch", &s.idle_local), ("through the queue", &s.idle_queue)] {
+    for (path, row) in [
+        ("local dispatch", &s.idle_local),
+        ("through the queue", &s.idle_queue),
+    ] {
         let p50 = row.as_ref().and_then(|r| r["lat_p50_ms"].as_f64());
         let p99 = row.as_ref().and_then(|r| r["lat_p99_ms"].as_f64());
         if !sqlite {
             let r = p50.zip(commit_p50).map(|(m, l)| m / l);
-            check(format!("check: idle p50, {path}, vs one commit's p50"), p50, commit_p50, "≤ 1.5", r.map(|r| r <= 1.5));
+            check(
+                format!("check: idle p50, {path}, vs one commit's p50"),
+                p50,
+                commit_p50,
+                "≤ 1.5",
+                r.map(|r| r <= 1.5),
+            );
         }
-        check(format!("check: idle p99 ms, {path}"), p99, Some(2.0), "< 2 ms", p99.map(|p| p < 2.0));
+        check(
+            format!("check: idle p99 ms, {path}"),
+            p99,
+            Some(2.0),
+            "< 2 ms",
+            p99.map(|p| p < 2.0),
+        );
     }
     if let Some(c) = &s.copy {
         let (b, l) = (c["bulk_per_s"].as_f64(), c["copy_per_s"].as_f64());
         let r = b.zip(l).map(|(m, l)| m / l);
-        check("check: bulk enqueue vs COPY".to_string(), b, l, "≥ 0.9", r.map(|r| r >= 0.9));
+        check(
+            "check: bulk enqueue vs COPY".to_string(),
+            b,
+            l,
+            "≥ 0.9",
+            r.map(|r| r >= 0.9),
+        );
     }
     out
 }

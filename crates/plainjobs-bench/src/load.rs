@@ -48,9 +48,18 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     let max = match args.max_rate {
         Some(r) => r,
         None => {
-            let row = drain(&args.target, &args.worker, args.calibration_jobs, Shape::default(), 600).await?;
+            let row = drain(
+                &args.target,
+                &args.worker,
+                args.calibration_jobs,
+                Shape::default(),
+                600,
+            )
+            .await?;
             let rate = row["jobs_per_s"].as_f64().unwrap_or(1000.0);
-            Row::new("load", &args.target, "max drain rate").with(row).emit();
+            Row::new("load", &args.target, "max drain rate")
+                .with(row)
+                .emit();
             rate
         }
     };
@@ -67,12 +76,31 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             seed: 42,
         };
         for path in &args.paths {
-            log(format!("load {path} at {:.0}% of {max:.0} jobs/s", f * 100.0));
+            log(format!(
+                "load {path} at {:.0}% of {max:.0} jobs/s",
+                f * 100.0
+            ));
             let mut row = match path.as_str() {
                 "queue" => {
-                    through_queue(&args.target, &args.worker, args.processes, &arrivals, args.producer_connections, &dir).await?
+                    through_queue(
+                        &args.target,
+                        &args.worker,
+                        args.processes,
+                        &arrivals,
+                        args.producer_connections,
+                        &dir,
+                    )
+                    .await?
                 }
-                "local" => in_process(&args.target, &args.worker, &arrivals, args.producer_connections).await?,
+                "local" => {
+                    in_process(
+                        &args.target,
+                        &args.worker,
+                        &arrivals,
+                        args.producer_connections,
+                    )
+                    .await?
+                }
                 other => anyhow::bail!("unknown path {other:?} (queue, local)"),
             };
             row["fraction"] = json!(f);

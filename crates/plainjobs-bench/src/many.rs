@@ -80,9 +80,15 @@ pub async fn start_workers(
     for i in 0..k {
         let mut a = vec!["worker".to_string()];
         a.extend(spec.to_args());
-        a.extend(["--runs-file".into(), runs_file(dir, i).display().to_string()]);
+        a.extend([
+            "--runs-file".into(),
+            runs_file(dir, i).display().to_string(),
+        ]);
         if latency {
-            a.extend(["--latency-file".into(), latency_file(dir, i).display().to_string()]);
+            a.extend([
+                "--latency-file".into(),
+                latency_file(dir, i).display().to_string(),
+            ]);
         }
         procs.push(Process::spawn(&format!("worker {i}"), target, &a)?);
     }
@@ -108,7 +114,10 @@ pub async fn stop_workers(procs: Vec<Process>, dir: &Path) -> anyhow::Result<(Va
     let mut cpu_s = 0.0;
     for p in procs {
         let done = p.finish(Duration::from_secs(60)).await?;
-        for (i, key) in ["claims", "short_claims", "empty_claims", "claimed"].iter().enumerate() {
+        for (i, key) in ["claims", "short_claims", "empty_claims", "claimed"]
+            .iter()
+            .enumerate()
+        {
             sums[i] += done[key].as_u64().unwrap_or(0);
         }
         cpu_s += done["cpu_s"].as_f64().unwrap_or(0.0);

@@ -62,10 +62,14 @@ impl Meter {
                 cpu,
                 sampler: WaitSampler::start(sampler_conn, WAIT_SAMPLE_EVERY),
                 exclude,
-                log: target.server_log.clone().filter(|f| !f.as_os_str().is_empty()).map(|f| {
-                    let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
-                    (f, len)
-                }),
+                log: target
+                    .server_log
+                    .clone()
+                    .filter(|f| !f.as_os_str().is_empty())
+                    .map(|f| {
+                        let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+                        (f, len)
+                    }),
             });
             probe = Some(p);
         }
@@ -89,7 +93,13 @@ impl Meter {
     /// worker processes are still alive.
     pub async fn finish(mut self, jobs: u64, workers: &Workers) -> anyhow::Result<Value> {
         let wall = self.began.elapsed();
-        let per_job = |x: f64| if jobs > 0 { Some(x / jobs as f64) } else { None };
+        let per_job = |x: f64| {
+            if jobs > 0 {
+                Some(x / jobs as f64)
+            } else {
+                None
+            }
+        };
         let worker_cpu = match workers {
             Workers::ThisProcess => cpu::this_process().saturating_sub(self.self_cpu),
             Workers::Children(pids) => pids

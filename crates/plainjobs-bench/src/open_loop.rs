@@ -45,7 +45,8 @@ pub async fn through_queue(
         w.go().await?;
     }
     producer.go().await?;
-    let deadline = Instant::now() + Duration::from_secs_f64(arrivals.seconds) + Duration::from_secs(120);
+    let deadline =
+        Instant::now() + Duration::from_secs_f64(arrivals.seconds) + Duration::from_secs(120);
     while !producer.poll() {
         if Instant::now() > deadline {
             bail!("the producer did not finish");
@@ -60,8 +61,12 @@ pub async fn through_queue(
     let (claims, distinct, twice) = stop_workers(workers, dir).await?;
     let (mut short, mut long) = (Vec::new(), Vec::new());
     for i in 0..k {
-        short.extend(runs::read_samples(&latency_file(dir, i).with_extension("short")));
-        long.extend(runs::read_samples(&latency_file(dir, i).with_extension("long")));
+        short.extend(runs::read_samples(
+            &latency_file(dir, i).with_extension("short"),
+        ));
+        long.extend(runs::read_samples(
+            &latency_file(dir, i).with_extension("long"),
+        ));
     }
     let mut row = json!({
         "path": "queue",

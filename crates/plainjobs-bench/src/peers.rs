@@ -31,12 +31,20 @@ pub async fn run_peer(target: &Target, dir: &Path, peer: &str, n: u64, c: usize)
             let mode = peer.trim_start_matches("rust-peer-");
             let mut a = common;
             a.extend(["--drain-mode".into(), mode.to_string()]);
-            (".deps/cargo-target/release/rust-peer".to_string(), a, ".deps/cargo-target/release/rust-peer")
+            (
+                ".deps/cargo-target/release/rust-peer".to_string(),
+                a,
+                ".deps/cargo-target/release/rust-peer",
+            )
         }
         "graphile-node" => {
             let mut a = vec!["graphile-node/bench.js".to_string()];
             a.extend(common);
-            ("node".to_string(), a, ".deps/node/node_modules/graphile-worker")
+            (
+                "node".to_string(),
+                a,
+                ".deps/node/node_modules/graphile-worker",
+            )
         }
         other => return json!({ "system": other, "skipped": "unknown peer" }),
     };
@@ -44,7 +52,10 @@ pub async fn run_peer(target: &Target, dir: &Path, peer: &str, n: u64, c: usize)
         return json!({ "system": peer, "skipped": format!("not installed ({needs} missing; run scripts/bench setup)") });
     }
     let env = [("DATABASE_URL", target.libpq_url())];
-    match run(&cmd, &args, Some(dir), &env, Duration::from_secs(900)).await.and_then(|o| last_json(&o)) {
+    match run(&cmd, &args, Some(dir), &env, Duration::from_secs(900))
+        .await
+        .and_then(|o| last_json(&o))
+    {
         Ok(v) => v,
         Err(e) => json!({ "system": peer, "error": e.to_string() }),
     }

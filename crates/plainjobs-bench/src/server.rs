@@ -29,6 +29,9 @@ pub struct StatementTotals {
 /// Totals per statement (by queryid).
 pub type Statements = HashMap<i64, StatementTotals>;
 
+/// A row of pg_stat_statements: queryid, calls, total_exec_time, rows, query.
+type StatementRow = (Option<i64>, i64, f64, i64, Option<String>);
+
 pub struct ServerProbe {
     conn: PgConnection,
     /// This connection's backend, left out of the cluster's CPU.
@@ -58,7 +61,7 @@ impl ServerProbe {
         if !self.statements {
             return Ok(None);
         }
-        let rows: Vec<(Option<i64>, i64, f64, i64, Option<String>)> = sqlx::query_as(&format!(
+        let rows: Vec<StatementRow> = sqlx::query_as(&format!(
             "{PROBE} SELECT queryid, calls, total_exec_time, rows, left(query, 160)
              FROM public.pg_stat_statements
              WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -153,6 +156,6 @@ pub fn statements_between(before: &Statements, after: &Statements) -> (i64, Vec<
             })
         })
         .collect();
-    per.sort_by(|a, b| b.calls.cmp(&a.calls));
+    per.sort_by_key(|s| std::cmp::Reverse(s.calls));
     (per.iter().map(|s| s.calls).sum(), per)
 }

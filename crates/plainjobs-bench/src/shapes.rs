@@ -60,7 +60,9 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
             pad_bytes: args.pad_bytes,
         };
         let row = drain(t, w, n, shape, 600).await?;
-        Row::new("shapes", t, &format!("params {} B", args.pad_bytes)).with(row).emit();
+        Row::new("shapes", t, &format!("params {} B", args.pad_bytes))
+            .with(row)
+            .emit();
     }
     if wants("sleep") {
         let spec = w.with_concurrency(args.sleep_concurrency);

@@ -21,14 +21,18 @@ struct Column {
 
 macro_rules! col {
     ($h:expr, $f:expr) => {
-        Column { header: $h, render: $f }
+        Column {
+            header: $h,
+            render: $f,
+        }
     };
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for f in &args.files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         rows.extend(
             text.lines()
                 .filter(|l| l.starts_with('{'))
@@ -48,12 +52,32 @@ pub fn render_all(rows: &[Value]) -> String {
         .into_iter()
         .partition(|r| r["row"].as_str().is_some_and(|s| s.starts_with("check:")));
     let sections: [(&str, Vec<&Value>, Vec<Column>); 6] = [
-        ("Limits: each figure beside its limit, same run, same cluster", checks, check_columns()),
+        (
+            "Limits: each figure beside its limit, same run, same cluster",
+            checks,
+            check_columns(),
+        ),
         ("Limits: the measurements", details, detail_columns()),
-        ("Drain", rows.iter().filter(is("drain")).collect(), detail_columns()),
-        ("Many workers", rows.iter().filter(is("many-workers")).collect(), many_columns()),
-        ("Latency under load", rows.iter().filter(is("load")).collect(), load_columns()),
-        ("Work shapes", rows.iter().filter(is("shapes")).collect(), shape_columns()),
+        (
+            "Drain",
+            rows.iter().filter(is("drain")).collect(),
+            detail_columns(),
+        ),
+        (
+            "Many workers",
+            rows.iter().filter(is("many-workers")).collect(),
+            many_columns(),
+        ),
+        (
+            "Latency under load",
+            rows.iter().filter(is("load")).collect(),
+            load_columns(),
+        ),
+        (
+            "Work shapes",
+            rows.iter().filter(is("shapes")).collect(),
+            shape_columns(),
+        ),
     ];
     for (title, rows, columns) in sections {
         if rows.is_empty() {
@@ -76,7 +100,10 @@ fn side_by_side(rows: Vec<&Value>) -> Vec<&Value> {
     }
     let mut out = Vec::with_capacity(rows.len());
     for l in labels {
-        out.extend(rows.iter().filter(|r| r["row"].as_str().unwrap_or_default() == l));
+        out.extend(
+            rows.iter()
+                .filter(|r| r["row"].as_str().unwrap_or_default() == l),
+        );
     }
     out
 }
@@ -131,7 +158,10 @@ fn num(v: &Value, decimals: usize) -> String {
 }
 
 fn cpu(r: &Value) -> String {
-    match (r["worker_cpu_us_per_job"].as_f64(), r["server_cpu_us_per_job"].as_f64()) {
+    match (
+        r["worker_cpu_us_per_job"].as_f64(),
+        r["server_cpu_us_per_job"].as_f64(),
+    ) {
         (Some(w), Some(s)) => format!("{:.1} ({w:.1} + {s:.1})", w + s),
         (Some(w), None) => format!("{w:.1} (worker)"),
         _ => "—".into(),
@@ -165,7 +195,9 @@ fn detail_columns() -> Vec<Column> {
         col!("jobs", |r| num(&r["jobs"], 0)),
         col!("jobs/s", |r| num(&r["jobs_per_s"], 0)),
         col!("enqueue/s", |r| num(&r["enqueue_per_s"], 0)),
-        col!("p50 / p99 ms", |r| lat(r, "lat").or_else(|| lat(r, "commit")).unwrap_or("—".into())),
+        col!("p50 / p99 ms", |r| lat(r, "lat")
+            .or_else(|| lat(r, "commit"))
+            .unwrap_or("—".into())),
         col!("jobs/claim", |r| num(&r["jobs_per_claim"], 1)),
         col!("stmts/job", |r| num(&r["statements_per_job"], 3)),
         col!("WAL B/job", |r| num(&r["wal_bytes_per_job"], 0)),
@@ -220,7 +252,8 @@ fn many_columns() -> Vec<Column> {
 fn load_columns() -> Vec<Column> {
     vec![
         col!("offered/s", |r| num(&r["offered_per_s"], 0)),
-        col!("achieved/s", |r| num(&r["achieved_per_s"], 0).replace('—', &num(&r["jobs_per_s"], 0))),
+        col!("achieved/s", |r| num(&r["achieved_per_s"], 0)
+            .replace('—', &num(&r["jobs_per_s"], 0))),
         col!("p50 ms", |r| num(&r["lat_p50_ms"], 2)),
         col!("p99 ms", |r| num(&r["lat_p99_ms"], 2)),
         col!("p99.9 ms", |r| num(&r["lat_p999_ms"], 2)),
@@ -237,7 +270,8 @@ fn load_columns() -> Vec<Column> {
 fn shape_columns() -> Vec<Column> {
     vec![
         col!("C", |r| num(&r["concurrency"], 0)),
-        col!("jobs/s", |r| num(&r["jobs_per_s"], 0).replace('—', &num(&r["achieved_per_s"], 0))),
+        col!("jobs/s", |r| num(&r["jobs_per_s"], 0)
+            .replace('—', &num(&r["achieved_per_s"], 0))),
         col!("of ideal", |r| num(&r["of_ideal"], 3)),
         col!("enqueue/s", |r| num(&r["enqueue_per_s"], 0)),
         col!("short p50 / p99 / p99.9 ms", |r| {
@@ -274,7 +308,13 @@ mod tests {
         let refs: Vec<&Value> = rows.iter().collect();
         let ordered: Vec<String> = side_by_side(refs)
             .iter()
-            .map(|r| format!("{}/{}", r["row"].as_str().unwrap_or(""), r["cluster"].as_str().unwrap_or("")))
+            .map(|r| {
+                format!(
+                    "{}/{}",
+                    r["row"].as_str().unwrap_or(""),
+                    r["cluster"].as_str().unwrap_or("")
+                )
+            })
             .collect();
         assert_eq!(ordered, ["a/prod", "a/ci", "b/prod"]);
     }

@@ -163,7 +163,12 @@ impl Target {
             },
         )
         .await
-        .with_context(|| format!("connecting to {}", plainjobs::redact_url(&self.database_url)))
+        .with_context(|| {
+            format!(
+                "connecting to {}",
+                plainjobs::redact_url(&self.database_url)
+            )
+        })
     }
 }
 

@@ -56,7 +56,11 @@ impl WaitSampler {
     }
 }
 
-async fn sample(mut conn: PgConnection, every: Duration, mut stopped: oneshot::Receiver<()>) -> WaitProfile {
+async fn sample(
+    mut conn: PgConnection,
+    every: Duration,
+    mut stopped: oneshot::Receiver<()>,
+) -> WaitProfile {
     let sql = format!(
         "{PROBE} SELECT wait_event_type || ':' || wait_event, count(*)
          FROM pg_stat_activity

@@ -24,11 +24,7 @@ use crate::Result;
 /// Runs `worker` until `shutdown` says stop (or claiming fails for good), then shuts down:
 /// hands back what never started, waits for (or cancels) running jobs, flushes results and
 /// deregisters.
-pub(crate) async fn run(
-    worker: Worker,
-    shutdown: Shutdown,
-    counters: Arc<Counters>,
-) -> Result<()> {
+pub(crate) async fn run(worker: Worker, shutdown: Shutdown, counters: Arc<Counters>) -> Result<()> {
     let max_pending = worker.max_pending;
     let (schedules, clock) = (worker.schedules, worker.clock);
     let registration = NewHeartbeat {
