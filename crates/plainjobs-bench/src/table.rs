@@ -157,6 +157,14 @@ fn num(v: &Value, decimals: usize) -> String {
     }
 }
 
+/// The first of `keys` the row has, as a whole number.
+fn first(r: &Value, keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| &r[*k])
+        .find(|v| v.is_number())
+        .map_or("—".into(), |v| num(v, 0))
+}
+
 fn cpu(r: &Value) -> String {
     match (
         r["worker_cpu_us_per_job"].as_f64(),
@@ -252,8 +260,11 @@ fn many_columns() -> Vec<Column> {
 fn load_columns() -> Vec<Column> {
     vec![
         col!("offered/s", |r| num(&r["offered_per_s"], 0)),
-        col!("achieved/s", |r| num(&r["achieved_per_s"], 0)
-            .replace('—', &num(&r["jobs_per_s"], 0))),
+        // The calibration drain's row has a drain rate instead.
+        col!("achieved/s", |r| first(
+            r,
+            &["achieved_per_s", "jobs_per_s"]
+        )),
         col!("p50 ms", |r| num(&r["lat_p50_ms"], 2)),
         col!("p99 ms", |r| num(&r["lat_p99_ms"], 2)),
         col!("p99.9 ms", |r| num(&r["lat_p999_ms"], 2)),
@@ -270,8 +281,8 @@ fn load_columns() -> Vec<Column> {
 fn shape_columns() -> Vec<Column> {
     vec![
         col!("C", |r| num(&r["concurrency"], 0)),
-        col!("jobs/s", |r| num(&r["jobs_per_s"], 0)
-            .replace('—', &num(&r["achieved_per_s"], 0))),
+        // Drains have a drain rate, the open-loop mix the rate its producer achieved.
+        col!("jobs/s", |r| first(r, &["jobs_per_s", "achieved_per_s"])),
         col!("of ideal", |r| num(&r["of_ideal"], 3)),
         col!("enqueue/s", |r| num(&r["enqueue_per_s"], 0)),
         col!("short p50 / p99 / p99.9 ms", |r| {
