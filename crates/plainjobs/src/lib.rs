@@ -111,4 +111,4 @@ pub use jobs::{Backend, ConnectOptions, Jobs};
 pub use model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 pub use registry::{LoadError, Registry};
 pub use store::{Purged, QueueStats, ResultFilter};
-pub use worker::{Worker, WorkerConfig, WorkerHandle};
+pub use worker::{Worker, WorkerConfig, WorkerCounters, WorkerHandle};

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use super::claim_loop::{sleep_until_done, ClaimLoop};
 use super::core::{Core, Health, Shutdown};
 use super::maintenance::{heartbeat_loop, maintenance_loop, stats_loop};
+use super::pace::Counters;
 use super::shutdown::{drain, hand_back, hand_back_unaccounted_at_shutdown};
 use super::writer::{write_results, ResultWriter};
 use super::Worker;
@@ -23,7 +24,7 @@ use crate::Result;
 /// Runs `worker` until `shutdown` says stop (or claiming fails for good), then shuts down:
 /// hands back what never started, waits for (or cancels) running jobs, flushes results and
 /// deregisters.
-pub(crate) async fn run(worker: Worker, shutdown: Shutdown) -> Result<()> {
+pub(crate) async fn run(worker: Worker, shutdown: Shutdown, counters: Arc<Counters>) -> Result<()> {
     let max_pending = worker.max_pending;
     let (schedules, clock) = (worker.schedules, worker.clock);
     let registration = NewHeartbeat {
@@ -54,7 +55,7 @@ pub(crate) async fn run(worker: Worker, shutdown: Shutdown) -> Result<()> {
         wake: Arc::new(Notify::new()),
         writer,
         pace: Default::default(),
-        counters: Default::default(),
+        counters,
         vacuum: Default::default(),
         tasks: TaskTracker::new(),
     });
