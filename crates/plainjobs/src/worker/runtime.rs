@@ -33,6 +33,7 @@ pub(crate) async fn run(worker: Worker, shutdown: Shutdown, counters: Arc<Counte
         pid: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
         queues: worker.queues,
     };
+    check_schema(&worker.jobs).await?;
     // Register before anything is claimed: claims require this row.
     let health = Health::new(worker.config.heartbeat_timeout);
     let sent_at = Instant::now();
@@ -114,6 +115,28 @@ async fn stop(core: &Arc<Core>, claims: &mut ClaimLoop, writer_task: JoinHandle<
     if let Err(e) = writer_task.await {
         tracing::error!(error = %e, "result writer failed");
     }
+}
+
+/// Refuses a schema newer than this build knows, or none at all; says loudly what else
+/// differs (a Plain deploy may have taken an index away), and what fixes it.
+async fn check_schema(jobs: &crate::Jobs) -> Result<()> {
+    let report = jobs.check_schema().await?;
+    if report.is_newer() {
+        return Err(crate::Error::SchemaTooNew {
+            found: report.version.unwrap_or(report.known_version),
+            known: report.known_version,
+        });
+    }
+    if !report.tables {
+        return Err(crate::Error::NotMigrated);
+    }
+    if !report.claim_index {
+        tracing::error!("the claim index is missing: every claim sorts the whole queue; run `plainjobs migrate` to put it back");
+    }
+    if !report.is_current() {
+        tracing::warn!(problems = ?report.problems, "the job tables differ from what this plainjobs expects; run `plainjobs migrate` to fix them");
+    }
+    Ok(())
 }
 
 async fn deregister(core: &Core) {
