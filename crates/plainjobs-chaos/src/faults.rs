@@ -68,6 +68,8 @@ pub struct FaultRecord {
     pub kind: FaultKind,
     /// Seconds since the run started.
     pub at_s: f64,
+    /// Wall-clock microseconds since the Unix epoch, to compare with result times.
+    pub at_us: i64,
     pub target: String,
     /// The worker process it hit, for the worker faults.
     pub pid: Option<u32>,
@@ -97,6 +99,7 @@ pub async fn inject(
     let mut record = FaultRecord {
         kind,
         at_s: lab.started.elapsed().as_secs_f64(),
+        at_us: crate::runlog::now_us(),
         target: String::new(),
         pid: None,
         recovery_ms: None,

@@ -20,10 +20,12 @@ pub struct LostCounts {
 }
 
 pub fn attribute(results: &[ResultRow], events: &[RunEvent], faults: &[FaultRecord]) -> LostCounts {
-    let hit: HashMap<u32, FaultKind> = faults
-        .iter()
-        .filter_map(|f| f.pid.map(|p| (p, f.kind)))
-        .collect();
+    let mut hit: HashMap<u32, Vec<(i64, FaultKind)>> = HashMap::new();
+    for f in faults {
+        if let Some(pid) = f.pid {
+            hit.entry(pid).or_default().push((f.at_us, f.kind));
+        }
+    }
     let started: HashSet<Uuid> = events
         .iter()
         .filter(|e| e.phase == Phase::Start)
@@ -35,12 +37,16 @@ pub fn attribute(results: &[ResultRow], events: &[RunEvent], faults: &[FaultReco
         if started.contains(&r.job_process_uuid) {
             counts.after_start += 1;
         }
-        *counts.by_cause.entry(cause(&r.error, &hit)).or_default() += 1;
+        *counts
+            .by_cause
+            .entry(cause(&r.error, r.created_us, &hit))
+            .or_default() += 1;
     }
     counts
 }
 
-fn cause(error: &str, hit: &HashMap<u32, FaultKind>) -> String {
+/// The last fault that hit the worker the LOST result names before the result was written.
+fn cause(error: &str, at_us: i64, hit: &HashMap<u32, Vec<(i64, FaultKind)>>) -> String {
     let Some(pid) = named_pid(error) else {
         return if error.contains("no heartbeat row") {
             "worker_without_heartbeat_row".into()
@@ -48,8 +54,14 @@ fn cause(error: &str, hit: &HashMap<u32, FaultKind>) -> String {
             "own_orphan_or_other".into()
         };
     };
-    match hit.get(&pid) {
-        Some(kind) => format!("worker_{}", kind.name()),
+    let last = hit.get(&pid).and_then(|faults| {
+        faults
+            .iter()
+            .filter(|(t, _)| *t <= at_us)
+            .max_by_key(|(t, _)| *t)
+    });
+    match last {
+        Some((_, kind)) => format!("worker_{}", kind.name()),
         None => "live_worker_declared_dead".into(),
     }
 }
@@ -71,8 +83,12 @@ mod tests {
             "Lost: worker 0193 (box, pid 4242) stopped heartbeating; its last heartbeat was at x";
         assert_eq!(named_pid(text), Some(4242));
         assert_eq!(named_pid("Lost: its worker has no heartbeat row"), None);
-        let hit = HashMap::from([(4242, FaultKind::Sigstop)]);
-        assert_eq!(cause(text, &hit), "worker_sigstop");
-        assert_eq!(cause(text, &HashMap::new()), "live_worker_declared_dead");
+        let hit = HashMap::from([(
+            4242,
+            vec![(10, FaultKind::Sigstop), (20, FaultKind::Sigterm)],
+        )]);
+        assert_eq!(cause(text, 15, &hit), "worker_sigstop");
+        assert_eq!(cause(text, 25, &hit), "worker_sigterm");
+        assert_eq!(cause(text, 5, &hit), "live_worker_declared_dead");
     }
 }
