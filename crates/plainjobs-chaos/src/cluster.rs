@@ -85,6 +85,16 @@ impl Cluster {
         format!("postgres://postgres@{}:{}/{db}", self.host, self.port)
     }
 
+    /// Creates database `name` and returns its URL.
+    pub async fn create_database(&self, name: &str) -> anyhow::Result<String> {
+        let admin = sqlx::PgPool::connect(&self.url("postgres")).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await?;
+        admin.close().await;
+        Ok(self.url(name))
+    }
+
     pub fn url_on(&self, host: &str, db: &str) -> String {
         format!("postgres://postgres@{host}:{}/{db}", self.port)
     }

@@ -11,6 +11,7 @@ pub mod faults;
 pub mod fleet;
 pub mod job;
 pub mod load;
+pub mod netns;
 pub mod plan;
 pub mod probe;
 pub mod report;

@@ -139,6 +139,7 @@ impl Producers {
     }
 }
 
+/// One run; the report's `violations` list every broken guarantee.
 pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     eprintln!(
         "plainjobs-chaos: seed {} (replay with CHAOS_SEED={} or --seed {}); run directory {}",
@@ -154,7 +155,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     let dir = cfg.dir.join("pg");
     let mut cluster =
         tokio::task::block_in_place(|| Cluster::start(&dir, &ClusterOptions::default()))?;
-    let url = create_database(&cluster, "chaos").await?;
+    let url = cluster.create_database("chaos").await?;
     let jobs = Jobs::connect(&format!("{url}?application_name=chaos-enqueue")).await?;
     jobs.migrate().await?;
     let db = PgPoolOptions::new()
@@ -221,15 +222,6 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         serde_json::to_string_pretty(&report)?,
     )?;
     Ok(report)
-}
-
-async fn create_database(cluster: &Cluster, name: &str) -> anyhow::Result<String> {
-    let admin = PgPool::connect(&cluster.url("postgres")).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
-    Ok(cluster.url(name))
 }
 
 /// Faults one after another, each once the previous one was recovered from (or its bound
