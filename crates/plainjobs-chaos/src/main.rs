@@ -53,6 +53,7 @@ fn main() -> anyhow::Result<ExitCode> {
             tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
                 .with_writer(std::io::stderr)
+                .with_ansi(false) // the orchestrator points stderr at a file
                 .init();
             runtime.block_on(worker::run(args))?;
             Ok(ExitCode::SUCCESS)

@@ -1,6 +1,8 @@
 //! Shared test support: a fresh schema per test, a probe job type, fast worker timings.
 #![allow(dead_code)]
 
+mod pooler;
+
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -111,6 +113,9 @@ fn init_logs() {
 
 /// A new PostgreSQL schema with the plainjobs tables, and a `Jobs` on it.
 pub async fn test_db() -> TestDb {
+    if let Some(pooler) = pooler::pooler_url() {
+        return pooler::pooled_test_db(&pooler).await;
+    }
     init_logs();
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
     let admin = PgPool::connect(&base_url())
@@ -231,6 +236,7 @@ pub fn fast_config() -> WorkerConfig {
     c.rescue_interval = Duration::from_millis(200);
     c.poll_interval = Duration::from_millis(200);
     c.retry_interval = Duration::from_millis(300);
+    c.listen = !pooler::transaction_pooling();
     c
 }
 
