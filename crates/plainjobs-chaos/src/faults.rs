@@ -127,6 +127,22 @@ fn pick_worker(lab: &Lab<'_>, rng: &mut ChaCha8Rng, record: &mut FaultRecord) ->
     slot
 }
 
+/// The worker holding the most claimed-ahead jobs, else one at random: a frozen worker with
+/// jobs it has claimed but not started is the case where, woken after the rescue, it might
+/// start jobs that are no longer its own.
+async fn pick_busy_worker(lab: &Lab<'_>, rng: &mut ChaCha8Rng, record: &mut FaultRecord) -> usize {
+    let random = pick_worker(lab, rng, record);
+    let Ok(Some((pid, ahead))) = probe::most_claimed_ahead(lab.db).await else {
+        return random;
+    };
+    let Some(slot) = lab.fleet.procs.iter().position(|p| p.pid == pid) else {
+        return random;
+    };
+    record.target = format!("{} ({ahead} claimed ahead)", lab.fleet.procs[slot].name);
+    record.pid = Some(pid);
+    slot
+}
+
 async fn sigkill(
     lab: &mut Lab<'_>,
     rng: &mut ChaCha8Rng,
@@ -154,7 +170,7 @@ async fn sigstop(
     rng: &mut ChaCha8Rng,
     record: &mut FaultRecord,
 ) -> anyhow::Result<Option<Duration>> {
-    let slot = pick_worker(lab, rng, record);
+    let slot = pick_busy_worker(lab, rng, record).await;
     let pid = lab.fleet.procs[slot].pid;
     let worker = probe::worker_id_of(lab.db, pid).await.ok().flatten();
     let started = Instant::now();

@@ -59,6 +59,18 @@ pub async fn rescued(db: &PgPool, worker: Uuid) -> sqlx::Result<bool> {
     .await
 }
 
+/// The worker process holding the most claimed-ahead jobs (claimed, not yet started), if any.
+pub async fn most_claimed_ahead(db: &PgPool) -> sqlx::Result<Option<(u32, i64)>> {
+    let row: Option<(i32, i64)> = sqlx::query_as(
+        "SELECT h.pid, count(*) FROM plainjobs_jobprocess p
+           JOIN plainjobs_workerheartbeat h USING (worker_id)
+          WHERE p.started_at IS NULL GROUP BY h.pid ORDER BY count(*) DESC LIMIT 1",
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.and_then(|(pid, n)| Some((u32::try_from(pid).ok()?, n))))
+}
+
 pub async fn registered(db: &PgPool, pid: u32) -> sqlx::Result<bool> {
     Ok(worker_id_of(db, pid).await?.is_some())
 }
