@@ -47,6 +47,7 @@ impl Cluster {
             host: options.listen[0].clone(),
             running: false,
         };
+        std::fs::write(dir.join(OWNER_FILE), std::process::id().to_string())?;
         give_to_postgres(dir)?;
         cluster.pg_tool(
             "initdb",
@@ -170,6 +171,38 @@ impl Drop for Cluster {
                 "plainjobs-chaos: could not stop the cluster in {}: {e:#}",
                 self.data.display()
             );
+        }
+    }
+}
+
+/// Which process started a cluster: its pid, in the cluster's directory.
+const OWNER_FILE: &str = "owner.pid";
+
+/// Stops the clusters under `root/*/pg` whose owner process is gone: an orchestrator that was
+/// SIGKILLed ran no drop, and its server would run on. Clusters of live runs are left alone.
+pub fn stop_orphaned(root: &Path) {
+    let Ok(runs) = std::fs::read_dir(root) else {
+        return;
+    };
+    for run in runs.filter_map(Result::ok) {
+        let dir = run.path().join("pg");
+        let owner = std::fs::read_to_string(dir.join(OWNER_FILE))
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok());
+        let running = dir.join("data").join("postmaster.pid").exists();
+        if running && owner.is_some_and(|pid| !crate::fleet::pid_exists(pid)) {
+            let Ok(bindir) = postgres_bindir() else {
+                return;
+            };
+            let orphan = Cluster {
+                bindir,
+                data: dir.join("data"),
+                log: dir.join("postgres.log"),
+                port: 0,
+                host: String::new(),
+                running: true,
+            };
+            drop(orphan); // Drop stops it
         }
     }
 }

@@ -76,8 +76,7 @@ impl Fleet {
         if !self.spec.prefix.is_empty() {
             cmd.arg(&self.spec.exe);
         }
-        let child = cmd
-            .arg("worker")
+        cmd.arg("worker")
             .arg("--url")
             .arg(format!("{}?application_name={name}", self.spec.url))
             .arg("--log")
@@ -91,7 +90,8 @@ impl Fleet {
             .stdout(Stdio::null())
             // A file, not a pipe: a pipe nobody drains would block the worker's logging.
             .stderr(stderr)
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        let child = cmd
             .spawn()
             .with_context(|| format!("start worker {name}"))?;
         let pid = child.id().context("worker pid")?;

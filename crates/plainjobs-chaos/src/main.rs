@@ -79,7 +79,14 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(secs) = args.load_secs {
         cfg.load = std::time::Duration::from_secs(secs);
     }
-    let report = plainjobs_chaos::run(&cfg).await?;
+    // On Ctrl-C or SIGTERM the run is dropped, which kills its workers and stops its cluster.
+    let report = tokio::select! {
+        report = plainjobs_chaos::run(&cfg) => report?,
+        () = interrupted() => {
+            eprintln!("plainjobs-chaos: interrupted; workers killed, cluster stopped (seed {seed})");
+            return Ok(ExitCode::from(130));
+        }
+    };
     println!("{}", serde_json::to_string_pretty(&report)?);
     if report.violations.is_empty() {
         Ok(ExitCode::SUCCESS)
@@ -89,6 +96,17 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             report.violations.len()
         );
         Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn interrupted() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }
 

@@ -151,6 +151,9 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     let started = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let plan = Plan::draw(&mut rng, &cfg.size);
+    if let Some(root) = cfg.dir.parent() {
+        crate::cluster::stop_orphaned(root);
+    }
     std::fs::create_dir_all(&cfg.dir).with_context(|| format!("create {}", cfg.dir.display()))?;
     let dir = cfg.dir.join("pg");
     let mut cluster =
@@ -173,7 +176,8 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     let mut fleet = Fleet::start(spec, cfg.workers)?;
     let mut producers = Producers::start(&jobs, &plan, cfg.load);
     let stop_sampler = Arc::new(AtomicBool::new(false));
-    let sampler = tokio::spawn(sampler::watch_keys(db.clone(), stop_sampler.clone()));
+    let bound = cfg.load * 3 + cfg.quiesce_timeout + Duration::from_secs(600);
+    let sampler = tokio::spawn(sampler::watch_keys(db.clone(), stop_sampler.clone(), bound));
 
     let fault_log = {
         let mut lab = Lab {

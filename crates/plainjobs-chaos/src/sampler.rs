@@ -20,10 +20,11 @@ pub struct KeySamples {
     pub shared: Vec<(String, i64)>,
 }
 
-/// Samples every 50 ms until `stop` is set.
-pub async fn watch_keys(db: PgPool, stop: Arc<AtomicBool>) -> KeySamples {
+/// Samples every 50 ms until `stop` is set or `bound` has passed.
+pub async fn watch_keys(db: PgPool, stop: Arc<AtomicBool>, bound: Duration) -> KeySamples {
     let mut out = KeySamples::default();
-    while !stop.load(Ordering::Relaxed) {
+    let started = std::time::Instant::now();
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < bound {
         match probe::shared_keys(&db).await {
             Ok(shared) => {
                 out.samples += 1;

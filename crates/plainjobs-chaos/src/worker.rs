@@ -56,6 +56,7 @@ pub fn worker_config(listen: bool) -> WorkerConfig {
 
 /// Runs the worker until SIGTERM (or a fatal error).
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    tokio::spawn(exit_when_orphaned());
     let log = Arc::new(RunLog::open(&args.log)?);
     let jobs = connect_patiently(&args.url).await?;
     Worker::new(jobs)
@@ -66,6 +67,23 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         .run()
         .await
         .context("worker")
+}
+
+/// Exits the process once its parent (the orchestrator) is gone: an orchestrator that was
+/// SIGKILLed runs no clean-up, and its workers must not run on. The parent is polled rather
+/// than asked to signal (PR_SET_PDEATHSIG fires when the *thread* that started the child
+/// exits, which in a thread pool is not the orchestrator's end).
+async fn exit_when_orphaned() {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    let parent = unsafe { libc::getppid() };
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // SAFETY: as above.
+        if unsafe { libc::getppid() } != parent {
+            eprintln!("plainjobs-chaos worker: the orchestrator is gone; exiting");
+            std::process::exit(3);
+        }
+    }
 }
 
 /// A worker started while the database restarts keeps trying for a while, as a supervisor

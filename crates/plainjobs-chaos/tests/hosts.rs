@@ -114,6 +114,9 @@ async fn a_cut_host_loses_its_jobs_to_the_other_and_rejoins_after_healing() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("hosts")
         .join(run.to_string());
+    if let Some(root) = dir.parent() {
+        plainjobs_chaos::cluster::stop_orphaned(root);
+    }
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("run dir");
     let options = ClusterOptions {
