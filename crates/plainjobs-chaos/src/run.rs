@@ -154,6 +154,11 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     if let Some(root) = cfg.dir.parent() {
         crate::cluster::stop_orphaned(root);
     }
+    // A replay of a seed reuses its directory: start it afresh.
+    if cfg.dir.exists() {
+        std::fs::remove_dir_all(&cfg.dir)
+            .with_context(|| format!("clear {}", cfg.dir.display()))?;
+    }
     std::fs::create_dir_all(&cfg.dir).with_context(|| format!("create {}", cfg.dir.display()))?;
     let dir = cfg.dir.join("pg");
     let mut cluster =

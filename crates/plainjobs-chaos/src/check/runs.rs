@@ -20,6 +20,9 @@ pub struct RunCounts {
     pub requests_run_twice: usize,
     /// Chains whose code succeeded more than once.
     pub chains_succeeded_twice: usize,
+    /// Runs that started after their job's LOST result was written (the first 20): a worker
+    /// starting a job that was no longer its own.
+    pub started_after_lost: Vec<String>,
 }
 
 pub fn check(
@@ -125,6 +128,16 @@ fn aborted_run(
             .reruns
             .entry("started_after_its_lost_result")
             .or_default() += 1;
+        if counts.started_after_lost.len() < 20 {
+            counts.started_after_lost.push(format!(
+                "chain {chain} attempt {}: process {} started in pid {} {} ms after its LOST result ({})",
+                start.attempt,
+                r.job_process_uuid,
+                start.pid,
+                (start.at_us - r.created_us) / 1000,
+                r.error
+            ));
+        }
     }
     let late_end = evs
         .iter()
