@@ -1093,7 +1093,8 @@ async fn periodic_retry_pass_retries_results_it_did_not_write(backend: Backend) 
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
     // A LOST result with retries left, as a rescuer that did not know the job type leaves it;
-    // and one whose job type no longer exists.
+    // one of a type this worker does not know (another worker's, or one that no longer
+    // exists); and one of our type whose parameters no longer fit it.
     for (status, class, params) in [
         (
             "LOST",
@@ -1101,6 +1102,11 @@ async fn periodic_retry_pass_retries_results_it_did_not_write(backend: Backend) 
             r#"{"args": [], "kwargs": {"id": "lost", "action": "Succeed"}}"#,
         ),
         ("ERRORED", "app.Gone", r#"{"args": [], "kwargs": {}}"#),
+        (
+            "ERRORED",
+            "tests.Probe",
+            r#"{"args": [], "kwargs": {"nope": 1}}"#,
+        ),
     ] {
         let now = db.now_sql();
         db.exec(&format!(
@@ -1116,13 +1122,19 @@ async fn periodic_retry_pass_retries_results_it_did_not_write(backend: Backend) 
     assert!(wait_until(T, || async { rec.runs().len() == 1 }).await);
     assert!(
         wait_until(T, || async {
-            db.count("SELECT CAST(retry_attempt AS bigint) FROM plainjobs_jobresult WHERE job_class = 'app.Gone'").await == 2
+            db.count("SELECT CAST(retry_attempt AS bigint) FROM plainjobs_jobresult WHERE CAST(parameters AS text) LIKE '%nope%'").await == 2
         })
         .await,
-        "an unbuildable retry bumps retry_attempt until it is no longer retryable"
+        "an unbuildable retry of a known type bumps retry_attempt until it is no longer retryable"
     );
     w.stop().await.unwrap();
     assert_eq!(rec.runs(), vec![("lost".to_string(), 1)]);
+    let unknown = "SELECT count(*) FROM plainjobs_jobresult WHERE job_class = 'app.Gone' AND retry_attempt = 0 AND retry_job_request_uuid IS NULL";
+    assert_eq!(
+        db.count(unknown).await,
+        1,
+        "a result of a type this worker does not know keeps its retries for a worker that knows it"
+    );
     let lost_link = db.count("SELECT count(*) FROM plainjobs_jobresult WHERE status = 'LOST' AND retry_job_request_uuid IS NOT NULL").await;
     assert_eq!(lost_link, 1);
 }

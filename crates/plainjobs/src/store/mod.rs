@@ -186,7 +186,12 @@ pub(crate) trait Store: Inspect + 'static {
     /// raced a rescue, a row written by a worker that died before registering), as LOST results.
     async fn rescue_unowned(&self, timeout: Duration) -> Result<Vec<JobResult>>;
     /// Results that qualify for a retry with an id above `after_id`, oldest first.
-    async fn retryable_results(&self, after_id: i64, limit: i64) -> Result<Vec<JobResult>>;
+    async fn retryable_results(
+        &self,
+        queues: &[String],
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<JobResult>>;
     /// Bumps a result's retry_attempt so an unbuildable retry is not tried forever.
     async fn bump_retry_attempt(&self, result_uuid: Uuid) -> Result<()>;
     /// Deletes up to `batch` results created more than `age` ago; returns how many.

@@ -118,18 +118,20 @@ pub(crate) async fn stale_workers<B: SqlBackend>(
 /// See [`super::Store::retryable_results`]. The condition is the retryable index's.
 pub(crate) async fn retryable_results<B: SqlBackend>(
     backend: &B,
+    queues: &[String],
     after_id: i64,
     limit: i64,
 ) -> Result<Vec<JobResult>> {
     let sql = format!(
         "SELECT {RESULT_COLUMNS} FROM plainjobs_jobresult
          WHERE retry_job_request_uuid IS NULL AND retries > 0 AND retry_attempt < retries
-           AND status IN ('ERRORED', 'LOST', 'CANCELLED') AND id > $2
+           AND status IN ('ERRORED', 'LOST', 'CANCELLED') AND id > $2 AND queue = ANY($3)
          ORDER BY id LIMIT $1"
     );
     let statement = Statement::new(sql)
         .arg(Arg::Int(limit))
-        .arg(Arg::Int(after_id));
+        .arg(Arg::Int(after_id))
+        .arg(Arg::Texts(queues));
     let rows = backend.pooled().await?.rows(&statement).await?;
     decode_all(&rows, job_result)
 }

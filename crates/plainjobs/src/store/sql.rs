@@ -33,6 +33,8 @@ pub(crate) enum Arg<'a> {
     Uuid(Option<Uuid>),
     /// A list, for `= ANY($n)`.
     Uuids(&'a [Uuid]),
+    /// A list of texts, for `= ANY($n)`.
+    Texts(&'a [String]),
     /// The database's "now": `now()` on PostgreSQL, the host's clock on SQLite.
     Now,
     /// "now" minus this long, as a time (`now() - interval` on PostgreSQL).
@@ -121,7 +123,7 @@ fn render(sql: &str, args: &[Arg], dialect: Dialect) -> String {
                 format!("(now() - ${k} * interval '1 microsecond')")
             }
             (Dialect::Postgres, _) => format!("${k}"),
-            (Dialect::Sqlite, Arg::Uuids(_)) => {
+            (Dialect::Sqlite, Arg::Uuids(_) | Arg::Texts(_)) => {
                 // `x = ANY($n)` → `x IN (SELECT value FROM json_each(?n))`.
                 let (Some(h), Some(t)) = (head.strip_suffix("= ANY("), tail.strip_prefix(')'))
                 else {

@@ -121,14 +121,18 @@ pub(crate) struct Orphans {
     pub lost: Vec<JobResult>,
 }
 
-/// How a worker's claims run (PostgreSQL; SQLite has one way).
-#[derive(Debug, Clone, Copy, Default)]
+/// How a worker's claims run.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ClaimHow {
     /// On the claim's own sessions, with its plan pinned (needs session connections: not
     /// behind a transaction-mode pooler, where session settings would reach other clients).
+    /// PostgreSQL only.
     pub pinned_session: bool,
     /// Commit without waiting for the WAL flush (`WorkerConfig::asynchronous_claims`).
+    /// PostgreSQL only.
     pub async_commit: bool,
+    /// Claim only jobs of these names (`WorkerConfig::only_registered`); None: any.
+    pub job_classes: Option<std::sync::Arc<[String]>>,
 }
 
 /// A finished run to record in the batched (no follow-up request) path.

@@ -254,9 +254,14 @@ impl Store for FaultyStore {
         self.inner.rescue_unowned(timeout).await
     }
 
-    async fn retryable_results(&self, after_id: i64, limit: i64) -> Result<Vec<JobResult>> {
+    async fn retryable_results(
+        &self,
+        queues: &[String],
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<JobResult>> {
         self.reach()?;
-        self.inner.retryable_results(after_id, limit).await
+        self.inner.retryable_results(queues, after_id, limit).await
     }
 
     async fn bump_retry_attempt(&self, result_uuid: Uuid) -> Result<()> {

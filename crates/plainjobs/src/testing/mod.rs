@@ -65,7 +65,7 @@ pub fn server_url() -> String {
 
 /// `url` with a `search_path` (and `application_name`, to find a test's sessions) set through
 /// connection options.
-fn url_for_schema(url: &str, schema: &str) -> String {
+pub fn url_for_schema(url: &str, schema: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}options=-c%20search_path%3D{schema}&application_name={schema}")
 }

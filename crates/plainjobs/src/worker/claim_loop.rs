@@ -83,11 +83,18 @@ pub(crate) struct ClaimLoop {
     failures: u32,
     /// A claim failed in a way that may have committed: what it claimed must go back first.
     unsure: bool,
+    /// The job names to claim (`WorkerConfig::only_registered`); None: any.
+    job_classes: Option<std::sync::Arc<[String]>>,
 }
 
 impl ClaimLoop {
     pub fn new(core: Arc<Core>, max_pending: usize) -> ClaimLoop {
+        let job_classes = core.config.only_registered.then(|| {
+            let names: Vec<String> = core.registry.names().into_iter().map(|n| n.0).collect();
+            names.into()
+        });
         ClaimLoop {
+            job_classes,
             core,
             max_pending,
             buffer: Buffer::default(),
@@ -357,6 +364,7 @@ impl ClaimLoop {
             // pooler may be in between, and session settings would reach other clients.
             pinned_session: core.config.listen,
             async_commit: core.config.asynchronous_claims,
+            job_classes: self.job_classes.clone(),
         };
         let rows = core
             .store()

@@ -54,6 +54,12 @@ pub struct WorkerConfig {
     /// jobs a running job enqueues through its [`JobContext`](crate::JobContext) (its
     /// follow-ups) are always queued.
     pub local_dispatch: bool,
+    /// Claim only jobs whose name this worker registered (false by default: it claims every job
+    /// of its queues, and one it cannot build ends ERRORED as unknown). Turn it on when the
+    /// queues are shared with workers that run other job types — plain.jobs' Python workers,
+    /// or Rust workers with other registries — so each side leaves the other's jobs alone.
+    /// A worker that serves everything pays nothing for it (the claim is unchanged).
+    pub only_registered: bool,
     /// Log throughput stats this often (None: never).
     pub stats_interval: Option<Duration>,
     /// Exit with an error after this many consecutive claim failures (30).
@@ -76,6 +82,7 @@ impl Default for WorkerConfig {
             listen: true,
             asynchronous_claims: false,
             local_dispatch: true,
+            only_registered: false,
             stats_interval: None,
             max_claim_failures: 30,
             timezone: chrono_tz::UTC,

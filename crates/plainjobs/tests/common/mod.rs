@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 // (each test file uses some of them).
 #[allow(unused_imports)]
 pub use plainjobs::testing::{
-    conformance, server_url as base_url, sqlite_test_db, test_db, test_db_for, Backend, Raw, TestDb,
+    conformance, server_url as base_url, sqlite_test_db, test_db, test_db_for, url_for_schema,
+    Backend, Raw, TestDb,
 };
 
 /// Timings short enough for tests: heartbeat 200 ms, dead after 2 s.

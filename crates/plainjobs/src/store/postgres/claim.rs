@@ -52,7 +52,7 @@ pub(crate) const CLAIM_SESSION: [(&str, &str); 4] = [
 
 /// The claim statement (see `Store::claim`): `$1` worker id, `$2` queues, `$3` how many to
 /// claim, `$4` how many of them start at once, `$5` their process uuids.
-pub(super) fn claim_sql(queues: usize, async_commit: bool) -> String {
+pub(super) fn claim_sql(queues: usize, async_commit: bool, by_class: bool) -> String {
     // One queue: an equality, so the claim index yields rows already in claim order. Several:
     // `= ANY`, which sorts the ready rows of those queues.
     let queue_filter = if queues == 1 {
@@ -67,10 +67,16 @@ pub(super) fn claim_sql(queues: usize, async_commit: bool) -> String {
     } else {
         ""
     };
+    // Only the worker's own job types ($6), for a queue shared with workers that run others.
+    let class_filter = if by_class {
+        "AND job_class = ANY($6)"
+    } else {
+        ""
+    };
     format!(
         "WITH picked AS MATERIALIZED (
             SELECT id FROM plainjobs_jobrequest
-            WHERE {queue_filter} AND (start_at IS NULL OR start_at <= now()) {commit}
+            WHERE {queue_filter} AND (start_at IS NULL OR start_at <= now()) {commit} {class_filter}
               AND EXISTS (SELECT 1 FROM plainjobs_workerheartbeat WHERE worker_id = $1 FOR KEY SHARE)
             ORDER BY priority DESC, COALESCE(start_at, created_at), id
             LIMIT $3
@@ -99,15 +105,19 @@ async fn run_claim(
     queues: &[String],
     limit: i64,
     start: i64,
+    job_classes: Option<&[String]>,
 ) -> sqlx::Result<Vec<PgRow>> {
-    sqlx::query(sql)
+    let query = sqlx::query(sql)
         .bind(worker_id)
         .bind(queues)
         .bind(limit)
         .bind(start)
-        .bind(new_uuids(limit))
-        .fetch_all(conn)
-        .await
+        .bind(new_uuids(limit));
+    let query = match job_classes {
+        Some(classes) => query.bind(classes),
+        None => query,
+    };
+    query.fetch_all(conn).await
 }
 
 /// Gives a new claim session the claim's settings.
@@ -133,15 +143,16 @@ pub(super) async fn claim(
     if limit <= 0 || queues.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = claim_sql(queues.len(), how.async_commit);
+    let classes = how.job_classes.as_deref();
+    let sql = claim_sql(queues.len(), how.async_commit, classes.is_some());
     let rows = if how.pinned_session {
         let mut conn = store.claim_session().await?;
-        let rows = run_claim(&mut conn, &sql, worker_id, queues, limit, start).await?;
+        let rows = run_claim(&mut conn, &sql, worker_id, queues, limit, start, classes).await?;
         store.keep_claim_session(conn);
         rows
     } else {
         let mut conn = store.pool.acquire().await?;
-        run_claim(&mut conn, &sql, worker_id, queues, limit, start).await?
+        run_claim(&mut conn, &sql, worker_id, queues, limit, start, classes).await?
     };
     let mut out = decode_all(&rows, job_process)?;
     out.sort_by_key(|p| p.id);

@@ -199,8 +199,13 @@ impl Store for PgStore {
         rescue::rescue_unowned(self, timeout).await
     }
 
-    async fn retryable_results(&self, after_id: i64, limit: i64) -> Result<Vec<JobResult>> {
-        portable::retryable_results(self, after_id, limit).await
+    async fn retryable_results(
+        &self,
+        queues: &[String],
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<JobResult>> {
+        portable::retryable_results(self, queues, after_id, limit).await
     }
 
     async fn bump_retry_attempt(&self, result_uuid: Uuid) -> Result<()> {

@@ -58,6 +58,7 @@ fn bind<'q>(sql: &'q str, statement: &'q Statement<'_>) -> PgQuery<'q> {
             Arg::Text(v) => query.bind(v),
             Arg::Uuid(v) => query.bind(v),
             Arg::Uuids(v) => query.bind(v),
+            Arg::Texts(v) => query.bind(v),
             Arg::Now => query,
             Arg::Ago(d) => query.bind(micros(d)),
         })

@@ -11,7 +11,7 @@ async fn claim_plan(store: &PgStore) -> String {
     let mut conn = store.claim_session().await.expect("a claim session");
     sqlx::raw_sql(&format!(
         "PREPARE claim_plan(uuid, text[], int8, int8, uuid[]) AS {}",
-        claim_sql(1, false)
+        claim_sql(1, false, false)
     ))
     .execute(&mut conn)
     .await
@@ -92,6 +92,7 @@ async fn the_claim_keeps_one_plan_on_the_claim_index() {
     let how = ClaimHow {
         pinned_session: true,
         async_commit: true,
+        job_classes: None,
     };
     let claimed = store
         .claim(worker_id, &["default".to_string()], 3, 2, how)

@@ -21,7 +21,7 @@ pub(super) async fn claim(
     queues: &[String],
     start: i64,
     prefetch: i64,
-    _how: ClaimHow,
+    how: ClaimHow,
 ) -> Result<Vec<JobProcess>> {
     let limit = start + prefetch;
     if limit <= 0 || queues.is_empty() {
@@ -29,7 +29,8 @@ pub(super) async fn claim(
     }
     let now = now_us();
     let mut tx = store.write_tx().await?;
-    let taken = take_ready(&mut tx, worker_id, queues, limit, now).await?;
+    let classes = how.job_classes.as_deref();
+    let taken = take_ready(&mut tx, worker_id, queues, classes, limit, now).await?;
     let mut out = Vec::with_capacity(taken.len());
     for (chunk_no, chunk) in taken.chunks(CHUNK).enumerate() {
         let first = (chunk_no * CHUNK) as i64;
@@ -46,6 +47,7 @@ async fn take_ready(
     tx: &mut SqliteConnection,
     worker_id: Uuid,
     queues: &[String],
+    job_classes: Option<&[String]>,
     limit: i64,
     now: i64,
 ) -> Result<Vec<JobRequest>> {
@@ -59,22 +61,31 @@ async fn take_ready(
     } else {
         text_list(queues.iter().cloned())
     };
+    // Only the worker's own job types (?5), for a queue shared with workers that run others.
+    let class_filter = if job_classes.is_some() {
+        "AND job_class IN (SELECT value FROM json_each(?5))"
+    } else {
+        ""
+    };
     let sql = format!(
         "DELETE FROM plainjobs_jobrequest WHERE id IN (
             SELECT id FROM plainjobs_jobrequest
-            WHERE {queue_filter} AND (start_at IS NULL OR start_at <= ?2)
+            WHERE {queue_filter} AND (start_at IS NULL OR start_at <= ?2) {class_filter}
               AND EXISTS (SELECT 1 FROM plainjobs_workerheartbeat WHERE worker_id = ?3)
             ORDER BY priority DESC, COALESCE(start_at, created_at), id
             LIMIT ?4)
          RETURNING {REQUEST_COLUMNS}"
     );
-    let rows = sqlx::query(&sql)
+    let query = sqlx::query(&sql)
         .bind(queue_arg)
         .bind(now)
         .bind(worker_id.to_string())
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        .bind(limit);
+    let query = match job_classes {
+        Some(classes) => query.bind(text_list(classes.iter().cloned())),
+        None => query,
+    };
+    let rows = query.fetch_all(&mut *tx).await?;
     let mut taken = decode_all(&rows, job_request)?;
     // RETURNING gives no order: the claim's own.
     taken.sort_by(|a, b| {

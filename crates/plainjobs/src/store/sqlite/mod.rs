@@ -226,9 +226,9 @@ impl Store for SqliteStore {
         queues: &[String],
         start: i64,
         prefetch: i64,
-        _how: ClaimHow,
+        how: ClaimHow,
     ) -> Result<Vec<JobProcess>> {
-        claim::claim(self, worker_id, queues, start, prefetch, _how).await
+        claim::claim(self, worker_id, queues, start, prefetch, how).await
     }
 
     async fn finish_many(
@@ -283,8 +283,13 @@ impl Store for SqliteStore {
         rescue::rescue_unowned(self, timeout).await
     }
 
-    async fn retryable_results(&self, after_id: i64, limit: i64) -> Result<Vec<JobResult>> {
-        portable::retryable_results(self, after_id, limit).await
+    async fn retryable_results(
+        &self,
+        queues: &[String],
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<JobResult>> {
+        portable::retryable_results(self, queues, after_id, limit).await
     }
 
     async fn bump_retry_attempt(&self, result_uuid: Uuid) -> Result<()> {

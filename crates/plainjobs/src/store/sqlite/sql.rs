@@ -86,6 +86,7 @@ fn bind<'q>(sql: &'q str, statement: &'q Statement<'_>) -> SqliteQuery<'q> {
             Arg::Text(v) => query.bind(v),
             Arg::Uuid(v) => query.bind(v.map(|u| u.to_string())),
             Arg::Uuids(v) => query.bind(uuid_list(v)),
+            Arg::Texts(v) => query.bind(text_list(v.iter().cloned())),
             Arg::Now => query.bind(now),
             Arg::Ago(d) => query.bind(now.saturating_sub(micros(d))),
         })

@@ -115,18 +115,18 @@ async fn claims_only_from_the_queues_asked_for(backend: Backend) {
     let queues = |names: &[&str]| names.iter().map(|q| q.to_string()).collect::<Vec<_>>();
     let store = bed.store();
     let two = store
-        .claim(worker_id, &queues(&["a", "b"]), 10, 0, how)
+        .claim(worker_id, &queues(&["a", "b"]), 10, 0, how.clone())
         .await
         .unwrap();
     let names: Vec<&str> = two.iter().map(|p| p.job_class.as_str()).collect();
     assert_eq!(names, ["a1", "b1", "a2"]);
     let none = store
-        .claim(worker_id, &queues(&["other"]), 10, 0, how)
+        .claim(worker_id, &queues(&["other"]), 10, 0, how.clone())
         .await
         .unwrap();
     assert!(none.is_empty());
     let one = store
-        .claim(worker_id, &queues(&["c"]), 10, 0, how)
+        .claim(worker_id, &queues(&["c"]), 10, 0, how.clone())
         .await
         .unwrap();
     assert_eq!(one.len(), 1);

@@ -18,13 +18,16 @@ async fn a_lost_claim_reply_leaves_the_claim_committed(backend: Backend) {
     let queues = ["default".to_string()];
     let how = ClaimHow::default();
     faults.lose_claim_replies.store(1, Ordering::Release);
-    let nothing = faulty.claim(worker_id, &queues, 5, 0, how).await.unwrap();
+    let nothing = faulty
+        .claim(worker_id, &queues, 5, 0, how.clone())
+        .await
+        .unwrap();
     assert!(nothing.is_empty());
     assert_eq!(faults.lose_claim_replies.load(Ordering::Acquire), 1);
 
     bed.enqueue(requests("job", 2)).await;
     let lost = faulty
-        .claim(worker_id, &queues, 2, 0, how)
+        .claim(worker_id, &queues, 2, 0, how.clone())
         .await
         .unwrap_err();
     assert_eq!(lost.db_kind(), Some(DbErrorKind::ConnectionLost), "{lost}");
@@ -35,7 +38,10 @@ async fn a_lost_claim_reply_leaves_the_claim_committed(backend: Backend) {
     assert!(processes.iter().all(|p| p.worker_id == worker_id));
 
     bed.enqueue(requests("more", 1)).await;
-    let claimed = faulty.claim(worker_id, &queues, 2, 0, how).await.unwrap();
+    let claimed = faulty
+        .claim(worker_id, &queues, 2, 0, how.clone())
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1, "later claims are answered");
 }
 
@@ -51,7 +57,7 @@ async fn an_unreachable_database_is_not_written(backend: Backend) {
     let how = ClaimHow::default();
     faults.unavailable.store(true, Ordering::Release);
     let refused = faulty
-        .claim(worker_id, &queues, 1, 0, how)
+        .claim(worker_id, &queues, 1, 0, how.clone())
         .await
         .unwrap_err();
     assert_eq!(
@@ -63,7 +69,10 @@ async fn an_unreachable_database_is_not_written(backend: Backend) {
     assert!(faulty.requests(10).await.is_err());
     assert_eq!(pending(bed.store()).await.len(), 1, "nothing claimed");
     faults.unavailable.store(false, Ordering::Release);
-    let claimed = faulty.claim(worker_id, &queues, 1, 0, how).await.unwrap();
+    let claimed = faulty
+        .claim(worker_id, &queues, 1, 0, how.clone())
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
 }
 

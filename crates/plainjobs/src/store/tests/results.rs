@@ -137,12 +137,23 @@ async fn retryable_results_pages_by_id(backend: Backend) {
     tx.link_retry(results[6].uuid, new_uuid()).await.unwrap();
     tx.commit().await.unwrap();
 
-    let page = store.retryable_results(0, 2).await.unwrap();
+    let default = ["default".to_string()];
+    let page = store.retryable_results(&default, 0, 2).await.unwrap();
     assert_eq!(uuids(&page), [results[0].uuid, results[2].uuid]);
-    let page = store.retryable_results(page[1].id, 2).await.unwrap();
+    let page = store
+        .retryable_results(&default, page[1].id, 2)
+        .await
+        .unwrap();
     assert_eq!(uuids(&page), [results[4].uuid]);
     assert!(store
-        .retryable_results(page[0].id, 2)
+        .retryable_results(&default, page[0].id, 2)
+        .await
+        .unwrap()
+        .is_empty());
+    // Only the queues asked for.
+    let elsewhere = ["other".to_string(), "more".to_string()];
+    assert!(store
+        .retryable_results(&elsewhere, 0, 10)
         .await
         .unwrap()
         .is_empty());
@@ -170,10 +181,22 @@ async fn bump_retry_attempt_spends_one_retry(backend: Backend) {
 
     store.bump_retry_attempt(two.uuid).await.unwrap();
     assert_eq!(attempt(two.uuid).await, 1);
-    assert_eq!(store.retryable_results(0, 10).await.unwrap().len(), 1);
+    let default = ["default".to_string()];
+    assert_eq!(
+        store
+            .retryable_results(&default, 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     store.bump_retry_attempt(two.uuid).await.unwrap();
     assert_eq!(attempt(two.uuid).await, 2);
-    assert!(store.retryable_results(0, 10).await.unwrap().is_empty());
+    assert!(store
+        .retryable_results(&default, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
     store.bump_retry_attempt(linked.uuid).await.unwrap();
     assert_eq!(attempt(linked.uuid).await, 0);
 }

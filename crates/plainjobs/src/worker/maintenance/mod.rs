@@ -80,7 +80,8 @@ async fn run_due(core: &Core, due: &mut Due) {
         due.last_rescue = Some(Instant::now());
     }
     if due.last_retry.elapsed() >= cfg.retry_interval {
-        retries::retry_pass(&core.jobs, &core.registry, &mut due.retry_cursor).await;
+        let queues = core.queues();
+        retries::retry_pass(&core.jobs, &core.registry, queues, &mut due.retry_cursor).await;
         due.last_retry = Instant::now();
     }
     let retention_due = due

@@ -3,14 +3,17 @@
 
 use crate::client::follow_up::retry_with;
 use crate::model::{JobRequest, JobResult};
-use crate::registry::Registry;
+use crate::registry::{LoadError, Registry};
 use crate::{Jobs, Result};
 
 /// Results looked at per pass.
 const PAGE: i64 = 100;
 
-/// Retries one retryable result. A job type that cannot be rebuilt bumps the result's
-/// `retry_attempt` so it is not tried forever.
+/// Retries one retryable result with this worker's job type. A result of a type this worker
+/// does not know is left alone, for a worker that knows it (ours or plain.jobs'): its retry is
+/// not spent. One whose type is known but whose parameters no longer fit it can never be
+/// rebuilt by anyone who runs this type: its `retry_attempt` is bumped so it is not tried
+/// forever (as plain.jobs does).
 pub(crate) async fn retry_result(
     jobs: &Jobs,
     registry: &Registry,
@@ -18,6 +21,10 @@ pub(crate) async fn retry_result(
 ) -> Result<Option<JobRequest>> {
     let job = match registry.load(&result.job_class, result.parameters.as_ref()) {
         Ok(job) => job,
+        Err(LoadError::Unknown(_)) => {
+            tracing::debug!(job_class = %result.job_class, job_result_uuid = %result.uuid, "not this worker's job type; its retry is left to a worker that knows it");
+            return Ok(None);
+        }
         Err(e) => {
             tracing::warn!(
                 job_class = %result.job_class, job_result_uuid = %result.uuid, error = %e,
@@ -34,10 +41,17 @@ pub(crate) async fn retry_result(
     Ok(new)
 }
 
-/// The safety-net retry pass. It walks the retryable results in id order from `cursor`, so
-/// results whose retry keeps being refused cannot hide the ones after them.
-pub(crate) async fn retry_pass(jobs: &Jobs, registry: &Registry, cursor: &mut i64) {
-    match jobs.store().retryable_results(*cursor, PAGE).await {
+/// The safety-net retry pass over the results of this worker's `queues` (as plain.jobs' pass
+/// serves its worker's queues). It walks the retryable results in id order from `cursor`, so
+/// results whose retry keeps being refused (or that another worker's types must retry) cannot
+/// hide the ones after them.
+pub(crate) async fn retry_pass(
+    jobs: &Jobs,
+    registry: &Registry,
+    queues: &[String],
+    cursor: &mut i64,
+) {
+    match jobs.store().retryable_results(queues, *cursor, PAGE).await {
         Ok(results) => {
             *cursor = if results.len() < PAGE as usize {
                 0
