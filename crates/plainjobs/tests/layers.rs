@@ -52,6 +52,8 @@ const ROOT: &[(&str, &str)] = &[
     ("QueueStats", "store"),
     ("Purged", "store"),
     ("ResultFilter", "store"),
+    ("JobFilter", "store"),
+    ("MigrationStatus", "store"),
     ("jobs", "handle"),
     ("Jobs", "handle"),
     ("Backend", "handle"),

@@ -5,8 +5,19 @@
 //! of our own that never collides with the host application's migration history (sqlx's
 //! `_sqlx_migrations`, plain's `plainmigrations`, diesel's…).
 
+use super::rows::DecodeRow;
 use super::sql::{Arg, SqlBackend, SqlConn, Statement};
+use super::MigrationStatus;
 use crate::{Error, Result};
+
+/// The tables plain.jobs defines, which every job statement uses.
+const JOB_TABLES: [&str; 4] = [
+    "plainjobs_jobrequest",
+    "plainjobs_jobprocess",
+    "plainjobs_jobresult",
+    "plainjobs_workerheartbeat",
+];
+const HISTORY: &str = "plainjobs_rs_migrations";
 
 /// One migration step.
 pub(crate) struct Migration {
@@ -49,6 +60,44 @@ pub(crate) async fn apply<B: SqlBackend>(backend: &B, migrations: &[Migration]) 
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Whether the job tables exist and which of `migrations` are applied, reading only (a
+/// database where nothing was ever migrated is left as it is).
+pub(crate) async fn status<B: SqlBackend>(
+    backend: &B,
+    migrations: &[Migration],
+) -> Result<MigrationStatus> {
+    let mut conn = backend.pooled().await?;
+    let names: Vec<&str> = JOB_TABLES.iter().copied().chain([HISTORY]).collect();
+    let names = serde_json::json!(names).to_string();
+    let existing = conn
+        .rows(&Statement::new(B::EXISTING_TABLES).arg(Arg::Text(Some(&names))))
+        .await?
+        .iter()
+        .map(|row| row.text("name"))
+        .collect::<sqlx::Result<Vec<String>>>()?;
+    let exists = |table: &str| existing.iter().any(|t| t == table);
+    let mut applied = if exists(HISTORY) {
+        conn.rows(&Statement::new("SELECT version FROM plainjobs_rs_migrations"))
+            .await?
+            .iter()
+            .map(|row| row.int64("version"))
+            .collect::<sqlx::Result<Vec<i64>>>()?
+    } else {
+        Vec::new()
+    };
+    applied.sort_unstable();
+    let pending = migrations
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .map(|m| (m.version, m.name))
+        .collect();
+    Ok(MigrationStatus {
+        tables_exist: JOB_TABLES.iter().all(|t| exists(t)),
+        applied,
+        pending,
+    })
 }
 
 /// Most jobs have no concurrency key and start at once: the indexes on keys and start times

@@ -37,6 +37,8 @@ pub(crate) enum Arg<'a> {
     Now,
     /// "now" minus this long, as a time (`now() - interval` on PostgreSQL).
     Ago(Duration),
+    /// A time (None: NULL), as each backend stores times.
+    Time(Option<chrono::DateTime<chrono::Utc>>),
 }
 
 /// A statement and its arguments, `$1` being the first.
@@ -161,6 +163,9 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     type Conn: SqlConn + sqlx::Connection<Database = Self::Db>;
     /// The history table of [`super::migrate`], in this backend's types.
     const MIGRATION_HISTORY: &'static str;
+    /// Lists (as `name`) which of the tables named in the JSON array `$1` exist, as the
+    /// statements of this connection would see them (PostgreSQL: on its search path).
+    const EXISTING_TABLES: &'static str;
     /// A pooled connection in autocommit mode.
     async fn pooled(&self) -> Result<PoolConnection<Self::Db>>;
     /// A transaction that writes: on SQLite it takes the write lock at once (`BEGIN

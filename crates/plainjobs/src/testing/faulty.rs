@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::model::{JobProcess, JobRequest, JobResult, WorkerHeartbeat};
 use crate::store::{
     ClaimHow, Conn, Finish, Inspect, Listener, Located, NewHeartbeat, NewRequest, Orphans, Purged,
-    QueueStats, ResultFilter, Store, StoreTx,
+    JobFilter, MigrationStatus, QueueStats, ResultFilter, Store, StoreTx,
 };
 use crate::{Error, Jobs, Result};
 
@@ -109,6 +109,16 @@ impl Inspect for FaultyStore {
         self.inner.results(filter).await
     }
 
+    async fn holding_key(
+        &self,
+        job_class: &str,
+        key: &str,
+        limit: i64,
+    ) -> Result<(Vec<JobRequest>, Vec<JobProcess>)> {
+        self.reach()?;
+        self.inner.holding_key(job_class, key, limit).await
+    }
+
     async fn workers(&self) -> Result<Vec<WorkerHeartbeat>> {
         self.reach()?;
         self.inner.workers().await
@@ -125,6 +135,11 @@ impl Store for FaultyStore {
     async fn migrate(&self) -> Result<()> {
         self.reach()?;
         self.inner.migrate().await
+    }
+
+    async fn migration_status(&self) -> Result<MigrationStatus> {
+        self.reach()?;
+        self.inner.migration_status().await
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
@@ -279,8 +294,8 @@ impl Store for FaultyStore {
         self.inner.locate_requests(uuids).await
     }
 
-    async fn purge(&self) -> Result<Purged> {
+    async fn purge(&self, filter: &JobFilter) -> Result<Purged> {
         self.reach()?;
-        self.inner.purge().await
+        self.inner.purge(filter).await
     }
 }

@@ -35,7 +35,7 @@ use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
     migrate, portable, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
-    Orphans, Purged, Store, StoreTx,
+    Orphans, Purged, JobFilter, MigrationStatus, Store, StoreTx,
 };
 use crate::Result;
 
@@ -74,6 +74,7 @@ impl SqlBackend for PgStore {
     type Db = Postgres;
     type Conn = PgConnection;
 
+    const EXISTING_TABLES: &'static str = "SELECT t AS name FROM json_array_elements_text(CAST($1 AS json)) AS t WHERE to_regclass(t) IS NOT NULL";
     const MIGRATION_HISTORY: &'static str = "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())";
 
     async fn pooled(&self) -> Result<PoolConnection<Postgres>> {
@@ -98,6 +99,10 @@ impl SqlBackend for PgStore {
 impl Store for PgStore {
     async fn migrate(&self) -> Result<()> {
         migrate::apply(self, migrations::MIGRATIONS).await
+    }
+
+    async fn migration_status(&self) -> Result<MigrationStatus> {
+        migrate::status(self, migrations::MIGRATIONS).await
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
@@ -230,7 +235,7 @@ impl Store for PgStore {
         portable::locate_requests(self, uuids).await
     }
 
-    async fn purge(&self) -> Result<Purged> {
-        portable::purge(self).await
+    async fn purge(&self, filter: &JobFilter) -> Result<Purged> {
+        portable::purge(self, filter).await
     }
 }

@@ -47,7 +47,7 @@ use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
     migrate, portable, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
-    Orphans, Purged, Store, StoreTx,
+    Orphans, Purged, JobFilter, MigrationStatus, Store, StoreTx,
 };
 use crate::Result;
 
@@ -128,6 +128,16 @@ impl SqliteStore {
         })
     }
 
+    /// Whether `url` names a database file that does not exist (never for in-memory ones, nor
+    /// for a URL that does not parse: opening it reports that).
+    pub(crate) fn file_is_missing(url: &str) -> bool {
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        match SqliteConnectOptions::from_str(url) {
+            Ok(opts) if !memory => !opts.get_filename().exists(),
+            _ => false,
+        }
+    }
+
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -142,6 +152,7 @@ impl SqlBackend for SqliteStore {
     type Db = Sqlite;
     type Conn = SqliteConnection;
 
+    const EXISTING_TABLES: &'static str = "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (SELECT value FROM json_each($1))";
     const MIGRATION_HISTORY: &'static str = "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)";
 
     async fn pooled(&self) -> Result<PoolConnection<Sqlite>> {
@@ -162,6 +173,10 @@ impl SqlBackend for SqliteStore {
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
         migrate::apply(self, migrations::MIGRATIONS).await
+    }
+
+    async fn migration_status(&self) -> Result<MigrationStatus> {
+        migrate::status(self, migrations::MIGRATIONS).await
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
@@ -309,7 +324,7 @@ impl Store for SqliteStore {
         portable::locate_requests(self, uuids).await
     }
 
-    async fn purge(&self) -> Result<Purged> {
-        portable::purge(self).await
+    async fn purge(&self, filter: &JobFilter) -> Result<Purged> {
+        portable::purge(self, filter).await
     }
 }

@@ -27,6 +27,29 @@ async fn migrating_again_changes_nothing(backend: Backend) {
     );
 }
 
+/// The status reads without changing anything: an empty database has no tables and every
+/// migration pending (and stays empty); after `migrate`, nothing is pending.
+async fn migration_status_reads_what_is_applied(backend: Backend) {
+    let db = FreshDb::create(backend).await;
+    let jobs = crate::Jobs::connect(&db.url).await.unwrap();
+    let store = jobs.store();
+    let before = store.migration_status().await.unwrap();
+    assert!(!before.tables_exist, "{before:?}");
+    assert!(before.applied.is_empty(), "{before:?}");
+    assert!(!before.pending.is_empty(), "{before:?}");
+    assert!(!before.is_current());
+    let again = store.migration_status().await.unwrap();
+    assert_eq!(again, before, "reading the status created nothing");
+    store.migrate().await.unwrap();
+    let after = store.migration_status().await.unwrap();
+    assert!(after.tables_exist && after.pending.is_empty(), "{after:?}");
+    assert!(after.is_current());
+    let versions: Vec<i64> = before.pending.iter().map(|(v, _)| *v).collect();
+    assert_eq!(after.applied, versions);
+    drop(jobs);
+    db.remove().await;
+}
+
 const CREATE_ONE: Migration = Migration {
     version: 1,
     name: "one",
@@ -94,4 +117,8 @@ async fn migration_runner(backend: Backend) {
     db.remove().await;
 }
 
-conformance!(migrating_again_changes_nothing, migration_runner);
+conformance!(
+    migrating_again_changes_nothing,
+    migration_status_reads_what_is_applied,
+    migration_runner
+);
