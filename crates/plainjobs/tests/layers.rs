@@ -12,7 +12,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error.rs",
             "model.rs",
             "params.rs",
-            "settings.rs",
+            "settings/",
             "schedule/cron.rs",
         ],
     ),
