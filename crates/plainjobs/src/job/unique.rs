@@ -98,7 +98,10 @@ mod tests {
         let long = format!("echo {}", "y".repeat(300));
         let key = fitted_key(&long, 255);
         assert_eq!(key.chars().count(), 255, "{key}");
-        assert!(key.starts_with("echo yyy") && key.contains("…md5:"), "{key}");
+        assert!(
+            key.starts_with("echo yyy") && key.contains("…md5:"),
+            "{key}"
+        );
         assert_eq!(fitted_key(&long, 255), key, "stable");
         let other = format!("echo {}z", "y".repeat(300));
         assert_ne!(fitted_key(&other, 255), key, "the hash tells them apart");

@@ -165,7 +165,11 @@ mod tests {
             (" 3s ", 3000),
         ];
         for (text, ms) in cases {
-            assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)), "{text}");
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
         }
     }
 
@@ -175,14 +179,27 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         let e = parse_duration("7").unwrap_err().to_string();
-        assert!(e.contains("no unit") && e.contains("7d") && e.contains("7s"), "{e}");
+        assert!(
+            e.contains("no unit") && e.contains("7d") && e.contains("7s"),
+            "{e}"
+        );
         let e = parse_duration("soon").unwrap_err().to_string();
         assert!(e.contains("soon") && e.contains("1h30m"), "{e}");
     }
 
     #[test]
     fn exact_format_reads_back() {
-        for ms in [0u64, 1, 999, 1000, 1500, 60_000, 5_400_000, 604_800_000, 90_061_001] {
+        for ms in [
+            0u64,
+            1,
+            999,
+            1000,
+            1500,
+            60_000,
+            5_400_000,
+            604_800_000,
+            90_061_001,
+        ] {
             let d = Duration::from_millis(ms);
             let text = format_duration(d);
             assert_eq!(parse_duration(&text), Ok(d), "{text}");
@@ -205,7 +222,11 @@ mod tests {
             (604_800_000, "7d"),
         ];
         for (ms, text) in cases {
-            assert_eq!(approximate_duration(Duration::from_millis(ms)), text, "{ms}");
+            assert_eq!(
+                approximate_duration(Duration::from_millis(ms)),
+                text,
+                "{ms}"
+            );
         }
     }
 }

@@ -335,11 +335,16 @@ impl Settings {
         let mut table = toml::Table::new();
         table.insert(key.to_string(), toml::Value::String(value.to_string()));
         if key == "queues" {
-            let list = value.split(',').map(|q| toml::Value::String(q.trim().into()));
+            let list = value
+                .split(',')
+                .map(|q| toml::Value::String(q.trim().into()));
             table.insert(key.to_string(), toml::Value::Array(list.collect()));
         }
         if key == "listen" {
-            let on = matches!(value.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on");
+            let on = matches!(
+                value.to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            );
             table.insert(key.to_string(), toml::Value::Boolean(on));
         }
         self.apply_table(table, origin)
@@ -459,10 +464,17 @@ mod tests {
         .unwrap();
         assert_eq!(s.origin("retention"), "jobs.toml");
         assert_eq!(s.origin("queues"), "jobs.toml");
-        assert_eq!(s.origin("concurrency"), "environment variable PLAINJOBS_CONCURRENCY");
-        assert_eq!(s.origin("database_url"), "environment variable DATABASE_URL");
+        assert_eq!(
+            s.origin("concurrency"),
+            "environment variable PLAINJOBS_CONCURRENCY"
+        );
+        assert_eq!(
+            s.origin("database_url"),
+            "environment variable DATABASE_URL"
+        );
         assert_eq!(s.origin("timezone"), "default");
-        s.set_from("database_url", "sqlite://f", "--database-url").unwrap();
+        s.set_from("database_url", "sqlite://f", "--database-url")
+            .unwrap();
         assert_eq!(s.origin("database_url"), "--database-url");
         assert_eq!(s.database_url.as_deref(), Some("sqlite://f"));
     }
@@ -484,7 +496,10 @@ mod tests {
         let mut s = Settings::default();
         s.apply_env([
             ("PLAINJOBS_DATABASE_URL".to_string(), String::new()),
-            ("DATABASE_URL".to_string(), "postgres://fallback".to_string()),
+            (
+                "DATABASE_URL".to_string(),
+                "postgres://fallback".to_string(),
+            ),
         ])
         .unwrap();
         assert_eq!(s.database_url.as_deref(), Some("postgres://fallback"));
@@ -497,7 +512,10 @@ mod tests {
             .apply_toml("retention = 7", "plainjobs.toml")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("retention") && e.contains("7d") && e.contains("no unit"), "{e}");
+        assert!(
+            e.contains("retention") && e.contains("7d") && e.contains("no unit"),
+            "{e}"
+        );
         s.apply_toml("stats_every = 0\nshutdown_timeout = \"1h30m\"", "f")
             .unwrap();
         assert_eq!(s.stats_every, None);
@@ -508,7 +526,10 @@ mod tests {
     fn the_reference_names_every_key_the_parser_knows() {
         let mut s = Settings::default();
         for info in REFERENCE {
-            assert_eq!(info.env, format!("PLAINJOBS_{}", info.key.to_ascii_uppercase()));
+            assert_eq!(
+                info.env,
+                format!("PLAINJOBS_{}", info.key.to_ascii_uppercase())
+            );
             // Known: an unknown key would be refused before its value is looked at.
             let e = s.apply_toml(&format!("{} = {{}}", info.key), "f");
             if let Err(SettingsError::UnknownKey { .. }) = e {

@@ -79,11 +79,13 @@ pub(crate) async fn status<B: SqlBackend>(
         .collect::<sqlx::Result<Vec<String>>>()?;
     let exists = |table: &str| existing.iter().any(|t| t == table);
     let mut applied = if exists(HISTORY) {
-        conn.rows(&Statement::new("SELECT version FROM plainjobs_rs_migrations"))
-            .await?
-            .iter()
-            .map(|row| row.int64("version"))
-            .collect::<sqlx::Result<Vec<i64>>>()?
+        conn.rows(&Statement::new(
+            "SELECT version FROM plainjobs_rs_migrations",
+        ))
+        .await?
+        .iter()
+        .map(|row| row.int64("version"))
+        .collect::<sqlx::Result<Vec<i64>>>()?
     } else {
         Vec::new()
     };

@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::model::{JobProcess, JobRequest, JobResult, WorkerHeartbeat};
 use crate::store::{
-    ClaimHow, Conn, Finish, Inspect, Listener, Located, NewHeartbeat, NewRequest, Orphans, Purged,
-    JobFilter, MigrationStatus, QueueStats, ResultFilter, Store, StoreTx,
+    ClaimHow, Conn, Finish, Inspect, JobFilter, Listener, Located, MigrationStatus, NewHeartbeat,
+    NewRequest, Orphans, Purged, QueueStats, ResultFilter, Store, StoreTx,
 };
 use crate::{Error, Jobs, Result};
 

@@ -34,8 +34,8 @@ pub(crate) use errors::error_kind;
 use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
-    migrate, portable, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
-    Orphans, Purged, JobFilter, MigrationStatus, Store, StoreTx,
+    migrate, portable, ClaimHow, Conn, Finish, JobFilter, Listener, Located, MigrationStatus,
+    NewHeartbeat, NewRequest, Orphans, Purged, Store, StoreTx,
 };
 use crate::Result;
 

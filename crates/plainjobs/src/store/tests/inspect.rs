@@ -291,8 +291,17 @@ async fn purge_deletes_only_what_the_filter_matches(backend: Backend) {
         .await;
     let running = bed.claim(worker_id, 1, 0).await;
     let only_mail = JobFilter::new().queue("mail");
-    let purged = store.purge(&only_mail.clone().job_class("Y")).await.unwrap();
-    assert_eq!(purged, Purged { requests: 1, processes: 0 });
+    let purged = store
+        .purge(&only_mail.clone().job_class("Y"))
+        .await
+        .unwrap();
+    assert_eq!(
+        purged,
+        Purged {
+            requests: 1,
+            processes: 0
+        }
+    );
     // Enqueued in the future: nothing yet.
     let later = JobFilter::new().since(Utc::now() + TimeDelta::hours(1));
     assert_eq!(store.purge(&later).await.unwrap(), Purged::default());
@@ -304,7 +313,10 @@ async fn purge_deletes_only_what_the_filter_matches(backend: Backend) {
     let old = JobFilter::new().until(Utc::now() - TimeDelta::minutes(30));
     assert_eq!(
         store.purge(&old).await.unwrap(),
-        Purged { requests: 0, processes: 1 }
+        Purged {
+            requests: 0,
+            processes: 1
+        }
     );
     assert!(store.processes(10).await.unwrap().is_empty());
     assert_eq!(running.len(), 1);

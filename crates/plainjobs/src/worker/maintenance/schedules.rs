@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 
 use crate::client::enqueue_on;
 use crate::client::request::{build_request, Options};
-use crate::model::MAX_NAME_LEN;
 use crate::job::{advisory_lock_id, fitted_key};
 use crate::model::JobRequest;
+use crate::model::MAX_NAME_LEN;
 use crate::registry::ErasedJob;
 use crate::schedule::Schedule;
 use crate::store::{NewRequest, Start};
@@ -114,10 +114,7 @@ mod tests {
     #[test]
     fn an_occurrence_key_fits_the_schema_however_long_the_default_key() {
         let at = DateTime::from_timestamp(1_772_805_600, 0).unwrap_or_default();
-        assert_eq!(
-            scheduled_key("echo hi", at),
-            "echo hi:scheduled:1772805600"
-        );
+        assert_eq!(scheduled_key("echo hi", at), "echo hi:scheduled:1772805600");
         let long = "x".repeat(250);
         let key = scheduled_key(&long, at);
         assert_eq!(key.chars().count(), MAX_NAME_LEN, "{key}");
