@@ -29,7 +29,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("client", &["client/"]),
     ("worker", &["worker/"]),
-    ("cli", &["cli.rs"]),
+    ("cli", &["cli/"]),
 ];
 
 /// Where each top-level module or crate-root re-export lives (its layer).

@@ -1,0 +1,252 @@
+//! `doctor`: is everything in place — the database, the schema, live workers for the queues
+//! that have work, nothing stuck. Exit 1 when a check fails; warnings do not fail.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::json;
+
+use crate::cli::error::CliError;
+use crate::cli::output::print_json;
+use crate::cli::stats::{worker_state, WorkerState};
+use crate::cli::Ctx;
+use crate::settings::approximate_duration;
+use crate::Jobs;
+
+/// A ready job waiting longer than this is worth a warning.
+const LONG_WAIT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Check {
+    name: &'static str,
+    status: Status,
+    detail: String,
+}
+
+struct Report(Vec<Check>);
+
+impl Report {
+    fn add(&mut self, name: &'static str, status: Status, detail: impl Into<String>) {
+        self.0.push(Check {
+            name,
+            status,
+            detail: detail.into(),
+        });
+    }
+}
+
+pub(crate) async fn doctor(ctx: &Ctx) -> Result<(), CliError> {
+    let mut report = Report(Vec::new());
+    let file = ctx
+        .settings
+        .file()
+        .map_or_else(|| "no file".into(), |f| f.display().to_string());
+    report.add(
+        "configuration",
+        Status::Ok,
+        format!(
+            "loaded ({file}); database URL from {}",
+            ctx.settings.origin("database_url")
+        ),
+    );
+    if let Some(jobs) = check_connection(ctx, &mut report).await {
+        if check_schema(&jobs, &mut report).await? {
+            check_work(ctx, &jobs, &mut report).await?;
+        }
+    }
+    let failed = report.0.iter().any(|c| c.status == Status::Fail);
+    if ctx.json {
+        print_json(&json!({"ok": !failed, "checks": report.0}))?;
+        return if failed {
+            Err(CliError::Reported)
+        } else {
+            Ok(())
+        };
+    }
+    for c in &report.0 {
+        let status = match c.status {
+            Status::Ok => "ok  ",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+        };
+        println!("{status}  {:<13} {}", c.name, c.detail);
+    }
+    if failed {
+        return Err(CliError::Failure(
+            "doctor found problems (FAIL above)".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn check_connection(ctx: &Ctx, report: &mut Report) -> Option<Jobs> {
+    let began = Instant::now();
+    // Connects without creating anything and without the tables check `jobs()` makes: the
+    // schema check below reports that.
+    let opened = ctx.jobs_as_they_are().await;
+    match opened {
+        Ok(jobs) => {
+            let took = approximate_duration(began.elapsed());
+            report.add(
+                "database",
+                Status::Ok,
+                format!("connected to {} in {took}", ctx.database()),
+            );
+            Some(jobs)
+        }
+        Err(e) => {
+            report.add("database", Status::Fail, e.to_string());
+            None
+        }
+    }
+}
+
+/// False when the tables are missing (nothing else can be checked).
+async fn check_schema(jobs: &Jobs, report: &mut Report) -> Result<bool, CliError> {
+    let status = jobs.migration_status().await?;
+    if !status.tables_exist {
+        report.add(
+            "schema",
+            Status::Fail,
+            "the job tables do not exist: run `plainjobs migrate`",
+        );
+        return Ok(false);
+    }
+    if status.pending.is_empty() {
+        report.add(
+            "schema",
+            Status::Ok,
+            format!("current ({} migrations applied)", status.applied.len()),
+        );
+    } else {
+        let names: Vec<String> = status
+            .pending
+            .iter()
+            .map(|(v, n)| format!("{v} {n}"))
+            .collect();
+        report.add(
+            "schema",
+            Status::Fail,
+            format!(
+                "{} migrations not applied ({}): run `plainjobs migrate`",
+                names.len(),
+                names.join(", ")
+            ),
+        );
+    }
+    report.add(
+        "indexes",
+        Status::Skip,
+        "not checked: this build has no catalog check yet (`migrate` creates them)",
+    );
+    Ok(true)
+}
+
+/// Workers, queues with work and no live worker, jobs held by dead workers, long waits.
+async fn check_work(ctx: &Ctx, jobs: &Jobs, report: &mut Report) -> Result<(), CliError> {
+    let now = Utc::now();
+    let workers = jobs.workers().await?;
+    let states: Vec<WorkerState> = workers
+        .iter()
+        .map(|w| worker_state(w, &ctx.settings, now))
+        .collect();
+    let alive: Vec<_> = workers
+        .iter()
+        .zip(&states)
+        .filter(|(_, s)| **s == WorkerState::Alive)
+        .map(|(w, _)| w)
+        .collect();
+    let not_alive: Vec<String> = workers
+        .iter()
+        .zip(&states)
+        .filter(|(_, s)| **s != WorkerState::Alive)
+        .map(|(w, s)| {
+            format!(
+                "{} on {} pid {} ({})",
+                w.worker_id,
+                w.hostname,
+                w.pid,
+                s.as_str()
+            )
+        })
+        .collect();
+    let status = if alive.is_empty() || !not_alive.is_empty() {
+        Status::Warn
+    } else {
+        Status::Ok
+    };
+    let mut detail = format!("{} alive", alive.len());
+    if !not_alive.is_empty() {
+        detail.push_str(&format!("; not alive: {}", not_alive.join(", ")));
+    }
+    report.add("workers", status, detail);
+
+    let served: BTreeSet<&str> = alive
+        .iter()
+        .flat_map(|w| w.queues.iter().map(String::as_str))
+        .collect();
+    let stats = jobs.stats().await?;
+    let unserved: Vec<String> = stats
+        .iter()
+        .filter(|q| q.ready > 0 && !served.contains(q.queue.as_str()))
+        .map(|q| format!("{} ({} ready)", q.queue, q.ready))
+        .collect();
+    if unserved.is_empty() {
+        report.add(
+            "queues",
+            Status::Ok,
+            "every queue with ready jobs has a live worker",
+        );
+    } else {
+        report.add(
+            "queues",
+            Status::Warn,
+            format!("no live worker serves {}", unserved.join(", ")),
+        );
+    }
+
+    let live_ids: BTreeSet<_> = alive.iter().map(|w| w.worker_id).collect();
+    let processes = jobs.processes(100_000).await?;
+    let orphaned = processes
+        .iter()
+        .filter(|p| !live_ids.contains(&p.worker_id))
+        .count();
+    let oldest_ready = jobs
+        .requests(1000)
+        .await?
+        .into_iter()
+        .filter(|r| r.start_at.is_none_or(|s| s <= now))
+        .map(|r| {
+            (now - r.start_at.unwrap_or(r.created_at))
+                .to_std()
+                .unwrap_or_default()
+        })
+        .max();
+    let mut stuck = Vec::new();
+    if orphaned > 0 {
+        stuck.push(format!("{orphaned} jobs held by workers that are not alive (a running worker turns them LOST once their heartbeat is {} old)", approximate_duration(ctx.settings.heartbeat_timeout)));
+    }
+    if let Some(wait) = oldest_ready.filter(|w| *w > LONG_WAIT) {
+        stuck.push(format!(
+            "a ready job has waited {}",
+            approximate_duration(wait)
+        ));
+    }
+    if stuck.is_empty() {
+        report.add("stuck jobs", Status::Ok, "none");
+    } else {
+        report.add("stuck jobs", Status::Warn, stuck.join("; "));
+    }
+    Ok(())
+}
