@@ -31,11 +31,12 @@ fn migrate_creates_the_tables_and_runs_again() {
     // Migrate says what it applied, and to which database (without its password).
     pj.run(&["migrate"])
         .ok()
-        .stdout_has("applied ")
+        .stdout_has("migrated postgres://")
+        .stdout_has("to schema version")
         .stdout_has("schema is up to date");
     pj.run(&["migrate"])
         .ok()
-        .stdout_has("nothing to apply")
+        .stdout_has("nothing to change")
         .stdout_has("127.0.0.1");
     let stats = pj.run(&["stats", "--json"]).ok().json();
     assert_eq!(stats["queues"], json!([]), "{stats:#}");

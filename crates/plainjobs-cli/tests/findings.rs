@@ -263,7 +263,9 @@ fn commands_before_migrate_say_what_to_run_and_create_nothing() {
         .expect(1)
         .stderr_has("the job tables do not exist in sqlite://plainjobs.sqlite3")
         .stderr_has("run `plainjobs migrate`");
-    pj.run(&["migrate"]).ok().stdout_has("applied");
+    pj.run(&["migrate"])
+        .ok()
+        .stdout_has("migrated sqlite://plainjobs.sqlite3");
     pj.run(&["stats"]).ok();
 }
 

@@ -53,7 +53,6 @@ const ROOT: &[(&str, &str)] = &[
     ("Purged", "store"),
     ("ResultFilter", "store"),
     ("JobFilter", "store"),
-    ("MigrationStatus", "store"),
     ("jobs", "handle"),
     ("Jobs", "handle"),
     ("Backend", "handle"),

@@ -40,8 +40,8 @@ impl Ctx {
     /// [`CliError`] saying which database and what is missing.
     pub async fn jobs(&self) -> Result<Jobs, CliError> {
         let jobs = self.open(false).await?;
-        let status = jobs.migration_status().await?;
-        if !status.tables_exist {
+        let schema = jobs.check_schema().await?;
+        if !schema.tables {
             return Err(failure(format!(
                 "the job tables do not exist in {}: run `plainjobs migrate` (or check the database URL, set by {})",
                 self.database(),

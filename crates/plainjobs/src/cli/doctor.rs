@@ -23,7 +23,6 @@ enum Status {
     Ok,
     Warn,
     Fail,
-    Skip,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -78,7 +77,6 @@ pub(crate) async fn doctor(ctx: &Ctx) -> Result<(), CliError> {
             Status::Ok => "ok  ",
             Status::Warn => "WARN",
             Status::Fail => "FAIL",
-            Status::Skip => "skip",
         };
         println!("{status}  {:<13} {}", c.name, c.detail);
     }
@@ -114,8 +112,8 @@ async fn check_connection(ctx: &Ctx, report: &mut Report) -> Option<Jobs> {
 
 /// False when the tables are missing (nothing else can be checked).
 async fn check_schema(jobs: &Jobs, report: &mut Report) -> Result<bool, CliError> {
-    let status = jobs.migration_status().await?;
-    if !status.tables_exist {
+    let schema = jobs.check_schema().await?;
+    if !schema.tables {
         report.add(
             "schema",
             Status::Fail,
@@ -123,33 +121,39 @@ async fn check_schema(jobs: &Jobs, report: &mut Report) -> Result<bool, CliError
         );
         return Ok(false);
     }
-    if status.pending.is_empty() {
-        report.add(
-            "schema",
-            Status::Ok,
-            format!("current ({} migrations applied)", status.applied.len()),
-        );
+    let version = schema
+        .version
+        .map_or_else(|| "none recorded".into(), |v| v.to_string());
+    if schema.is_newer() {
+        report.add("schema", Status::Fail, format!(
+            "migrated by a newer plainjobs (version {version}, this one knows {}): upgrade this command",
+            schema.known_version
+        ));
+    } else if schema.is_current() {
+        report.add("schema", Status::Ok, format!("current (version {version})"));
     } else {
-        let names: Vec<String> = status
-            .pending
-            .iter()
-            .map(|(v, n)| format!("{v} {n}"))
-            .collect();
+        let shown: Vec<&str> = schema.problems.iter().take(5).map(String::as_str).collect();
+        let more = schema.problems.len().saturating_sub(shown.len());
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
         report.add(
             "schema",
             Status::Fail,
             format!(
-                "{} migrations not applied ({}): run `plainjobs migrate`",
-                names.len(),
-                names.join(", ")
+                "{} differences ({}{more}): run `plainjobs migrate`",
+                schema.problems.len(),
+                shown.join("; ")
             ),
         );
     }
-    report.add(
-        "indexes",
-        Status::Skip,
-        "not checked: this build has no catalog check yet (`migrate` creates them)",
-    );
+    if schema.claim_index {
+        report.add("indexes", Status::Ok, "the claim index is in place");
+    } else {
+        report.add("indexes", Status::Fail, "the claim index is missing or invalid (every claim sorts the queue): run `plainjobs migrate`");
+    }
     Ok(true)
 }
 

@@ -35,25 +35,25 @@ pub struct WorkerArgs {
 
 pub(crate) async fn migrate(ctx: &Ctx) -> Result<(), CliError> {
     let jobs = ctx.jobs_creating().await?;
-    let before = jobs.migration_status().await?;
-    jobs.migrate().await?;
-    let applied: Vec<_> = before
-        .pending
-        .iter()
-        .map(|(version, name)| json!({"version": version, "name": name}))
-        .collect();
-    if ctx.json {
-        return print_json(
-            &json!({"database": ctx.database(), "applied": applied, "up_to_date": true}),
-        );
-    }
+    let migrated = jobs.migrate().await?;
     let db = ctx.database();
-    if before.pending.is_empty() {
-        println!("schema is up to date in {db}: nothing to apply");
+    if ctx.json {
+        return print_json(&json!({
+            "database": db,
+            "changes": migrated.changes,
+            "version": migrated.version,
+            "up_to_date": true,
+        }));
+    }
+    if migrated.changes.is_empty() {
+        println!(
+            "schema is up to date in {db} (version {}): nothing to change",
+            migrated.version
+        );
     } else {
-        println!("applied {} migrations to {db}:", before.pending.len());
-        for (version, name) in &before.pending {
-            println!("  {version:>3}  {name}");
+        println!("migrated {db} to schema version {}:", migrated.version);
+        for change in &migrated.changes {
+            println!("  {change}");
         }
         println!("schema is up to date");
     }

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use crate::model::{JobProcess, JobRequest, JobResult, WorkerHeartbeat};
-use crate::store::{MigrationStatus, QueueStats, ResultFilter};
+use crate::store::{QueueStats, ResultFilter};
 use crate::{Jobs, Result};
 
 /// A job found by [`Jobs::find`].
@@ -56,24 +56,6 @@ impl Jobs {
             .map(Found::Process)
             .chain(requests.into_iter().map(Found::Request))
             .collect())
-    }
-
-    /// Whether the job tables exist and which migrations are applied; changes nothing (a
-    /// database never migrated stays empty).
-    ///
-    /// # Errors
-    /// A database error.
-    ///
-    /// # Example
-    /// ```no_run
-    /// # async fn demo(jobs: plainjobs::Jobs) -> plainjobs::Result<()> {
-    /// if !jobs.migration_status().await?.is_current() {
-    ///     jobs.migrate().await?;
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub async fn migration_status(&self) -> Result<MigrationStatus> {
-        self.store().migration_status().await
     }
 
     /// Pending requests, in claim order.

@@ -23,7 +23,6 @@ use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat
 use crate::Result;
 
 pub(crate) mod errors;
-mod migrate;
 mod portable;
 pub(crate) mod postgres;
 mod rows;
@@ -37,7 +36,7 @@ pub(crate) use types::{
     fold_stats, key_condition, ClaimHow, Finish, Located, NewHeartbeat, NewRequest, Orphans, Start,
     NOT_BEGUN,
 };
-pub use types::{JobFilter, MigrationStatus, Purged, QueueStats, ResultFilter};
+pub use types::{JobFilter, Migrated, Purged, QueueStats, ResultFilter, SchemaReport};
 
 /// Queries usable both in a transaction and on an autocommit connection: what enqueue and
 /// `should_enqueue` need.
@@ -107,9 +106,9 @@ pub(crate) trait StoreTx: Conn {
 #[async_trait::async_trait]
 pub(crate) trait Store: Inspect + 'static {
     /// Creates or upgrades the schema.
-    async fn migrate(&self) -> Result<()>;
-    /// Whether the job tables exist and which migrations are applied (changes nothing).
-    async fn migration_status(&self) -> Result<MigrationStatus>;
+    async fn migrate(&self) -> Result<Migrated>;
+    /// What differs from the expected schema, changing nothing.
+    async fn check_schema(&self) -> Result<SchemaReport>;
     /// The database's clock.
     async fn now(&self) -> Result<DateTime<Utc>>;
     /// Begins a transaction.

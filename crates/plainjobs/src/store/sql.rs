@@ -161,18 +161,11 @@ pub(crate) trait SqlConn: Send {
 pub(crate) trait SqlBackend: Send + Sync + 'static {
     type Db: sqlx::Database<Connection = Self::Conn>;
     type Conn: SqlConn + sqlx::Connection<Database = Self::Db>;
-    /// The history table of [`super::migrate`], in this backend's types.
-    const MIGRATION_HISTORY: &'static str;
-    /// Lists (as `name`) which of the tables named in the JSON array `$1` exist, as the
-    /// statements of this connection would see them (PostgreSQL: on its search path).
-    const EXISTING_TABLES: &'static str;
     /// A pooled connection in autocommit mode.
     async fn pooled(&self) -> Result<PoolConnection<Self::Db>>;
     /// A transaction that writes: on SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`), so that it never fails to upgrade a read lock half-way.
     async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>>;
-    /// A write transaction that also holds the migration lock (one migrator at a time).
-    async fn begin_migration(&self) -> Result<Transaction<'static, Self::Db>>;
 }
 
 #[cfg(test)]

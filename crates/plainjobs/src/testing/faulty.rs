@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::model::{JobProcess, JobRequest, JobResult, WorkerHeartbeat};
 use crate::store::{
-    ClaimHow, Conn, Finish, Inspect, JobFilter, Listener, Located, MigrationStatus, NewHeartbeat,
-    NewRequest, Orphans, Purged, QueueStats, ResultFilter, Store, StoreTx,
+    ClaimHow, Conn, Finish, Inspect, JobFilter, Listener, Located, Migrated, NewHeartbeat,
+    NewRequest, Orphans, Purged, QueueStats, ResultFilter, SchemaReport, Store, StoreTx,
 };
 use crate::{Error, Jobs, Result};
 
@@ -132,14 +132,14 @@ impl Inspect for FaultyStore {
 
 #[async_trait::async_trait]
 impl Store for FaultyStore {
-    async fn migrate(&self) -> Result<()> {
+    async fn migrate(&self) -> Result<Migrated> {
         self.reach()?;
         self.inner.migrate().await
     }
 
-    async fn migration_status(&self) -> Result<MigrationStatus> {
+    async fn check_schema(&self) -> Result<SchemaReport> {
         self.reach()?;
-        self.inner.migration_status().await
+        self.inner.check_schema().await
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {

@@ -12,9 +12,9 @@ mod errors;
 mod finish;
 mod hand_back;
 mod listen;
-mod migrations;
 mod requests;
 mod rescue;
+pub(crate) mod schema;
 mod sql;
 #[cfg(test)]
 mod tests;
@@ -34,8 +34,8 @@ pub(crate) use errors::error_kind;
 use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
-    migrate, portable, ClaimHow, Conn, Finish, JobFilter, Listener, Located, MigrationStatus,
-    NewHeartbeat, NewRequest, Orphans, Purged, Store, StoreTx,
+    portable, ClaimHow, Conn, Finish, JobFilter, Listener, Located, Migrated, NewHeartbeat,
+    NewRequest, Orphans, Purged, SchemaReport, Store, StoreTx,
 };
 use crate::Result;
 
@@ -74,9 +74,6 @@ impl SqlBackend for PgStore {
     type Db = Postgres;
     type Conn = PgConnection;
 
-    const EXISTING_TABLES: &'static str = "SELECT t AS name FROM json_array_elements_text(CAST($1 AS json)) AS t WHERE to_regclass(t) IS NOT NULL";
-    const MIGRATION_HISTORY: &'static str = "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())";
-
     async fn pooled(&self) -> Result<PoolConnection<Postgres>> {
         Ok(self.pool.acquire().await?)
     }
@@ -84,25 +81,16 @@ impl SqlBackend for PgStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }
-
-    async fn begin_migration(&self) -> Result<Transaction<'static, Postgres>> {
-        let mut tx = self.pool.begin().await?;
-        // Serialize concurrent migrators (several workers starting at once).
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('plainjobs migrate', 0))")
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
-    }
 }
 
 #[async_trait::async_trait]
 impl Store for PgStore {
-    async fn migrate(&self) -> Result<()> {
-        migrate::apply(self, migrations::MIGRATIONS).await
+    async fn migrate(&self) -> Result<Migrated> {
+        schema::migrate(self.pool.clone()).await
     }
 
-    async fn migration_status(&self) -> Result<MigrationStatus> {
-        migrate::status(self, migrations::MIGRATIONS).await
+    async fn check_schema(&self) -> Result<SchemaReport> {
+        schema::check(self.pool.clone()).await
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {

@@ -21,7 +21,8 @@ mod errors;
 mod finish;
 mod hand_back;
 mod listen;
-mod migrations;
+pub(crate) mod migrate;
+pub(crate) mod migrations;
 mod requests;
 mod rescue;
 mod sql;
@@ -46,8 +47,8 @@ use sql::now_us;
 use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
-    migrate, portable, ClaimHow, Conn, Finish, JobFilter, Listener, Located, MigrationStatus,
-    NewHeartbeat, NewRequest, Orphans, Purged, Store, StoreTx,
+    portable, ClaimHow, Conn, Finish, JobFilter, Listener, Located, Migrated, NewHeartbeat,
+    NewRequest, Orphans, Purged, SchemaReport, Store, StoreTx,
 };
 use crate::Result;
 
@@ -152,9 +153,6 @@ impl SqlBackend for SqliteStore {
     type Db = Sqlite;
     type Conn = SqliteConnection;
 
-    const EXISTING_TABLES: &'static str = "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (SELECT value FROM json_each($1))";
-    const MIGRATION_HISTORY: &'static str = "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)";
-
     async fn pooled(&self) -> Result<PoolConnection<Sqlite>> {
         Ok(self.pool.acquire().await?)
     }
@@ -162,21 +160,16 @@ impl SqlBackend for SqliteStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         self.write_tx().await
     }
-
-    async fn begin_migration(&self) -> Result<Transaction<'static, Sqlite>> {
-        // The write lock is the migration lock.
-        self.write_tx().await
-    }
 }
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn migrate(&self) -> Result<()> {
+    async fn migrate(&self) -> Result<Migrated> {
         migrate::apply(self, migrations::MIGRATIONS).await
     }
 
-    async fn migration_status(&self) -> Result<MigrationStatus> {
-        migrate::status(self, migrations::MIGRATIONS).await
+    async fn check_schema(&self) -> Result<SchemaReport> {
+        migrate::check(self, migrations::MIGRATIONS).await
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
