@@ -343,3 +343,80 @@ fn purge_by_queue_job_and_time() {
     );
     assert_eq!(db.count("SELECT count(*) FROM plainjobs_jobrequest"), 1);
 }
+
+/// enqueue-command --cwd and --env run the command where and with what they say (a
+/// plainjobs.ShellCommand job); --timeout stops a command that runs too long.
+#[test]
+fn enqueue_command_with_a_directory_variables_and_a_time_limit() {
+    let db = Db::new();
+    let pj = Pj::migrated(&db);
+    let dir = pj.dir.path().join("work");
+    std::fs::create_dir_all(&dir).expect("work dir");
+    let dir_text = dir.to_str().expect("utf-8 path");
+    let script = r#"pwd > out.txt; echo "$GREETING" >> out.txt"#;
+    let shell = enqueued(
+        &pj.run(&[
+            "enqueue-command",
+            script,
+            "--cwd",
+            dir_text,
+            "--env",
+            "GREETING=hello there",
+            "--json",
+        ])
+        .ok(),
+    );
+    assert_eq!(
+        shell["job_class"],
+        json!("plainjobs.ShellCommand"),
+        "{shell:#}"
+    );
+    assert_eq!(
+        shell["parameters"]["kwargs"]["env"],
+        json!({"GREETING": "hello there"})
+    );
+    let missing = enqueued(
+        &pj.run(&["enqueue-command", "true", "--cwd", "/no/such/dir", "--json"])
+            .ok(),
+    );
+    let slow = enqueued(
+        &pj.run(&["enqueue-command", "sleep 5", "--timeout", "300ms", "--json"])
+            .ok(),
+    );
+    pj.run(&["enqueue-command", "true", "--env", "NOEQUALS"])
+        .expect(2)
+        .stderr_has("NAME=VALUE");
+    pj.run(&["enqueue-command", "true", "--env", "1X=y"])
+        .expect(2)
+        .stderr_has("variable name");
+
+    let mut worker = start_worker(&pj);
+    let list = wait_for_results(&pj, &worker, 3);
+    worker.terminate();
+    let of =
+        |req: &serde_json::Value| find_by(&list, "job_request_uuid", text(req, "uuid")).clone();
+    let ran = of(&shell);
+    assert_eq!(
+        ran["status"],
+        json!("SUCCESSFUL"),
+        "{ran:#}\n{}",
+        worker.log()
+    );
+    let written = std::fs::read_to_string(dir.join("out.txt")).expect("out.txt in --cwd");
+    let real_dir = std::fs::canonicalize(&dir).expect("canonical");
+    assert_eq!(written, format!("{}\nhello there\n", real_dir.display()));
+    let failed = of(&missing);
+    assert_eq!(failed["status"], json!("ERRORED"));
+    assert!(
+        text(&failed, "error").contains("/no/such/dir"),
+        "{failed:#}"
+    );
+    let timed_out = of(&slow);
+    assert_eq!(timed_out["status"], json!("ERRORED"));
+    assert!(
+        text(&timed_out, "error").contains("Timed out"),
+        "{timed_out:#}"
+    );
+    // The table shows the command, not the job name.
+    pj.run(&["results"]).ok().stdout_has("$ pwd > out.txt");
+}

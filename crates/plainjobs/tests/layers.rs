@@ -24,6 +24,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "job/",
             "registry.rs",
             "schedule/command.rs",
+            "schedule/shell_command.rs",
             "schedule/mod.rs",
         ],
     ),
@@ -142,7 +143,13 @@ fn module_of(path: &str) -> Option<String> {
     match path.strip_prefix("schedule::") {
         Some(rest) if first == "schedule" => {
             let item = first_segment(rest)?;
-            Some(if item == "ScheduledCommand" || item == "command" {
+            let job = [
+                "ScheduledCommand",
+                "command",
+                "ShellCommand",
+                "shell_command",
+            ];
+            Some(if job.contains(&item.as_str()) {
                 "schedule".to_string()
             } else {
                 "cron".to_string()

@@ -10,7 +10,7 @@ use crate::cli::error::{usage, CliError};
 use crate::cli::output::{ago, job_label, print_json};
 use crate::cli::values::{duration, queue_name};
 use crate::cli::Ctx;
-use crate::schedule::ScheduledCommand;
+use crate::schedule::{ScheduledCommand, ShellCommand};
 use crate::settings::format_duration;
 use crate::{Enqueue, Found, Job, Jobs};
 
@@ -60,6 +60,13 @@ pub struct EnqueueCommandArgs {
     /// (a command over 255 characters: its start and a hash), so the same command is not
     /// enqueued twice while one is pending or running.
     pub command: String,
+    /// Run it in this directory (then it is a plainjobs.ShellCommand job, which plain.jobs
+    /// does not know; without --cwd and --env it is plain.jobs' ScheduledCommand).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// Set this variable for it, NAME=VALUE (repeatable; a plainjobs.ShellCommand job).
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = variable)]
+    pub env: Vec<(String, String)>,
     /// Enqueue options.
     #[command(flatten)]
     pub options: EnqueueOptions,
@@ -85,21 +92,45 @@ pub(crate) async fn enqueue_command(ctx: &Ctx, args: EnqueueCommandArgs) -> Resu
         ));
     }
     let jobs = ctx.jobs().await?;
-    let job = ScheduledCommand(args.command.clone());
-    let key = match &args.options.concurrency_key {
-        Some(k) => k.clone(),
-        None => job.default_concurrency_key(),
-    };
+    let chosen_key = args.options.concurrency_key.clone();
+    if args.cwd.is_none() && args.env.is_empty() {
+        let job = ScheduledCommand(args.command.clone());
+        let key = chosen_key.unwrap_or_else(|| job.default_concurrency_key());
+        let builder = jobs.enqueue(job);
+        return submit(
+            ctx,
+            &jobs,
+            builder,
+            &args.options,
+            ScheduledCommand::NAME,
+            &key,
+        )
+        .await;
+    }
+    let mut job = ShellCommand::new(args.command.clone());
+    job.cwd = args.cwd.clone();
+    job.env = args.env.iter().cloned().collect();
+    let key = chosen_key.unwrap_or_else(|| job.default_concurrency_key());
     let builder = jobs.enqueue(job);
-    submit(
-        ctx,
-        &jobs,
-        builder,
-        &args.options,
-        ScheduledCommand::NAME,
-        &key,
-    )
-    .await
+    submit(ctx, &jobs, builder, &args.options, ShellCommand::NAME, &key).await
+}
+
+/// `NAME=VALUE`, NAME a shell variable name.
+fn variable(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "{name:?} is not a variable name (letters, digits and _, not starting with a digit)"
+        ));
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 /// Applies the options, enqueues, and reports the request — or which job refused it.

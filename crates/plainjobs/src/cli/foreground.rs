@@ -12,7 +12,7 @@ use crate::cli::Ctx;
 use crate::job::{JobContext, Outcome, State};
 use crate::model::JobProcess;
 use crate::registry::{LoadError, Registry};
-use crate::schedule::{Schedule, ScheduledCommand};
+use crate::schedule::{Schedule, ScheduledCommand, ShellCommand};
 use crate::settings::{approximate_duration, format_duration};
 
 /// `run` arguments.
@@ -44,6 +44,7 @@ pub struct ScheduleArgs {
 pub(crate) async fn run_job(ctx: &Ctx, a: RunArgs, registry: &Registry) -> Result<(), CliError> {
     let mut registry = registry.clone();
     registry.register::<ScheduledCommand>();
+    registry.register::<ShellCommand>();
     let params = params_envelope(a.params.as_deref())?;
     let job = registry
         .load(&a.job_name, Some(&params))
@@ -110,6 +111,7 @@ pub(crate) async fn run_job(ctx: &Ctx, a: RunArgs, registry: &Registry) -> Resul
 
 pub(crate) fn list(ctx: &Ctx, mut registry: Registry) -> Result<(), CliError> {
     registry.register::<ScheduledCommand>();
+    registry.register::<ShellCommand>();
     let names = registry.names();
     if ctx.json {
         let list: Vec<Value> = names

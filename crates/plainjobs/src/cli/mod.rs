@@ -105,7 +105,8 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Enqueue any job by name; a worker that knows the name runs it.
     Enqueue(EnqueueArgs),
-    /// Enqueue a shell command (the built-in plain.jobs.scheduling.ScheduledCommand job).
+    /// Enqueue a shell command (plain.jobs' ScheduledCommand job; with --cwd or --env,
+    /// plainjobs.ShellCommand).
     EnqueueCommand(EnqueueCommandArgs),
     /// Jobs per queue (ready, scheduled, claimed, running, results) and the workers.
     Stats(StatsArgs),

@@ -7,7 +7,7 @@ use comfy_table::{CellAlignment, Table};
 use serde_json::Value;
 
 use crate::cli::error::{failure, CliError};
-use crate::schedule::ScheduledCommand;
+use crate::schedule::{ScheduledCommand, ShellCommand};
 use crate::settings::approximate_duration;
 use crate::Job;
 
@@ -100,16 +100,18 @@ pub(crate) fn clip(text: &str, max: usize) -> String {
 
 /// What a job is, for a person: a shell command as `$ command`, else its job name.
 pub(crate) fn job_label(job_class: &str, parameters: Option<&Value>) -> String {
-    if job_class == ScheduledCommand::NAME {
-        let command = parameters
+    let command = match job_class {
+        ScheduledCommand::NAME => parameters
             .and_then(|p| p.get("args"))
             .and_then(|a| a.get(0))
-            .and_then(Value::as_str);
-        if let Some(command) = command {
-            return format!("$ {command}");
-        }
-    }
-    job_class.to_string()
+            .and_then(Value::as_str),
+        ShellCommand::NAME => parameters
+            .and_then(|p| p.get("kwargs"))
+            .and_then(|k| k.get("command"))
+            .and_then(Value::as_str),
+        _ => None,
+    };
+    command.map_or_else(|| job_class.to_string(), |c| format!("$ {c}"))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::cli::output::print_json;
 use crate::cli::values::{at_least_one, duration, queue_name};
 use crate::cli::Ctx;
 use crate::registry::Registry;
-use crate::schedule::ScheduledCommand;
+use crate::schedule::{ScheduledCommand, ShellCommand};
 use crate::{Worker, WorkerConfig};
 
 /// `worker` options.
@@ -80,6 +80,7 @@ pub(crate) async fn worker(
     };
     // The standalone worker opts in to shell commands.
     registry.register::<ScheduledCommand>();
+    registry.register::<ShellCommand>();
     let jobs = ctx.jobs_creating().await?;
     jobs.migrate().await?;
     let mut worker = Worker::new(jobs)
