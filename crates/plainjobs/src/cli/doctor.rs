@@ -4,13 +4,14 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::cli::error::CliError;
 use crate::cli::output::print_json;
 use crate::cli::stats::{worker_state, WorkerState};
 use crate::cli::Ctx;
+use crate::model::WorkerHeartbeat;
 use crate::settings::approximate_duration;
 use crate::Jobs;
 
@@ -161,30 +162,32 @@ async fn check_schema(jobs: &Jobs, report: &mut Report) -> Result<bool, CliError
 async fn check_work(ctx: &Ctx, jobs: &Jobs, report: &mut Report) -> Result<(), CliError> {
     let now = Utc::now();
     let workers = jobs.workers().await?;
-    let states: Vec<WorkerState> = workers
-        .iter()
-        .map(|w| worker_state(w, &ctx.settings, now))
-        .collect();
-    let alive: Vec<_> = workers
-        .iter()
-        .zip(&states)
-        .filter(|(_, s)| **s == WorkerState::Alive)
-        .map(|(w, _)| w)
-        .collect();
-    let not_alive: Vec<String> = workers
-        .iter()
-        .zip(&states)
-        .filter(|(_, s)| **s != WorkerState::Alive)
-        .map(|(w, s)| {
-            format!(
+    let alive = check_workers(ctx, &workers, now, report);
+    check_queues(jobs, &alive, report).await?;
+    check_stuck(ctx, jobs, &alive, now, report).await
+}
+
+/// Says which workers are alive and which are not; returns the live ones.
+fn check_workers<'a>(
+    ctx: &Ctx,
+    workers: &'a [WorkerHeartbeat],
+    now: DateTime<Utc>,
+    report: &mut Report,
+) -> Vec<&'a WorkerHeartbeat> {
+    let mut alive = Vec::new();
+    let mut not_alive = Vec::new();
+    for w in workers {
+        match worker_state(w, &ctx.settings, now) {
+            WorkerState::Alive => alive.push(w),
+            state => not_alive.push(format!(
                 "{} on {} pid {} ({})",
                 w.worker_id,
                 w.hostname,
                 w.pid,
-                s.as_str()
-            )
-        })
-        .collect();
+                state.as_str()
+            )),
+        }
+    }
     let status = if alive.is_empty() || !not_alive.is_empty() {
         Status::Warn
     } else {
@@ -195,38 +198,52 @@ async fn check_work(ctx: &Ctx, jobs: &Jobs, report: &mut Report) -> Result<(), C
         detail.push_str(&format!("; not alive: {}", not_alive.join(", ")));
     }
     report.add("workers", status, detail);
+    alive
+}
 
+/// Queues with ready jobs that no live worker serves.
+async fn check_queues(
+    jobs: &Jobs,
+    alive: &[&WorkerHeartbeat],
+    report: &mut Report,
+) -> Result<(), CliError> {
     let served: BTreeSet<&str> = alive
         .iter()
         .flat_map(|w| w.queues.iter().map(String::as_str))
         .collect();
-    let stats = jobs.stats().await?;
-    let unserved: Vec<String> = stats
+    let unserved: Vec<String> = jobs
+        .stats()
+        .await?
         .iter()
         .filter(|q| q.ready > 0 && !served.contains(q.queue.as_str()))
         .map(|q| format!("{} ({} ready)", q.queue, q.ready))
         .collect();
     if unserved.is_empty() {
-        report.add(
-            "queues",
-            Status::Ok,
-            "every queue with ready jobs has a live worker",
-        );
+        let detail = "every queue with ready jobs has a live worker";
+        report.add("queues", Status::Ok, detail);
     } else {
-        report.add(
-            "queues",
-            Status::Warn,
-            format!("no live worker serves {}", unserved.join(", ")),
-        );
+        let detail = format!("no live worker serves {}", unserved.join(", "));
+        report.add("queues", Status::Warn, detail);
     }
+    Ok(())
+}
 
+/// Jobs held by workers that are not alive, and ready jobs that have waited long.
+async fn check_stuck(
+    ctx: &Ctx,
+    jobs: &Jobs,
+    alive: &[&WorkerHeartbeat],
+    now: DateTime<Utc>,
+    report: &mut Report,
+) -> Result<(), CliError> {
     let live_ids: BTreeSet<_> = alive.iter().map(|w| w.worker_id).collect();
-    let processes = jobs.processes(100_000).await?;
-    let orphaned = processes
+    let orphaned = jobs
+        .processes(100_000)
+        .await?
         .iter()
         .filter(|p| !live_ids.contains(&p.worker_id))
         .count();
-    let oldest_ready = jobs
+    let longest_wait = jobs
         .requests(1000)
         .await?
         .into_iter()
@@ -239,9 +256,12 @@ async fn check_work(ctx: &Ctx, jobs: &Jobs, report: &mut Report) -> Result<(), C
         .max();
     let mut stuck = Vec::new();
     if orphaned > 0 {
-        stuck.push(format!("{orphaned} jobs held by workers that are not alive (a running worker turns them LOST once their heartbeat is {} old)", approximate_duration(ctx.settings.heartbeat_timeout)));
+        let timeout = approximate_duration(ctx.settings.heartbeat_timeout);
+        stuck.push(format!(
+            "{orphaned} jobs held by workers that are not alive (a running worker turns them LOST once their heartbeat is {timeout} old)"
+        ));
     }
-    if let Some(wait) = oldest_ready.filter(|w| *w > LONG_WAIT) {
+    if let Some(wait) = longest_wait.filter(|w| *w > LONG_WAIT) {
         stuck.push(format!(
             "a ready job has waited {}",
             approximate_duration(wait)

@@ -53,26 +53,7 @@ pub(crate) async fn run_job(ctx: &Ctx, a: RunArgs, registry: &Registry) -> Resul
             LoadError::Params(_) => usage(e.to_string()),
         })?;
     let jobs = ctx.jobs_creating().await?;
-    let now = Utc::now();
-    let process = JobProcess {
-        id: 0,
-        uuid: Uuid::new_v4(),
-        created_at: now,
-        started_at: Some(now),
-        job_request_uuid: Uuid::new_v4(),
-        requested_at: Some(now),
-        job_class: a.job_name.clone(),
-        parameters: Some(params),
-        priority: 0,
-        source: "plainjobs run".into(),
-        queue: "default".into(),
-        retries: 0,
-        retry_attempt: 0,
-        concurrency_key: String::new(),
-        trace_id: None,
-        span_id: None,
-        worker_id: Uuid::nil(),
-    };
+    let process = foreground_process(&a.job_name, params);
     let ctx_job = JobContext {
         process,
         state: State::default(),
@@ -106,6 +87,30 @@ pub(crate) async fn run_job(ctx: &Ctx, a: RunArgs, registry: &Registry) -> Resul
             Ok(())
         }
         Err(e) => Err(failure(format!("{name} failed: {}", e.report()))),
+    }
+}
+
+/// The process row a foreground run pretends to be (never stored).
+fn foreground_process(job_name: &str, params: Value) -> JobProcess {
+    let now = Utc::now();
+    JobProcess {
+        id: 0,
+        uuid: Uuid::new_v4(),
+        created_at: now,
+        started_at: Some(now),
+        job_request_uuid: Uuid::new_v4(),
+        requested_at: Some(now),
+        job_class: job_name.to_string(),
+        parameters: Some(params),
+        priority: 0,
+        source: "plainjobs run".into(),
+        queue: "default".into(),
+        retries: 0,
+        retry_attempt: 0,
+        concurrency_key: String::new(),
+        trace_id: None,
+        span_id: None,
+        worker_id: Uuid::nil(),
     }
 }
 

@@ -94,29 +94,7 @@ fn fields(found: &Found) -> Vec<(&'static str, String)> {
     ));
     out.push(("priority", get("priority")));
     out.push(("concurrency key", get("concurrency_key")));
-    match found {
-        Found::Request(r) => {
-            out.push(("enqueued", when_ago(Some(r.created_at), now)));
-            let starts = match r.start_at {
-                Some(_) => when_ago(r.start_at, now),
-                None => "as soon as a worker is free".into(),
-            };
-            out.push(("starts", starts));
-        }
-        Found::Process(p) => {
-            out.push(("enqueued", when_ago(p.requested_at, now)));
-            out.push(("claimed", when_ago(Some(p.created_at), now)));
-            out.push(("started", when_ago(p.started_at, now)));
-            out.push(("worker", p.worker_id.to_string()));
-        }
-        Found::Result(r) => {
-            out.push(("enqueued", when_ago(r.requested_at, now)));
-            out.push(("started", when_ago(r.started_at, now)));
-            out.push(("ended", when_ago(r.ended_at, now)));
-            out.push(("took", took(r.started_at, r.ended_at)));
-            out.push(("waited", took(r.requested_at, r.started_at)));
-        }
-    }
+    out.extend(times(found, now));
     out.push(("request uuid", get("job_request_uuid")));
     out.push(("process uuid", get("job_process_uuid")));
     out.push(("retried as", get("retry_job_request_uuid")));
@@ -131,4 +109,33 @@ fn fields(found: &Found) -> Vec<(&'static str, String)> {
             ))
     });
     out
+}
+
+/// When the job was enqueued, claimed, started, ended; how long it waited and took.
+fn times(found: &Found, now: chrono::DateTime<Utc>) -> Vec<(&'static str, String)> {
+    match found {
+        Found::Request(r) => {
+            let starts = match r.start_at {
+                Some(_) => when_ago(r.start_at, now),
+                None => "as soon as a worker is free".into(),
+            };
+            vec![
+                ("enqueued", when_ago(Some(r.created_at), now)),
+                ("starts", starts),
+            ]
+        }
+        Found::Process(p) => vec![
+            ("enqueued", when_ago(p.requested_at, now)),
+            ("claimed", when_ago(Some(p.created_at), now)),
+            ("started", when_ago(p.started_at, now)),
+            ("worker", p.worker_id.to_string()),
+        ],
+        Found::Result(r) => vec![
+            ("enqueued", when_ago(r.requested_at, now)),
+            ("started", when_ago(r.started_at, now)),
+            ("ended", when_ago(r.ended_at, now)),
+            ("took", took(r.started_at, r.ended_at)),
+            ("waited", took(r.requested_at, r.started_at)),
+        ],
+    }
 }

@@ -130,6 +130,15 @@ fn bad(key: &str, origin: &str, problem: impl Into<String>) -> SettingsError {
     }
 }
 
+/// An on/off value as the environment writes it: 1/0, true/false, yes/no, on/off.
+fn switch(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 fn optional(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
 }
@@ -289,17 +298,9 @@ impl Settings {
                     }
                 }
                 "listen" => {
-                    self.listen = match value.to_ascii_lowercase().as_str() {
-                        "1" | "true" | "yes" | "on" => true,
-                        "0" | "false" | "no" | "off" => false,
-                        _ => {
-                            return Err(bad(
-                                name,
-                                &origin,
-                                format!("{value:?} is not true or false"),
-                            ))
-                        }
-                    }
+                    self.listen = switch(value).ok_or_else(|| {
+                        bad(name, &origin, format!("{value:?} is not true or false"))
+                    })?
                 }
                 k if is_key(k) => self.set(k, value, &origin)?,
                 _ => {
@@ -340,11 +341,8 @@ impl Settings {
                 .map(|q| toml::Value::String(q.trim().into()));
             table.insert(key.to_string(), toml::Value::Array(list.collect()));
         }
-        if key == "listen" {
-            let on = matches!(
-                value.to_ascii_lowercase().as_str(),
-                "1" | "true" | "yes" | "on"
-            );
+        if let (true, Some(on)) = (key == "listen", switch(value)) {
+            // A value that is no switch stays text, which the listen key refuses.
             table.insert(key.to_string(), toml::Value::Boolean(on));
         }
         self.apply_table(table, origin)
