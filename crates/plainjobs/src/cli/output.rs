@@ -60,7 +60,11 @@ pub(crate) fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
     // Whole seconds, rounded: a start 2 days out, seen a moment later, is "in 2d".
     let seconds = span.as_secs_f64().round() as u64;
-    let text = approximate_duration(std::time::Duration::from_secs(seconds));
+    let text = if seconds < 60 {
+        format!("{seconds}s")
+    } else {
+        approximate_duration(std::time::Duration::from_secs(seconds))
+    };
     if past {
         format!("{text} ago")
     } else {
@@ -132,6 +136,10 @@ mod tests {
     fn relative_times() {
         let now = Utc::now();
         assert_eq!(ago(now, now), "just now");
+        assert_eq!(
+            ago(now - chrono::TimeDelta::milliseconds(3200), now),
+            "3s ago"
+        );
         assert_eq!(ago(now - chrono::TimeDelta::seconds(300), now), "5m ago");
         assert_eq!(ago(now + chrono::TimeDelta::seconds(7200), now), "in 2h");
     }
