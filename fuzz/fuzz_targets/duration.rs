@@ -1,5 +1,6 @@
 //! The duration parser: any text is a duration or an error (never a panic, whatever the digits
-//! or the size); a whole number of seconds, milliseconds or minutes means what it says.
+//! or the size); a whole number of seconds, milliseconds or minutes means what it says, and a
+//! bare number other than 0 is refused (it has no unit).
 #![no_main]
 
 use std::time::Duration;
@@ -21,6 +22,10 @@ fuzz_target!(|data: &[u8]| {
             _ => ("m", Duration::from_secs(n * 60)),
         };
         let text = format!("{n}{suffix}");
+        if suffix.is_empty() && n != 0 {
+            assert!(parse_duration(&text).is_err(), "{text:?} accepted without a unit");
+            return;
+        }
         let got = parse_duration(&text).unwrap_or_else(|e| panic!("{text:?} refused: {e}"));
         // Parsed through f64 seconds: exact to well under a microsecond at these sizes.
         let diff = got.abs_diff(want);

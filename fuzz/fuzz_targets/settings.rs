@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut from_file = Settings::default();
     if from_file.apply_toml(text, "fuzz.toml").is_ok() {
-        let _ = from_file.worker_config();
+        let _ = plainjobs::WorkerConfig::from_settings(&from_file);
         assert!(from_file.concurrency >= 1, "{text:?}: concurrency 0 accepted");
     }
     // The same bytes as environment variables, one NAME=value a line.
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     });
     let mut from_env = Settings::default();
     if from_env.apply_env(vars).is_ok() {
-        let _ = from_env.worker_config();
+        let _ = plainjobs::WorkerConfig::from_settings(&from_env);
         assert!(from_env.concurrency >= 1, "{text:?}: concurrency 0 accepted");
     }
 });

@@ -106,6 +106,11 @@ fn failure(e: impl std::fmt::Display) -> CliError {
 }
 
 pub async fn run(global: GlobalArgs, args: DemoArgs) -> Result<(), CliError> {
+    if global.json {
+        return Err(CliError::Usage(
+            "demo shows a live view and has no JSON output: run it without --json, then `plainjobs results --json`".into(),
+        ));
+    }
     let settings = load_settings(&global)?;
     let jobs = connect(&settings).await?;
     jobs.migrate().await?;

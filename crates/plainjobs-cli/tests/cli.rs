@@ -7,462 +7,14 @@
 //! `DATABASE_URL`, `RUST_LOG` and backtrace variables are removed, and it runs in an empty scratch
 //! directory so that no stray `plainjobs.toml` is read.
 
-use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+mod support;
 
-use chrono::{DateTime, FixedOffset};
-use plainjobs::testing::{Backend, FreshDb};
-use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+use serde_json::json;
 use uuid::Uuid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_plainjobs");
-const SHELL_JOB: &str = "plain.jobs.scheduling.ScheduledCommand";
-/// Longest a short command may take (an unreachable database costs its 10 s connect timeout).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest a worker may take to finish the few jobs a test gives it.
-const WORKER_TIMEOUT: Duration = Duration::from_secs(60);
-/// The brief's bound on `plainjobs demo`.
-const DEMO_TIMEOUT: Duration = Duration::from_secs(90);
-/// Inherited variables that would change what the binary does.
-const INHERITED: &[&str] = &[
-    "DATABASE_URL",
-    "RUST_LOG",
-    "RUST_BACKTRACE",
-    "RUST_LIB_BACKTRACE",
-];
-
-// ---------------------------------------------------------------------------------------------
-// The test server and a schema per test.
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
-
-/// One number from `url`.
-fn query_i64(url: &str, sql: &str) -> i64 {
-    block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(url).await?;
-        let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await?;
-        conn.close().await?;
-        Ok::<i64, sqlx::Error>(n)
-    })
-    .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-/// A schema of its own on the test server (`plainjobs::testing`); dropped at the end unless
-/// the test failed.
-struct Db {
-    fresh: FreshDb,
-    url: String,
-}
-
-impl Db {
-    /// An empty schema (no tables).
-    fn new() -> Db {
-        let fresh = block_on(FreshDb::create(Backend::Postgres));
-        let url = fresh.url.clone();
-        Db { fresh, url }
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        query_i64(&self.url, sql)
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        // After a failure the schema stays, to look at what the binary left behind.
-        if std::thread::panicking() {
-            eprintln!("schema kept for inspection: {}", self.fresh.name);
-        } else {
-            block_on(self.fresh.remove());
-        }
-    }
-}
-
-/// An empty directory, removed at the end.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("plainjobs-cli-test-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("create scratch directory");
-        Scratch(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write scratch file");
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Running the binary.
-
-/// The binary as a test runs it: an empty scratch directory as cwd, a clean environment, plus
-/// the variables the test sets.
-struct Pj {
-    dir: Scratch,
-    vars: Vec<(String, String)>,
-}
-
-impl Pj {
-    /// No database configured.
-    fn bare() -> Pj {
-        Pj {
-            dir: Scratch::new(),
-            vars: Vec::new(),
-        }
-    }
-
-    /// `DATABASE_URL` names the test's schema.
-    fn on(db: &Db) -> Pj {
-        Pj::bare().env("DATABASE_URL", &db.url)
-    }
-
-    /// On the test's schema, after `plainjobs migrate`.
-    fn migrated(db: &Db) -> Pj {
-        let pj = Pj::on(db);
-        pj.run(&["migrate"]).ok();
-        pj
-    }
-
-    fn env(mut self, key: &str, value: &str) -> Pj {
-        self.vars.push((key.to_string(), value.to_string()));
-        self
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args).current_dir(self.dir.path());
-        for (key, _) in std::env::vars_os() {
-            if let Some(key) = key.to_str() {
-                if key.starts_with("PLAINJOBS_") || INHERITED.contains(&key) {
-                    cmd.env_remove(key);
-                }
-            }
-        }
-        cmd.envs(self.vars.iter().map(|(k, v)| (k, v)));
-        cmd
-    }
-
-    fn describe(&self, args: &[&str]) -> String {
-        let vars: Vec<String> = self.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("`{} plainjobs {}`", vars.join(" "), args.join(" "))
-    }
-
-    fn run(&self, args: &[&str]) -> Out {
-        self.run_with(args, None, COMMAND_TIMEOUT)
-    }
-
-    fn run_with_input(&self, args: &[&str], input: &str) -> Out {
-        self.run_with(args, Some(input), COMMAND_TIMEOUT)
-    }
-
-    /// Runs to completion (killed after `timeout`), stdin from `input` or empty.
-    fn run_with(&self, args: &[&str], input: Option<&str>, timeout: Duration) -> Out {
-        let what = self.describe(args);
-        let mut cmd = self.command(args);
-        cmd.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = ChildGuard(
-            cmd.spawn()
-                .unwrap_or_else(|e| panic!("cannot start {what}: {e}")),
-        );
-        if let Some(text) = input {
-            let mut stdin = child.0.stdin.take().expect("stdin");
-            // The command may exit without reading; closing stdin (drop) gives it EOF.
-            let _ = stdin.write_all(text.as_bytes());
-        }
-        let stdout = drain(child.0.stdout.take().expect("stdout"));
-        let stderr = drain(child.0.stderr.take().expect("stderr"));
-        let status = child.wait_timeout(timeout);
-        if status.is_none() {
-            child.kill();
-        }
-        let stdout = stdout.join().expect("stdout reader");
-        let stderr = stderr.join().expect("stderr reader");
-        let Some(status) = status else {
-            panic!("{what} still ran after {timeout:?} and was killed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
-        };
-        Out {
-            what,
-            code: status.code(),
-            stdout,
-            stderr,
-        }
-    }
-
-    /// Starts the binary in the background, its output going to files in the scratch directory.
-    fn spawn(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Background {
-        let what = self.describe(args);
-        let id = Uuid::new_v4().simple().to_string();
-        let log = self.dir.path().join(format!("background-{id}.log"));
-        let file = File::create(&log).expect("log file");
-        let mut cmd = self.command(args);
-        cmd.envs(extra_env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        Background {
-            child: ChildGuard(child),
-            log,
-            what,
-        }
-    }
-}
-
-fn drain(mut stream: impl Read + Send + 'static) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stream.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-/// A child process that is killed and reaped when dropped, so that a failed assertion never
-/// leaves one running.
-struct ChildGuard(Child);
-
-impl ChildGuard {
-    fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A long-running `plainjobs` (a worker).
-struct Background {
-    child: ChildGuard,
-    log: PathBuf,
-    what: String,
-}
-
-impl Background {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM (with the `kill` command) and waits for the exit.
-    fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.0.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid} failed");
-        self.child.wait_timeout(WORKER_TIMEOUT).unwrap_or_else(|| {
-            panic!(
-                "{} did not exit within {WORKER_TIMEOUT:?} of SIGTERM\n--- log\n{}",
-                self.what,
-                self.log()
-            )
-        })
-    }
-}
-
-/// What a finished command did.
-struct Out {
-    what: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn context(&self) -> String {
-        format!(
-            "{} exited with {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn expect(self, code: i32) -> Out {
-        assert_eq!(self.code, Some(code), "wrong exit code: {}", self.context());
-        self
-    }
-
-    fn ok(self) -> Out {
-        self.expect(0)
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.context()))
-    }
-
-    fn stdout_has(&self, needle: &str) -> &Out {
-        assert!(
-            self.stdout.contains(needle),
-            "stdout lacks {needle:?}: {}",
-            self.context()
-        );
-        self
-    }
-
-    fn stderr_has(&self, needle: &str) -> &Out {
-        assert!(
-            self.stderr.contains(needle),
-            "stderr lacks {needle:?}: {}",
-            self.context()
-        );
-        self
-    }
-
-    fn stderr_lacks(&self, needle: &str) -> &Out {
-        assert!(
-            !self.stderr.contains(needle),
-            "stderr shows {needle:?}: {}",
-            self.context()
-        );
-        self
-    }
-}
-
-/// Polls `probe` every 200 ms until it returns something or `timeout` passes.
-fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(found) = probe() {
-            return Some(found);
-        }
-        if start.elapsed() > timeout {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("{key:?} is not a string in {v:#}"))
-}
-
-fn time(v: &Value, key: &str) -> DateTime<FixedOffset> {
-    DateTime::parse_from_rfc3339(text(v, key))
-        .unwrap_or_else(|e| panic!("{key:?} is not RFC 3339 ({e}) in {v:#}"))
-}
-
-fn array(v: &Value) -> &Vec<Value> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v:#}"))
-}
-
-/// The request of `enqueue … --json`.
-fn enqueued(out: &Out) -> Value {
-    let v = out.json();
-    assert_eq!(v["enqueued"], json!(true), "{}", out.context());
-    v["request"].clone()
-}
-
-/// Sum of one count over all queues of `stats --json`.
-fn total(stats: &Value, field: &str) -> i64 {
-    array(&stats["queues"])
-        .iter()
-        .map(|q| q[field].as_i64().expect("a count"))
-        .sum()
-}
-
-/// The results of `results --json`, waiting (with a worker running) until there are `n`.
-fn wait_for_results(pj: &Pj, worker: &Background, n: usize) -> Vec<Value> {
-    wait_for(WORKER_TIMEOUT, || {
-        let list = pj
-            .run(&["results", "--json", "--limit", "1000"])
-            .ok()
-            .json();
-        let list = array(&list).clone();
-        (list.len() >= n).then_some(list)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "fewer than {n} results after {WORKER_TIMEOUT:?}\n--- worker log\n{}",
-            worker.log()
-        )
-    })
-}
-
-/// A worker for the default queue with short timings.
-fn start_worker(pj: &Pj) -> Background {
-    pj.spawn(
-        &["worker", "--queue", "default", "--concurrency", "2"],
-        &[
-            ("PLAINJOBS_HEARTBEAT_INTERVAL", "1s"),
-            ("PLAINJOBS_STATS_EVERY", "0"),
-        ],
-    )
-}
-
-fn find_by<'a>(list: &'a [Value], key: &str, value: &str) -> &'a Value {
-    list.iter()
-        .find(|v| v[key] == json!(value))
-        .unwrap_or_else(|| panic!("no entry with {key} = {value} in {list:#?}"))
-}
-
-/// The rows of the demo's final table (between its header and the blank line after it).
-fn final_table(stdout: &str) -> Vec<&str> {
-    let lines: Vec<&str> = stdout.lines().collect();
-    let header = lines
-        .iter()
-        .rposition(|l| l.starts_with("status ") && l.contains("result uuid"))
-        .unwrap_or_else(|| panic!("no final table in the demo's output:\n{stdout}"));
-    lines[header + 1..]
-        .iter()
-        .take_while(|l| !l.trim().is_empty())
-        .copied()
-        .collect()
-}
+use support::*;
 
 // ---------------------------------------------------------------------------------------------
 // migrate
@@ -471,11 +23,21 @@ fn final_table(stdout: &str) -> Vec<&str> {
 fn migrate_creates_the_tables_and_runs_again() {
     let db = Db::new();
     let pj = Pj::on(&db);
-    // No tables yet: a failure, not a usage error.
-    pj.run(&["stats"]).expect(1).stderr_has("database error");
-    for _ in 0..2 {
-        pj.run(&["migrate"]).ok().stdout_has("schema is up to date");
-    }
+    // No tables yet: a failure, not a usage error, that says what to do.
+    pj.run(&["stats"])
+        .expect(1)
+        .stderr_has("the job tables do not exist")
+        .stderr_has("run `plainjobs migrate`");
+    // Migrate says what it applied, and to which database (without its password).
+    pj.run(&["migrate"])
+        .ok()
+        .stdout_has("migrated postgres://")
+        .stdout_has("to schema version")
+        .stdout_has("schema is up to date");
+    pj.run(&["migrate"])
+        .ok()
+        .stdout_has("nothing to change")
+        .stdout_has("127.0.0.1");
     let stats = pj.run(&["stats", "--json"]).ok().json();
     assert_eq!(stats["queues"], json!([]), "{stats:#}");
     assert_eq!(db.count("SELECT count(*) FROM plainjobs_jobrequest"), 0);
@@ -529,8 +91,15 @@ fn enqueue_prints_the_request_and_skips_a_duplicate() {
 
     // The same job with the same key while the first is pending: skipped, not an error.
     let again = pj.run(&args).ok().json();
-    assert_eq!(again, json!({"enqueued": false, "skipped": true}));
-    pj.run(&args[..args.len() - 1]).ok().stdout_has("skipped");
+    assert_eq!(again["enqueued"], json!(false), "{again:#}");
+    assert_eq!(again["skipped"], json!(true), "{again:#}");
+    assert_eq!(again["concurrency_key"], json!("k"), "{again:#}");
+    assert_eq!(again["held_by"][0]["uuid"], req["uuid"], "{again:#}");
+    pj.run(&args[..args.len() - 1])
+        .ok()
+        .stdout_has("skipped")
+        .stdout_has(text(&req, "uuid"))
+        .stdout_has("--concurrency-key");
 
     // Only the first one is stored: scheduled, five minutes out.
     let stats = pj.run(&["stats", "--json"]).ok().json();
@@ -643,7 +212,8 @@ fn worker_runs_a_shell_command_and_exits_0_on_sigterm() {
     );
     pj.run(&["stats"])
         .ok()
-        .stdout_has("workers: 1 active, 0 stale");
+        .stdout_has("workers: 1 active, 0 late, 0 stale")
+        .stdout_has("alive");
 
     let status = worker.terminate();
     assert_eq!(
@@ -662,7 +232,7 @@ fn worker_runs_a_shell_command_and_exits_0_on_sigterm() {
     assert_eq!(q["results"], json!({"SUCCESSFUL": 1}), "{stats:#}");
     pj.run(&["stats"])
         .ok()
-        .stdout_has("workers: 0 active, 0 stale");
+        .stdout_has("workers: 0 active, 0 late, 0 stale");
 }
 
 #[test]
@@ -746,8 +316,11 @@ fn failed_commands_show_their_error_and_can_be_retried_then_cleared() {
         json!({"args": ["exit 3"], "kwargs": {}}),
         "{shown:#}"
     );
-    // A result is retried once.
-    pj.run(&["retry", uuid3]).ok().stdout_has("not retried");
+    // A result is retried once: asking again fails and says where the retry went.
+    pj.run(&["retry", uuid3])
+        .expect(1)
+        .stderr_has("retried already")
+        .stderr_has(retry_uuid);
 
     // retry --failed: the one failure not yet retried
     let report = pj.run(&["retry", "--failed", "--json"]).ok().json();
@@ -797,7 +370,7 @@ fn stats_shapes() {
     pj.run(&["stats"])
         .ok()
         .stdout_has("(no jobs)")
-        .stdout_has("workers: 0 active, 0 stale");
+        .stdout_has("workers: 0 active, 0 late, 0 stale");
 
     pj.run(&["enqueue", "app.A", "--queue", "a"]).ok();
     pj.run(&["enqueue", "app.A", "--queue", "a"]).ok();
@@ -834,12 +407,13 @@ fn stats_shapes() {
     let out = pj.run(&["stats"]).ok();
     let header = out.stdout.lines().next().unwrap_or_default();
     for column in [
-        "queue",
-        "ready",
-        "scheduled",
-        "waiting",
-        "running",
-        "results",
+        "QUEUE",
+        "READY",
+        "SCHEDULED",
+        "CLAIMED",
+        "RUNNING",
+        "SUCCESSFUL",
+        "ERRORED",
     ] {
         assert!(
             header.contains(column),
@@ -855,8 +429,20 @@ fn stats_shapes() {
             .expect("queue row");
         line.split_whitespace().map(str::to_string).collect()
     };
-    assert_eq!(row("a"), ["a", "2", "0", "0", "0"], "{}", out.context());
-    assert_eq!(row("b"), ["b", "0", "1", "0", "0"], "{}", out.context());
+    assert_eq!(
+        row("a")[..5],
+        ["a", "2", "0", "0", "0"],
+        "{}",
+        out.context()
+    );
+    assert_eq!(
+        row("b")[..5],
+        ["b", "0", "1", "0", "0"],
+        "{}",
+        out.context()
+    );
+    // The columns are explained.
+    out.stdout_has("claimed: taken by a worker ahead of a free slot");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -883,7 +469,7 @@ fn results_and_show_reject_bad_input() {
 // purge
 
 #[test]
-fn purge_asks_first() {
+fn purge_asks_on_a_terminal_and_refuses_without_one() {
     let db = Db::new();
     let pj = Pj::migrated(&db);
     pj.run(&["enqueue", "app.A"]).ok();
@@ -896,22 +482,27 @@ fn purge_asks_first() {
             + total(&stats, "running")
     };
 
-    // "n", and an empty answer (EOF), keep everything.
-    let out = pj.run_with_input(&["purge"], "n\n").ok();
-    out.stdout_has("Delete 2 pending and 0 processing jobs?")
+    // No terminal (stdin a pipe or empty), no --yes: refused, with what to do; nothing lost.
+    pj.run_with_input(&["purge"], "y\n")
+        .expect(2)
+        .stderr_has("no terminal")
+        .stderr_has("--yes");
+    pj.run(&["purge", "--json"]).expect(2).json();
+    assert_eq!(pending(&pj), 2);
+
+    // On a terminal: "n" keeps everything, "y" deletes.
+    let out = pj.run_in_terminal(&["purge"], "n\n");
+    assert_eq!(out.code, Some(0), "{}", out.context());
+    out.stdout_has("Delete every pending and running job?")
         .stdout_has("[y/N]")
         .stdout_has("nothing deleted");
     assert_eq!(pending(&pj), 2);
-    pj.run(&["purge"]).ok().stdout_has("nothing deleted");
-    assert_eq!(pending(&pj), 2);
-
-    // "y" deletes.
-    pj.run_with_input(&["purge"], "y\n")
-        .ok()
-        .stdout_has("deleted 2 pending and 0 processing jobs");
+    let out = pj.run_in_terminal(&["purge"], "y\n");
+    assert_eq!(out.code, Some(0), "{}", out.context());
+    out.stdout_has("deleted 2 pending and 0 processing jobs");
     assert_eq!(pending(&pj), 0);
 
-    // --yes does not ask (stdin is empty here).
+    // --yes does not ask.
     pj.run(&["enqueue", "app.A"]).ok();
     let out = pj.run(&["purge", "--yes"]).ok();
     out.stdout_has("deleted 1 pending and 0 processing jobs");
@@ -932,14 +523,17 @@ fn clear_takes_a_duration_or_the_retention_setting() {
         .stderr_has("forever");
     pj.run(&["clear"])
         .ok()
-        .stdout_has("deleted 0 results older than 604800s");
+        .stdout_has("deleted 0 results older than 7d");
     let pj = pj.env("PLAINJOBS_RETENTION", "1d");
     pj.run(&["clear"])
         .ok()
-        .stdout_has("deleted 0 results older than 86400s");
+        .stdout_has("deleted 0 results older than 1d");
     pj.run(&["clear", "--older-than", "90s"])
         .ok()
-        .stdout_has("deleted 0 results older than 90s");
+        .stdout_has("deleted 0 results older than 1m30s");
+    pj.run(&["clear", "--older-than", "1h30m"])
+        .ok()
+        .stdout_has("deleted 0 results older than 1h30m");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1104,7 +698,7 @@ fn config_flag_reads_the_database_url_from_a_file() {
     pj.run(&["stats", "--config", file, "--json"]).ok().json();
     pj.run(&["--config", file, "clear"])
         .ok()
-        .stdout_has("older than 172800s");
+        .stdout_has("older than 2d");
     // Missing file
     let missing = elsewhere.path().join("missing.toml");
     pj.run(&["--config", missing.to_str().expect("utf-8"), "stats"])
@@ -1199,7 +793,10 @@ fn help_lists_the_commands_and_worker_options() {
         "run",
         "list",
         "schedule",
+        "config",
+        "doctor",
         "demo",
+        "completions",
     ] {
         assert!(
             out.stdout

@@ -26,8 +26,13 @@ fn plainjobs(dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-/// Runs a worker for `seconds` on one enqueued command; returns its stderr.
+/// Runs a worker for two seconds on one enqueued command; returns its stderr.
 fn worker_logs(dir: &Path, log_args: &[&str], command: &str) -> String {
+    worker_logs_with(dir, log_args, command, &[])
+}
+
+/// As [`worker_logs`], with more environment variables for the worker.
+fn worker_logs_with(dir: &Path, log_args: &[&str], command: &str, vars: &[(&str, &str)]) -> String {
     assert!(plainjobs(dir, &["migrate"])
         .status()
         .expect("migrate")
@@ -39,6 +44,7 @@ fn worker_logs(dir: &Path, log_args: &[&str], command: &str) -> String {
     let mut args = log_args.to_vec();
     args.push("worker");
     let child = plainjobs(dir, &args)
+        .envs(vars.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -102,4 +108,16 @@ fn a_bad_log_level_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--log-level"), "{err}");
+}
+
+#[test]
+fn an_idle_worker_logs_no_stats_lines() {
+    let dir = scratch("idle");
+    // Six periods of 300 ms in two seconds: the job runs in the first, the others are idle.
+    let logs = worker_logs_with(&dir, &[], "true", &[("PLAINJOBS_STATS_EVERY", "300ms")]);
+    let n = logs.matches("worker stats").count();
+    assert!(
+        (1..=2).contains(&n),
+        "{n} stats lines (one or two for the busy periods expected): {logs}"
+    );
 }

@@ -22,6 +22,10 @@ pub enum Error {
          or sqlite://path/to/file.sqlite3 (or sqlite::memory:) for SQLite"
     )]
     UnsupportedUrl(String),
+    /// The SQLite file does not exist, and the connection was asked not to create it
+    /// ([`ConnectOptions::create_if_missing`](crate::ConnectOptions::create_if_missing)).
+    #[error("no database at {0}: the file does not exist")]
+    NoDatabase(String),
     /// A query failed; [`DbErrorKind`] says what that means for the caller.
     #[error("database error: {source}")]
     Database {

@@ -76,6 +76,10 @@ pub struct ConnectOptions {
     pub max_connections: u32,
     /// How long to wait for the first connection (default 10 s).
     pub connect_timeout: Duration,
+    /// Create a SQLite file that does not exist (default true). False for a caller that only
+    /// reads or acts on existing jobs: a missing file is then [`Error::NoDatabase`] rather
+    /// than a new empty file.
+    pub create_if_missing: bool,
 }
 
 impl Default for ConnectOptions {
@@ -83,6 +87,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             max_connections: 10,
             connect_timeout: Duration::from_secs(10),
+            create_if_missing: true,
         }
     }
 }
@@ -108,6 +113,9 @@ impl Jobs {
             source,
         };
         if url.starts_with("sqlite:") {
+            if !options.create_if_missing && SqliteStore::file_is_missing(url) {
+                return Err(Error::NoDatabase(redact_url(url)));
+            }
             let store = SqliteStore::open(url, options.max_connections)
                 .await
                 .map_err(connect)?;

@@ -110,5 +110,5 @@ pub use job::{
 pub use jobs::{Backend, ConnectOptions, Jobs};
 pub use model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 pub use registry::{LoadError, Registry};
-pub use store::{Migrated, Purged, QueueStats, ResultFilter, SchemaReport};
+pub use store::{JobFilter, Migrated, Purged, QueueStats, ResultFilter, SchemaReport};
 pub use worker::{Worker, WorkerConfig, WorkerCounters, WorkerHandle};

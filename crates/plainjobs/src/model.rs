@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+/// The longest queue name, job class and concurrency key the schema holds (characters).
+pub const MAX_NAME_LEN: usize = 255;
+
 /// A new uuid for a row (or a worker) this library creates: version 7, time-ordered (RFC 9562), so each
 /// uuid index of the four tables grows at its right edge instead of at a random page. Random
 /// (version 4) uuids touch a random leaf of every such index on each insert, which turns into

@@ -12,7 +12,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error.rs",
             "model.rs",
             "params.rs",
-            "settings.rs",
+            "settings/",
             "schedule/cron.rs",
         ],
     ),
@@ -24,12 +24,13 @@ const LAYERS: &[(&str, &[&str])] = &[
             "job/",
             "registry.rs",
             "schedule/command.rs",
+            "schedule/shell_command.rs",
             "schedule/mod.rs",
         ],
     ),
     ("client", &["client/"]),
     ("worker", &["worker/"]),
-    ("cli", &["cli.rs"]),
+    ("cli", &["cli/"]),
 ];
 
 /// Where each top-level module or crate-root re-export lives (its layer).
@@ -52,6 +53,7 @@ const ROOT: &[(&str, &str)] = &[
     ("QueueStats", "store"),
     ("Purged", "store"),
     ("ResultFilter", "store"),
+    ("JobFilter", "store"),
     ("jobs", "handle"),
     ("Jobs", "handle"),
     ("Backend", "handle"),
@@ -141,7 +143,13 @@ fn module_of(path: &str) -> Option<String> {
     match path.strip_prefix("schedule::") {
         Some(rest) if first == "schedule" => {
             let item = first_segment(rest)?;
-            Some(if item == "ScheduledCommand" || item == "command" {
+            let job = [
+                "ScheduledCommand",
+                "command",
+                "ShellCommand",
+                "shell_command",
+            ];
+            Some(if job.contains(&item.as_str()) {
                 "schedule".to_string()
             } else {
                 "cron".to_string()

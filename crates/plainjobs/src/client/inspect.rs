@@ -20,7 +20,8 @@ pub enum Found {
 
 impl Jobs {
     /// Finds a job by uuid: a request, a process (by its own or its request's uuid), or a result
-    /// (by its own uuid, or the newest result of the request with that uuid).
+    /// (by its own uuid, the uuid of the process it ended, or the newest result of the request
+    /// with that uuid). Any uuid `enqueue`, a worker's log or a result printed finds the job.
     ///
     /// # Errors
     /// A database error.
@@ -32,6 +33,29 @@ impl Jobs {
             return Ok(Some(Found::Process(p)));
         }
         Ok(self.store().find_result(uuid).await?.map(Found::Result))
+    }
+
+    /// The pending and running jobs of `job_class` holding concurrency key `key`, oldest first:
+    /// what refused a duplicate (an enqueue that returned `None`).
+    ///
+    /// # Errors
+    /// A database error.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn demo(jobs: plainjobs::Jobs) -> plainjobs::Result<()> {
+    /// for holder in jobs.holding_key("app.jobs.Report", "2026-11-28").await? {
+    ///     println!("{holder:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn holding_key(&self, job_class: &str, key: &str) -> Result<Vec<Found>> {
+        let (requests, processes) = self.store().holding_key(job_class, key, 10).await?;
+        Ok(processes
+            .into_iter()
+            .map(Found::Process)
+            .chain(requests.into_iter().map(Found::Request))
+            .collect())
     }
 
     /// Pending requests, in claim order.

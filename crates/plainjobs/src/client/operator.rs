@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::follow_up::retry_with;
 use crate::model::JobRequest;
 use crate::registry::{RawJob, Registry};
-use crate::store::Purged;
+use crate::store::{JobFilter, Purged};
 use crate::{Jobs, Result};
 
 impl Jobs {
@@ -49,7 +49,15 @@ impl Jobs {
     /// # Errors
     /// A database error.
     pub async fn purge(&self) -> Result<Purged> {
-        self.store().purge().await
+        self.purge_where(&JobFilter::new()).await
+    }
+
+    /// Deletes the pending and running jobs that `filter` matches; says how many of each.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn purge_where(&self, filter: &JobFilter) -> Result<Purged> {
+        self.store().purge(filter).await
     }
 }
 

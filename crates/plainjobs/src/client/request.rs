@@ -12,8 +12,7 @@ use crate::registry::ErasedJob;
 use crate::store::{NewRequest, Start};
 use crate::{Error, Result};
 
-/// The longest queue name, job class and concurrency key the schema holds.
-pub const MAX_NAME_LEN: usize = 255;
+pub use crate::model::MAX_NAME_LEN;
 
 /// Options of one enqueue; missing ones come from the job type's defaults.
 #[derive(Debug, Clone, Default)]

@@ -18,6 +18,7 @@ mod unique;
 pub use context::JobContext;
 pub use error::JobError;
 pub use state::State;
+pub(crate) use unique::fitted_key;
 pub use unique::{advisory_lock_id, UniqueCheck};
 
 /// A background job type.

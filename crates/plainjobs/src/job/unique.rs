@@ -21,6 +21,19 @@ pub fn advisory_lock_id(job_class: &str, concurrency_key: &str) -> i64 {
     i64::from_be_bytes(first)
 }
 
+/// `key` when it has at most `limit` characters; else its first characters, `…md5:` and the
+/// MD5 of the whole key in hex (37 characters in all after the prefix), `limit` characters
+/// long: the same text always gives the same key, and it still reads as what it stands for.
+pub(crate) fn fitted_key(key: &str, limit: usize) -> String {
+    if key.chars().count() <= limit {
+        return key.to_string();
+    }
+    let digest = Md5::digest(key.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let prefix: String = key.chars().take(limit.saturating_sub(37)).collect();
+    format!("{prefix}…md5:{hex}")
+}
+
 /// The queries a job's [`should_enqueue`](crate::Job::should_enqueue) can make, inside the
 /// enqueue's transaction and under the key's lock.
 pub struct UniqueCheck<'a> {
@@ -70,5 +83,27 @@ impl UniqueCheck<'_> {
     /// A database error.
     pub async fn advisory_lock(&mut self, id: i64) -> Result<()> {
         self.conn.advisory_lock(id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fitted_key;
+
+    #[test]
+    fn long_keys_are_fitted_stably_and_short_ones_kept() {
+        assert_eq!(fitted_key("echo hi", 255), "echo hi");
+        let exact = "x".repeat(255);
+        assert_eq!(fitted_key(&exact, 255), exact);
+        let long = format!("echo {}", "y".repeat(300));
+        let key = fitted_key(&long, 255);
+        assert_eq!(key.chars().count(), 255, "{key}");
+        assert!(
+            key.starts_with("echo yyy") && key.contains("…md5:"),
+            "{key}"
+        );
+        assert_eq!(fitted_key(&long, 255), key, "stable");
+        let other = format!("echo {}z", "y".repeat(300));
+        assert_ne!(fitted_key(&other, 255), key, "the hash tells them apart");
     }
 }

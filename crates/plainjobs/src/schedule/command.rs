@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::shell::run_shell;
-use crate::job::{Job, JobContext, JobError, Outcome};
+use crate::job::{fitted_key, Job, JobContext, JobError, Outcome};
+use crate::model::MAX_NAME_LEN;
 
 /// Runs a shell command through `sh -c`; fails (ERRORED) with the exit status and the tails of
 /// its stderr and stdout when the command fails. Its output goes to the log line by line as it
@@ -18,7 +19,9 @@ use crate::job::{Job, JobContext, JobError, Outcome};
 ///
 /// Its name, `plain.jobs.scheduling.ScheduledCommand`, its one positional argument (the command)
 /// and its default concurrency key (the command) are plain.jobs', so a row written by a Plain app
-/// runs here too. It is only run by workers that register it explicitly: a database row must
+/// runs here too. A command longer than the 255 characters a key holds (which plain.jobs cannot
+/// enqueue at all) gets a key of its first 218 characters, `…md5:` and the MD5 of the whole
+/// command: still one pending run per command. It is only run by workers that register it explicitly: a database row must
 /// never be enough to run a shell command on a worker that did not opt in.
 ///
 /// # Example
@@ -50,6 +53,6 @@ impl Job for ScheduledCommand {
     }
 
     fn default_concurrency_key(&self) -> String {
-        self.0.clone()
+        fitted_key(&self.0, MAX_NAME_LEN)
     }
 }

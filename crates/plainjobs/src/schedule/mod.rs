@@ -26,7 +26,9 @@ mod cron;
 mod output;
 mod process;
 mod shell;
+mod shell_command;
 
 pub use command::ScheduledCommand;
 pub use cron::{CronError, Field, Schedule, ScheduleBuilder};
 pub use process::KILL_AFTER;
+pub use shell_command::ShellCommand;

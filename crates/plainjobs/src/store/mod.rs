@@ -36,7 +36,7 @@ pub(crate) use types::{
     fold_stats, key_condition, ClaimHow, Finish, Located, NewHeartbeat, NewRequest, Orphans, Start,
     NOT_BEGUN,
 };
-pub use types::{Migrated, Purged, QueueStats, ResultFilter, SchemaReport};
+pub use types::{JobFilter, Migrated, Purged, QueueStats, ResultFilter, SchemaReport};
 
 /// Queries usable both in a transaction and on an autocommit connection: what enqueue and
 /// `should_enqueue` need.
@@ -206,8 +206,8 @@ pub(crate) trait Store: Inspect + 'static {
     /// or finished (a process or a result with that `job_request_uuid`). Uuids found nowhere
     /// are left out.
     async fn locate_requests(&self, uuids: &[Uuid]) -> Result<Vec<(Uuid, Located)>>;
-    /// Deletes every pending and running job.
-    async fn purge(&self) -> Result<Purged>;
+    /// Deletes the pending and running jobs that `filter` matches.
+    async fn purge(&self, filter: &JobFilter) -> Result<Purged>;
 }
 
 /// What operators (and tests) read: the tables as they are, changing nothing.
@@ -221,8 +221,17 @@ pub(crate) trait Inspect: Send + Sync {
     async fn request_by_uuid(&self, uuid: Uuid) -> Result<Option<JobRequest>>;
     /// One process by its own uuid or its request's.
     async fn process_by_uuid(&self, uuid: Uuid) -> Result<Option<JobProcess>>;
-    /// The result with this uuid, else the newest result of the request with this uuid.
+    /// The result with this uuid, else the result of the process with this uuid, else the
+    /// newest result of the request with this uuid.
     async fn find_result(&self, uuid: Uuid) -> Result<Option<JobResult>>;
+    /// Pending requests and processes of this job name holding this concurrency key (what
+    /// refuses a duplicate), oldest first, at most `limit` of each.
+    async fn holding_key(
+        &self,
+        job_class: &str,
+        key: &str,
+        limit: i64,
+    ) -> Result<(Vec<JobRequest>, Vec<JobProcess>)>;
     /// Results, newest first.
     async fn results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>>;
     /// Worker heartbeats, oldest registration first.

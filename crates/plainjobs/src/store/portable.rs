@@ -12,7 +12,9 @@ use super::rows::{
     HEARTBEAT_COLUMNS, PROCESS_COLUMNS, REQUEST_COLUMNS, RESULT_COLUMNS,
 };
 use super::sql::{Arg, SqlBackend, SqlConn, Statement};
-use super::{fold_stats, key_condition, Inspect, Located, Purged, QueueStats, ResultFilter};
+use super::{
+    fold_stats, key_condition, Inspect, JobFilter, Located, Purged, QueueStats, ResultFilter,
+};
 use crate::model::{JobProcess, JobRequest, JobResult, WorkerHeartbeat};
 use crate::Result;
 
@@ -210,14 +212,29 @@ pub(crate) async fn locate_requests<B: SqlBackend>(
     })
 }
 
-/// See [`super::Store::purge`].
-pub(crate) async fn purge<B: SqlBackend>(backend: &B) -> Result<Purged> {
+/// See [`super::Store::purge`]. A process counts as enqueued when its request was made.
+pub(crate) async fn purge<B: SqlBackend>(backend: &B, filter: &JobFilter) -> Result<Purged> {
+    let matching = |table: &str, enqueued_at: &str| {
+        let sql = format!(
+            "DELETE FROM {table}
+             WHERE ($1 IS NULL OR queue = $1) AND ($2 IS NULL OR job_class = $2)
+               AND ($3 IS NULL OR {enqueued_at} >= $3) AND ($4 IS NULL OR {enqueued_at} < $4)"
+        );
+        Statement::new(sql)
+            .arg(Arg::Text(filter.queue.as_deref()))
+            .arg(Arg::Text(filter.job_class.as_deref()))
+            .arg(Arg::Time(filter.since))
+            .arg(Arg::Time(filter.until))
+    };
     let mut tx = backend.begin_write().await?;
     let requests = tx
-        .run(&Statement::new("DELETE FROM plainjobs_jobrequest"))
+        .run(&matching("plainjobs_jobrequest", "created_at"))
         .await?;
     let processes = tx
-        .run(&Statement::new("DELETE FROM plainjobs_jobprocess"))
+        .run(&matching(
+            "plainjobs_jobprocess",
+            "COALESCE(requested_at, created_at)",
+        ))
         .await?;
     tx.commit().await?;
     Ok(Purged {
@@ -262,7 +279,9 @@ impl<B: SqlBackend> Inspect for B {
 
     async fn find_result(&self, uuid: Uuid) -> Result<Option<JobResult>> {
         let sql = format!(
-            "SELECT {RESULT_COLUMNS} FROM plainjobs_jobresult WHERE uuid = $1 OR job_request_uuid = $1 ORDER BY (uuid = $1) DESC, id DESC LIMIT 1"
+            "SELECT {RESULT_COLUMNS} FROM plainjobs_jobresult
+             WHERE uuid = $1 OR job_process_uuid = $1 OR job_request_uuid = $1
+             ORDER BY (uuid = $1) DESC, (job_process_uuid = $1) DESC, id DESC LIMIT 1"
         );
         let statement = Statement::new(sql).arg(Arg::Uuid(Some(uuid)));
         let row = self.pooled().await?.row(&statement).await?;
@@ -273,14 +292,43 @@ impl<B: SqlBackend> Inspect for B {
         let sql = format!(
             "SELECT {RESULT_COLUMNS} FROM plainjobs_jobresult
              WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR queue = $2) AND ($3 IS NULL OR job_class = $3)
+               AND ($5 IS NULL OR created_at >= $5) AND ($6 IS NULL OR created_at < $6)
              ORDER BY id DESC LIMIT $4"
         );
         let statement = Statement::new(sql)
             .arg(Arg::Text(filter.status.map(|s| s.as_str())))
             .arg(Arg::Text(filter.queue.as_deref()))
             .arg(Arg::Text(filter.job_class.as_deref()))
-            .arg(Arg::Int(filter.limit));
+            .arg(Arg::Int(filter.limit))
+            .arg(Arg::Time(filter.since))
+            .arg(Arg::Time(filter.until));
         decode_all(&self.pooled().await?.rows(&statement).await?, job_result)
+    }
+
+    async fn holding_key(
+        &self,
+        job_class: &str,
+        key: &str,
+        limit: i64,
+    ) -> Result<(Vec<JobRequest>, Vec<JobProcess>)> {
+        let condition = "WHERE job_class = $1 AND concurrency_key = $2 ORDER BY id LIMIT $3";
+        let select = |columns: &str, table: &str| {
+            Statement::new(format!("SELECT {columns} FROM {table} {condition}"))
+                .arg(Arg::Text(Some(job_class)))
+                .arg(Arg::Text(Some(key)))
+                .arg(Arg::Int(limit))
+        };
+        let mut conn = self.pooled().await?;
+        let requests = conn
+            .rows(&select(REQUEST_COLUMNS, "plainjobs_jobrequest"))
+            .await?;
+        let processes = conn
+            .rows(&select(PROCESS_COLUMNS, "plainjobs_jobprocess"))
+            .await?;
+        Ok((
+            decode_all(&requests, job_request)?,
+            decode_all(&processes, job_process)?,
+        ))
     }
 
     async fn workers(&self) -> Result<Vec<WorkerHeartbeat>> {

@@ -39,6 +39,8 @@ pub(crate) enum Arg<'a> {
     Now,
     /// "now" minus this long, as a time (`now() - interval` on PostgreSQL).
     Ago(Duration),
+    /// A time (None: NULL), as each backend stores times.
+    Time(Option<chrono::DateTime<chrono::Utc>>),
 }
 
 /// A statement and its arguments, `$1` being the first.

@@ -152,7 +152,8 @@ pub(crate) struct NewHeartbeat {
     pub queues: Vec<String>,
 }
 
-/// Which results to list (newest first): by status, queue and job name, at most `limit`.
+/// Which results to list (newest first): by status, queue, job name and when they were
+/// written, at most `limit`.
 ///
 /// # Example
 /// ```no_run
@@ -172,6 +173,10 @@ pub struct ResultFilter {
     pub queue: Option<String>,
     /// Only this job name.
     pub job_class: Option<String>,
+    /// Only results written at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only results written before this time.
+    pub until: Option<DateTime<Utc>>,
     /// At most this many (100 by default).
     pub limit: i64,
 }
@@ -182,6 +187,8 @@ impl Default for ResultFilter {
             status: None,
             queue: None,
             job_class: None,
+            since: None,
+            until: None,
             limit: 100,
         }
     }
@@ -211,9 +218,78 @@ impl ResultFilter {
         self
     }
 
+    /// Only results written at or after `since`.
+    pub fn since(mut self, since: DateTime<Utc>) -> Self {
+        self.since = Some(since);
+        self
+    }
+
+    /// Only results written before `until`.
+    pub fn until(mut self, until: DateTime<Utc>) -> Self {
+        self.until = Some(until);
+        self
+    }
+
     /// At most `limit` results.
     pub fn limit(mut self, limit: i64) -> Self {
         self.limit = limit;
+        self
+    }
+}
+
+/// Which pending and running jobs an operation applies to ([`Jobs::purge_where`]): by queue,
+/// job name and when they were enqueued. The default matches every job.
+///
+/// [`Jobs::purge_where`]: crate::Jobs::purge_where
+///
+/// # Example
+/// ```no_run
+/// # async fn demo(jobs: plainjobs::Jobs) -> plainjobs::Result<()> {
+/// use plainjobs::JobFilter;
+/// let purged = jobs.purge_where(&JobFilter::new().queue("emails")).await?;
+/// println!("{} pending, {} running", purged.requests, purged.processes);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct JobFilter {
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this job name.
+    pub job_class: Option<String>,
+    /// Only jobs enqueued at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only jobs enqueued before this time.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl JobFilter {
+    /// Every job.
+    pub fn new() -> JobFilter {
+        JobFilter::default()
+    }
+
+    /// Only jobs of this queue.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Only jobs of this job name.
+    pub fn job_class(mut self, job_class: impl Into<String>) -> Self {
+        self.job_class = Some(job_class.into());
+        self
+    }
+
+    /// Only jobs enqueued at or after `since`.
+    pub fn since(mut self, since: DateTime<Utc>) -> Self {
+        self.since = Some(since);
+        self
+    }
+
+    /// Only jobs enqueued before `until`.
+    pub fn until(mut self, until: DateTime<Utc>) -> Self {
+        self.until = Some(until);
         self
     }
 }

@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::model::{JobProcess, JobRequest, JobResult, WorkerHeartbeat};
 use crate::store::{
-    ClaimHow, Conn, Finish, Inspect, Listener, Located, Migrated, NewHeartbeat, NewRequest,
-    Orphans, Purged, QueueStats, ResultFilter, SchemaReport, Store, StoreTx,
+    ClaimHow, Conn, Finish, Inspect, JobFilter, Listener, Located, Migrated, NewHeartbeat,
+    NewRequest, Orphans, Purged, QueueStats, ResultFilter, SchemaReport, Store, StoreTx,
 };
 use crate::{Error, Jobs, Result};
 
@@ -107,6 +107,16 @@ impl Inspect for FaultyStore {
     async fn results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>> {
         self.reach()?;
         self.inner.results(filter).await
+    }
+
+    async fn holding_key(
+        &self,
+        job_class: &str,
+        key: &str,
+        limit: i64,
+    ) -> Result<(Vec<JobRequest>, Vec<JobProcess>)> {
+        self.reach()?;
+        self.inner.holding_key(job_class, key, limit).await
     }
 
     async fn workers(&self) -> Result<Vec<WorkerHeartbeat>> {
@@ -289,8 +299,8 @@ impl Store for FaultyStore {
         self.inner.locate_requests(uuids).await
     }
 
-    async fn purge(&self) -> Result<Purged> {
+    async fn purge(&self, filter: &JobFilter) -> Result<Purged> {
         self.reach()?;
-        self.inner.purge().await
+        self.inner.purge(filter).await
     }
 }

@@ -15,9 +15,10 @@ use super::follow_up::write_follow_up;
 use super::pace::Counters;
 use crate::client::follow_up::FollowUp;
 use crate::job::{JobContext, Outcome};
-use crate::model::{JobProcess, JobStatus};
+use crate::model::{JobProcess, JobResult, JobStatus};
 use crate::params::RunOptions;
 use crate::registry::{ErasedJob, LoadError};
+use crate::settings::approximate_duration;
 use crate::store::Finish;
 
 /// How a run ended.
@@ -219,10 +220,19 @@ async fn record(
             let error = storable(error);
             let retry =
                 job.is_some() && process.retries > 0 && process.retry_attempt < process.retries;
-            if retry {
+            if let (true, Some(job)) = (retry, job) {
                 let follow = FollowUp::Retry;
-                write_follow_up(core, process, JobStatus::Errored, &error, job, follow).await;
+                let written =
+                    write_follow_up(core, process, JobStatus::Errored, &error, Some(job), follow)
+                        .await;
+                if let Some(result) = written {
+                    announce_retry(process, job, &result);
+                }
             } else {
+                if process.retries > 0 {
+                    let attempts = format!("{}/{}", process.retry_attempt, process.retries);
+                    tracing::warn!(attempts, "no retries left: the job stays ERRORED");
+                }
                 finish(core, process, JobStatus::Errored, error).await;
             }
         }
@@ -239,6 +249,24 @@ async fn record(
             };
             write_follow_up(core, process, JobStatus::Deferred, "", job, follow).await;
         }
+    }
+}
+
+/// Says in the log what follows a failure with retries left: the next attempt and when it
+/// starts, or that the job's uniqueness refused it.
+fn announce_retry(process: &JobProcess, job: &dyn ErasedJob, result: &JobResult) {
+    let next = process.retry_attempt.saturating_add(1);
+    let attempt = format!("{next}/{}", process.retries);
+    match result.retry_job_request_uuid {
+        Some(retry_request_uuid) => {
+            let delay = job.retry_delay(u32::try_from(next).unwrap_or(1));
+            let retry_in = approximate_duration(delay);
+            tracing::info!(attempt, retry_in, %retry_request_uuid, "job will be retried");
+        }
+        None => tracing::warn!(
+            attempt,
+            "job will not be retried: a job with its concurrency key is pending or running"
+        ),
     }
 }
 

@@ -21,6 +21,8 @@ mod local;
 mod maintenance;
 mod pace;
 mod runtime;
+#[cfg(feature = "cli")]
+pub(crate) use runtime::hostname;
 mod shutdown;
 #[cfg(test)]
 mod tests;

@@ -34,8 +34,8 @@ pub(crate) use errors::error_kind;
 use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
-    portable, ClaimHow, Conn, Finish, Listener, Located, Migrated, NewHeartbeat, NewRequest,
-    Orphans, Purged, SchemaReport, Store, StoreTx,
+    portable, ClaimHow, Conn, Finish, JobFilter, Listener, Located, Migrated, NewHeartbeat,
+    NewRequest, Orphans, Purged, SchemaReport, Store, StoreTx,
 };
 use crate::Result;
 
@@ -228,7 +228,7 @@ impl Store for PgStore {
         portable::locate_requests(self, uuids).await
     }
 
-    async fn purge(&self) -> Result<Purged> {
-        portable::purge(self).await
+    async fn purge(&self, filter: &JobFilter) -> Result<Purged> {
+        portable::purge(self, filter).await
     }
 }

@@ -47,8 +47,8 @@ use sql::now_us;
 use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
-    portable, ClaimHow, Conn, Finish, Listener, Located, Migrated, NewHeartbeat, NewRequest,
-    Orphans, Purged, SchemaReport, Store, StoreTx,
+    portable, ClaimHow, Conn, Finish, JobFilter, Listener, Located, Migrated, NewHeartbeat,
+    NewRequest, Orphans, Purged, SchemaReport, Store, StoreTx,
 };
 use crate::Result;
 
@@ -127,6 +127,16 @@ impl SqliteStore {
             watch: (!memory).then_some(opts),
             db,
         })
+    }
+
+    /// Whether `url` names a database file that does not exist (never for in-memory ones, nor
+    /// for a URL that does not parse: opening it reports that).
+    pub(crate) fn file_is_missing(url: &str) -> bool {
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        match SqliteConnectOptions::from_str(url) {
+            Ok(opts) if !memory => !opts.get_filename().exists(),
+            _ => false,
+        }
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {
@@ -312,7 +322,7 @@ impl Store for SqliteStore {
         portable::locate_requests(self, uuids).await
     }
 
-    async fn purge(&self) -> Result<Purged> {
-        portable::purge(self).await
+    async fn purge(&self, filter: &JobFilter) -> Result<Purged> {
+        portable::purge(self, filter).await
     }
 }

@@ -7,7 +7,7 @@ use chrono::{TimeDelta, Utc};
 
 use super::{request, requests, uuids_of, Bed};
 use crate::model::{new_uuid, JobStatus};
-use crate::store::{NewHeartbeat, NewRequest, Purged, QueueStats, ResultFilter, Start};
+use crate::store::{JobFilter, NewHeartbeat, NewRequest, Purged, QueueStats, ResultFilter, Start};
 use crate::testing::{conformance, Backend};
 
 /// Pending requests in claim order, processes by id, each up to a limit.
@@ -34,7 +34,8 @@ async fn lists_requests_and_processes(backend: Backend) {
 }
 
 /// Lookups by uuid: a request; a process by its own uuid or its request's; a result by its
-/// own uuid (`result_by_uuid`), or else the newest result of a request (`find_result`).
+/// own uuid (`result_by_uuid`), or else by its process's uuid or as the newest result of a
+/// request (`find_result`).
 async fn finds_rows_by_uuid(backend: Backend) {
     let bed = Bed::new(backend).await;
     let store = bed.store();
@@ -56,6 +57,13 @@ async fn finds_rows_by_uuid(backend: Backend) {
     assert_eq!(by_request.map(|r| r.uuid), Some(newer.uuid));
     let by_own = store.find_result(older.uuid).await.unwrap();
     assert_eq!(by_own.as_ref(), Some(older));
+    // The process uuid a worker logged finds the result once the process row is gone.
+    let by_process = store.find_result(older.job_process_uuid).await.unwrap();
+    assert_eq!(by_process.as_ref(), Some(older));
+    assert_eq!(
+        store.result_by_uuid(older.job_process_uuid).await.unwrap(),
+        None
+    );
     assert_eq!(
         store.result_by_uuid(older.uuid).await.unwrap().as_ref(),
         Some(older)
@@ -96,12 +104,10 @@ async fn filters_results(backend: Backend) {
         ])
         .await;
     let results = |status, queue: Option<&str>, class: Option<&str>, limit| {
-        let filter = ResultFilter {
-            status,
-            queue: queue.map(str::to_string),
-            job_class: class.map(str::to_string),
-            limit,
-        };
+        let mut filter = ResultFilter::new().limit(limit);
+        filter.status = status;
+        filter.queue = queue.map(str::to_string);
+        filter.job_class = class.map(str::to_string);
         async move {
             let found = store.results(&filter).await.unwrap();
             found.iter().map(|r| r.uuid).collect::<Vec<_>>()
@@ -117,6 +123,53 @@ async fn filters_results(backend: Backend) {
     assert_eq!(results(None, None, Some("X"), 10).await, [e1, s]);
     assert_eq!(results(None, Some("default"), Some("Y"), 10).await, [e2]);
     assert!(results(None, Some("other"), None, 10).await.is_empty());
+
+    // By when they were written: the first is moved an hour back.
+    let sql = format!(
+        "UPDATE plainjobs_jobresult SET created_at = {} WHERE uuid = '{s}'",
+        bed.earlier("created_at", 3600)
+    );
+    bed.db.exec(&sql).await;
+    let half_an_hour_ago = Utc::now() - TimeDelta::minutes(30);
+    let window = |filter: ResultFilter| async move {
+        let found = store.results(&filter).await.unwrap();
+        found.iter().map(|r| r.uuid).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        window(ResultFilter::new().since(half_an_hour_ago)).await,
+        [e2, e1]
+    );
+    assert_eq!(
+        window(ResultFilter::new().until(half_an_hour_ago)).await,
+        [s]
+    );
+    let since = half_an_hour_ago - TimeDelta::hours(1);
+    let filter = ResultFilter::new().since(since).until(half_an_hour_ago);
+    assert_eq!(window(filter.status(JobStatus::Successful)).await, [s]);
+}
+
+/// The pending and running jobs holding a key, by job name and key; oldest first.
+async fn finds_the_jobs_holding_a_key(backend: Backend) {
+    let bed = Bed::new(backend).await;
+    let store = bed.store();
+    let keyed = |class: &str, key: &str| NewRequest {
+        concurrency_key: key.into(),
+        ..request(class)
+    };
+    let worker_id = bed.worker().await;
+    let made = bed
+        .enqueue(vec![keyed("X", "k"), keyed("X", "k"), keyed("X", "other")])
+        .await;
+    bed.enqueue(vec![keyed("Y", "k")]).await;
+    let claimed = bed.claim(worker_id, 1, 0).await;
+    assert_eq!(claimed[0].job_request_uuid, made[0].uuid);
+    let (requests, processes) = store.holding_key("X", "k", 10).await.unwrap();
+    assert_eq!(uuids_of(&requests), [made[1].uuid]);
+    assert_eq!(processes, claimed);
+    let (requests, processes) = store.holding_key("X", "none", 10).await.unwrap();
+    assert!(requests.is_empty() && processes.is_empty());
+    let (requests, _) = store.holding_key("Y", "k", 10).await.unwrap();
+    assert_eq!(requests.len(), 1);
 }
 
 /// Registered workers, oldest registration first.
@@ -212,7 +265,7 @@ async fn purge_deletes_pending_and_running_jobs(backend: Backend) {
     let worker_id = bed.worker().await;
     bed.enqueue(requests("job", 3)).await;
     bed.claim(worker_id, 1, 0).await;
-    let purged = store.purge().await.unwrap();
+    let purged = store.purge(&JobFilter::new()).await.unwrap();
     assert_eq!(
         purged,
         Purged {
@@ -223,6 +276,53 @@ async fn purge_deletes_pending_and_running_jobs(backend: Backend) {
     assert!(store.requests(10).await.unwrap().is_empty());
     assert!(store.processes(10).await.unwrap().is_empty());
     assert_eq!(super::all_results(store).await.len(), 1);
+}
+
+/// Purge by queue, job name and time of enqueue: only the matching pending and running jobs.
+async fn purge_deletes_only_what_the_filter_matches(backend: Backend) {
+    let bed = Bed::new(backend).await;
+    let store = bed.store();
+    let on = |class: &str, queue: &str| NewRequest {
+        queue: queue.into(),
+        ..request(class)
+    };
+    let worker_id = bed.worker().await;
+    bed.enqueue(vec![on("X", "default"), on("X", "mail"), on("Y", "mail")])
+        .await;
+    let running = bed.claim(worker_id, 1, 0).await;
+    let only_mail = JobFilter::new().queue("mail");
+    let purged = store
+        .purge(&only_mail.clone().job_class("Y"))
+        .await
+        .unwrap();
+    assert_eq!(
+        purged,
+        Purged {
+            requests: 1,
+            processes: 0
+        }
+    );
+    // Enqueued in the future: nothing yet.
+    let later = JobFilter::new().since(Utc::now() + TimeDelta::hours(1));
+    assert_eq!(store.purge(&later).await.unwrap(), Purged::default());
+    let sql = format!(
+        "UPDATE plainjobs_jobprocess SET requested_at = {}",
+        bed.earlier("requested_at", 3600)
+    );
+    bed.db.exec(&sql).await;
+    let old = JobFilter::new().until(Utc::now() - TimeDelta::minutes(30));
+    assert_eq!(
+        store.purge(&old).await.unwrap(),
+        Purged {
+            requests: 0,
+            processes: 1
+        }
+    );
+    assert!(store.processes(10).await.unwrap().is_empty());
+    assert_eq!(running.len(), 1);
+    let left = store.requests(10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].queue, "mail");
 }
 
 /// The database's clock (the host's, for SQLite), which every time comparison uses.
@@ -237,6 +337,8 @@ conformance!(
     lists_requests_and_processes,
     finds_rows_by_uuid,
     filters_results,
+    finds_the_jobs_holding_a_key,
+    purge_deletes_only_what_the_filter_matches,
     lists_workers,
     counts_per_queue,
     purge_deletes_pending_and_running_jobs,

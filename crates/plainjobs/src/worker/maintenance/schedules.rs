@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 
 use crate::client::enqueue_on;
 use crate::client::request::{build_request, Options};
-use crate::job::advisory_lock_id;
+use crate::job::{advisory_lock_id, fitted_key};
 use crate::model::JobRequest;
+use crate::model::MAX_NAME_LEN;
 use crate::registry::ErasedJob;
 use crate::schedule::Schedule;
 use crate::store::{NewRequest, Start};
@@ -28,9 +29,12 @@ pub(crate) struct ScheduledJob {
     pub zone_from_config: bool,
 }
 
-/// The concurrency key of one scheduled occurrence: any number of workers enqueue it once.
+/// The concurrency key of one scheduled occurrence: any number of workers enqueue it once. A
+/// default key too long to take the suffix within the schema's limit is fitted first.
 fn scheduled_key(default_key: &str, at: DateTime<Utc>) -> String {
-    format!("{default_key}:scheduled:{}", at.timestamp())
+    let suffix = format!(":scheduled:{}", at.timestamp());
+    let room = MAX_NAME_LEN.saturating_sub(suffix.chars().count());
+    format!("{}{suffix}", fitted_key(default_key, room))
 }
 
 /// Enqueues one occurrence unless it is pending, running, or already finished: the default
@@ -100,5 +104,21 @@ pub(crate) async fn schedule_pass(
     }
     for (i, next) in stamps {
         schedules[i].stamped = Some(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_occurrence_key_fits_the_schema_however_long_the_default_key() {
+        let at = DateTime::from_timestamp(1_772_805_600, 0).unwrap_or_default();
+        assert_eq!(scheduled_key("echo hi", at), "echo hi:scheduled:1772805600");
+        let long = "x".repeat(250);
+        let key = scheduled_key(&long, at);
+        assert_eq!(key.chars().count(), MAX_NAME_LEN, "{key}");
+        assert!(key.ends_with(":scheduled:1772805600"), "{key}");
+        assert_eq!(scheduled_key(&long, at), key, "stable");
     }
 }

@@ -7,7 +7,8 @@ use tokio_util::sync::CancellationToken;
 use crate::worker::ledger::Ledger;
 use crate::worker::pace::Counters;
 
-/// Logs throughput every `every` until `done`.
+/// Logs throughput every `every` until `done`; a period in which nothing was claimed or
+/// finished logs nothing (an idle worker's log stays quiet).
 pub(crate) async fn stats_loop(
     counters: &Counters,
     ledger: &Ledger,
@@ -22,6 +23,9 @@ pub(crate) async fn stats_loop(
         }
         let now = counters.snapshot();
         let [claimed, succeeded, failed, deferred] = std::array::from_fn(|i| now[i] - last[i]);
+        if claimed + succeeded + failed + deferred == 0 {
+            continue;
+        }
         let secs = every.as_secs_f64().max(0.001);
         tracing::info!(
             claimed,

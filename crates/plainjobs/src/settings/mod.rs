@@ -1,25 +1,20 @@
 //! Configuration: defaults, then a `plainjobs.toml` file, then environment variables (then the
-//! CLI's flags), each overriding the one before.
+//! CLI's flags), each overriding the one before. [`REFERENCE`] lists every setting (key,
+//! variable, default, meaning); docs/configuration.md explains them, and `plainjobs config`
+//! shows the values in effect and where each came from.
 //!
-//! | setting | file key | environment | default |
-//! |---|---|---|---|
-//! | database URL | `database_url` | `PLAINJOBS_DATABASE_URL`, else `DATABASE_URL` | `sqlite://plainjobs.sqlite3` |
-//! | results retention | `retention` | `PLAINJOBS_RETENTION` | `7d` |
-//! | heartbeat interval | `heartbeat_interval` | `PLAINJOBS_HEARTBEAT_INTERVAL` | `60s` |
-//! | heartbeat timeout | `heartbeat_timeout` | `PLAINJOBS_HEARTBEAT_TIMEOUT` | `300s` |
-//! | worker concurrency | `concurrency` | `PLAINJOBS_CONCURRENCY` | `10` |
-//! | jobs claimed ahead (at most; only as many as start within ~50 ms) | `max_pending` | `PLAINJOBS_MAX_PENDING` | `100` |
-//! | stats log interval (0 = off) | `stats_every` | `PLAINJOBS_STATS_EVERY` | `60s` |
-//! | shutdown timeout (0 = none) | `shutdown_timeout` | `PLAINJOBS_SHUTDOWN_TIMEOUT` | none |
-//! | poll interval | `poll_interval` | `PLAINJOBS_POLL_INTERVAL` | `1s` |
-//! | LISTEN/NOTIFY wake-ups | `listen` | `PLAINJOBS_LISTEN` | `true` |
-//! | queues | `queues` | `PLAINJOBS_QUEUES` (comma-separated) | `["default"]` |
-//! | schedule time zone | `timezone` | `PLAINJOBS_TIMEZONE` | `UTC` |
-//! | schedules | `schedule` (pairs) | `PLAINJOBS_SCHEDULE` (`target=cron;…`) | none |
-//!
-//! Durations accept `90`, `90s`, `500ms`, `5m`, `2h`, `7d`. Unknown keys and bad values are
-//! errors that name the key.
+//! Durations are a number and a unit (`500ms`, `90s`, `5m`, `1h30m`, `7d`; see
+//! [`parse_duration`]): a bare number other than 0 is refused, since `retention = 7` could be
+//! seconds or days. Unknown keys and bad values are errors that name the key and where it was
+//! set. An empty value (`PLAINJOBS_DATABASE_URL=`) counts as unset.
 
+mod duration;
+mod reference;
+
+pub use duration::{approximate_duration, format_duration, parse_duration, DurationError};
+pub use reference::{SettingInfo, REFERENCE};
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -90,6 +85,10 @@ pub struct Settings {
     pub timezone: chrono_tz::Tz,
     /// `(job name or "cmd:<command>", cron)` pairs, like plain's JOBS_SCHEDULE.
     pub schedules: Vec<(String, String)>,
+    /// Where each key's value came from (keys missing here are defaults).
+    origins: BTreeMap<&'static str, String>,
+    /// The file read by [`Settings::load`].
+    file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -108,62 +107,19 @@ impl Default for Settings {
             queues: vec!["default".to_string()],
             timezone: chrono_tz::UTC,
             schedules: Vec::new(),
+            origins: BTreeMap::new(),
+            file: None,
         }
     }
 }
 
-const KEYS: &[&str] = &[
-    "database_url",
-    "retention",
-    "heartbeat_interval",
-    "heartbeat_timeout",
-    "concurrency",
-    "max_pending",
-    "stats_every",
-    "shutdown_timeout",
-    "poll_interval",
-    "listen",
-    "queues",
-    "timezone",
-    "schedule",
-];
+/// The file keys, in [`REFERENCE`]'s order.
+fn keys() -> impl Iterator<Item = &'static str> {
+    REFERENCE.iter().map(|s| s.key)
+}
 
-/// A text that is not a duration.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a duration (use 90, 90s, 500ms, 5m, 2h or 7d)")]
-pub struct DurationError(pub String);
-
-/// Parses a duration: `90` (seconds), `90s`, `500ms`, `5m`, `2h`, `7d`.
-///
-/// # Errors
-/// [`DurationError`], whose message says what is accepted.
-///
-/// # Example
-/// ```
-/// use std::time::Duration;
-/// assert_eq!(plainjobs::settings::parse_duration("5m"), Ok(Duration::from_secs(300)));
-/// assert!(plainjobs::settings::parse_duration("5 minutes").is_err());
-/// ```
-pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let bad = || DurationError(text.to_string());
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    if !n.is_finite() || n < 0.0 {
-        return Err(bad());
-    }
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        _ => return Err(bad()),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| bad())
+fn is_key(key: &str) -> bool {
+    keys().any(|k| k == key)
 }
 
 fn bad(key: &str, origin: &str, problem: impl Into<String>) -> SettingsError {
@@ -171,6 +127,15 @@ fn bad(key: &str, origin: &str, problem: impl Into<String>) -> SettingsError {
         key: key.to_string(),
         origin: origin.to_string(),
         problem: problem.into(),
+    }
+}
+
+/// An on/off value as the environment writes it: 1/0, true/false, yes/no, on/off.
+fn switch(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 
@@ -193,9 +158,15 @@ impl Settings {
                 problem: e.to_string(),
             })?;
             s.apply_toml(&text, &path.display().to_string())?;
+            s.file = Some(path.to_path_buf());
         }
         s.apply_env(std::env::vars())?;
         Ok(s)
+    }
+
+    /// The configuration file [`Settings::load`] read, if any.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
     }
 
     /// Applies the keys of a TOML document.
@@ -209,7 +180,15 @@ impl Settings {
                     path: origin.into(),
                     problem: e.to_string(),
                 })?;
+        self.apply_table(table, origin)
+    }
+
+    fn apply_table(&mut self, table: toml::Table, origin: &str) -> Result<(), SettingsError> {
         for (key, value) in table {
+            // An empty text is unset (`database_url = ""` keeps the default).
+            if value.as_str().is_some_and(|v| v.trim().is_empty()) && is_key(&key) {
+                continue;
+            }
             let as_text = match &value {
                 toml::Value::String(s) => s.clone(),
                 toml::Value::Integer(i) => i.to_string(),
@@ -259,21 +238,23 @@ impl Settings {
                         .as_bool()
                         .ok_or_else(|| bad(&key, origin, "expected true or false"))?;
                 }
-                k if KEYS.contains(&k) => self.set(k, &as_text, origin)?,
+                k if is_key(k) => self.set(k, &as_text, origin)?,
                 other => {
                     return Err(SettingsError::UnknownKey {
                         key: other.to_string(),
                         origin: origin.to_string(),
-                        known: KEYS.join(", "),
+                        known: keys().collect::<Vec<_>>().join(", "),
                     })
                 }
             }
+            self.note_origin(&key, origin);
         }
         Ok(())
     }
 
     /// Applies `PLAINJOBS_*` variables (and `DATABASE_URL` when `PLAINJOBS_DATABASE_URL` is
-    /// absent). An unknown `PLAINJOBS_*` variable is an error.
+    /// absent or empty). An unknown `PLAINJOBS_*` variable is an error; an empty one counts as
+    /// unset.
     ///
     /// # Errors
     /// [`SettingsError`] for an unknown variable or a bad value.
@@ -282,16 +263,22 @@ impl Settings {
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(), SettingsError> {
         let vars: Vec<(String, String)> = vars.into_iter().collect();
-        let has_own_url = vars.iter().any(|(k, _)| k == "PLAINJOBS_DATABASE_URL");
+        let has_own_url = vars
+            .iter()
+            .any(|(k, v)| k == "PLAINJOBS_DATABASE_URL" && !v.trim().is_empty());
         for (name, value) in &vars {
-            if name == "DATABASE_URL" && !has_own_url && !value.is_empty() {
+            if name == "DATABASE_URL" && !has_own_url && !value.trim().is_empty() {
                 self.database_url = Some(value.clone());
+                self.note_origin("database_url", "environment variable DATABASE_URL");
                 continue;
             }
             let Some(key) = name.strip_prefix("PLAINJOBS_") else {
                 continue;
             };
             let key = key.to_ascii_lowercase();
+            if value.trim().is_empty() && is_key(&key) {
+                continue;
+            }
             let origin = format!("environment variable {name}");
             match key.as_str() {
                 "queues" => {
@@ -311,33 +298,66 @@ impl Settings {
                     }
                 }
                 "listen" => {
-                    self.listen = match value.to_ascii_lowercase().as_str() {
-                        "1" | "true" | "yes" | "on" => true,
-                        "0" | "false" | "no" | "off" => false,
-                        _ => {
-                            return Err(bad(
-                                name,
-                                &origin,
-                                format!("{value:?} is not true or false"),
-                            ))
-                        }
-                    }
+                    self.listen = switch(value).ok_or_else(|| {
+                        bad(name, &origin, format!("{value:?} is not true or false"))
+                    })?
                 }
-                k if KEYS.contains(&k) => self.set(k, value, &origin)?,
+                k if is_key(k) => self.set(k, value, &origin)?,
                 _ => {
                     return Err(SettingsError::UnknownKey {
                         key: name.clone(),
                         origin: "the environment".into(),
-                        known: KEYS
+                        known: REFERENCE
                             .iter()
-                            .map(|k| format!("PLAINJOBS_{}", k.to_ascii_uppercase()))
+                            .map(|s| s.env)
                             .collect::<Vec<_>>()
                             .join(", "),
                     })
                 }
             }
+            self.note_origin(&key, &origin);
         }
         Ok(())
+    }
+
+    /// Sets one key from text, as a flag does, recording `origin` (such as `--database-url`).
+    ///
+    /// # Errors
+    /// [`SettingsError`] for an unknown key or a bad value.
+    ///
+    /// # Example
+    /// ```
+    /// let mut s = plainjobs::settings::Settings::default();
+    /// s.set_from("retention", "2d", "--retention").unwrap();
+    /// assert_eq!(s.origin("retention"), "--retention");
+    /// assert!(s.set_from("retention", "2", "--retention").is_err());
+    /// ```
+    pub fn set_from(&mut self, key: &str, value: &str, origin: &str) -> Result<(), SettingsError> {
+        let mut table = toml::Table::new();
+        table.insert(key.to_string(), toml::Value::String(value.to_string()));
+        if key == "queues" {
+            let list = value
+                .split(',')
+                .map(|q| toml::Value::String(q.trim().into()));
+            table.insert(key.to_string(), toml::Value::Array(list.collect()));
+        }
+        if let (true, Some(on)) = (key == "listen", switch(value)) {
+            // A value that is no switch stays text, which the listen key refuses.
+            table.insert(key.to_string(), toml::Value::Boolean(on));
+        }
+        self.apply_table(table, origin)
+    }
+
+    /// Where the value of `key` came from: `"default"`, a file's path, `"environment variable
+    /// NAME"` or a flag.
+    pub fn origin(&self, key: &str) -> &str {
+        self.origins.get(key).map_or("default", String::as_str)
+    }
+
+    fn note_origin(&mut self, key: &str, origin: &str) {
+        if let Some(known) = keys().find(|k| *k == key) {
+            self.origins.insert(known, origin.to_string());
+        }
     }
 
     fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<(), SettingsError> {
@@ -349,7 +369,7 @@ impl Settings {
                 .map_err(|_| bad(key, origin, format!("{value:?} is not a whole number")))
         };
         match key {
-            "database_url" => self.database_url = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "database_url" => self.database_url = Some(value.trim().to_string()),
             "retention" => self.retention = dur()?,
             "heartbeat_interval" => self.heartbeat_interval = dur()?,
             "heartbeat_timeout" => self.heartbeat_timeout = dur()?,
@@ -387,19 +407,6 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
-        for bad in ["", "m", "5x", "-1s", "1.2.3s", "five"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn file_then_env() {
@@ -441,6 +448,92 @@ mod tests {
         )])
         .unwrap();
         assert_eq!(s.database_url.as_deref(), Some("postgres://fallback"));
+    }
+
+    #[test]
+    fn origins_say_where_each_value_came_from() {
+        let mut s = Settings::default();
+        s.apply_toml("retention = \"2d\"\nqueues = [\"a\"]", "jobs.toml")
+            .unwrap();
+        s.apply_env([
+            ("PLAINJOBS_CONCURRENCY".to_string(), "4".to_string()),
+            ("DATABASE_URL".to_string(), "postgres://x".to_string()),
+        ])
+        .unwrap();
+        assert_eq!(s.origin("retention"), "jobs.toml");
+        assert_eq!(s.origin("queues"), "jobs.toml");
+        assert_eq!(
+            s.origin("concurrency"),
+            "environment variable PLAINJOBS_CONCURRENCY"
+        );
+        assert_eq!(
+            s.origin("database_url"),
+            "environment variable DATABASE_URL"
+        );
+        assert_eq!(s.origin("timezone"), "default");
+        s.set_from("database_url", "sqlite://f", "--database-url")
+            .unwrap();
+        assert_eq!(s.origin("database_url"), "--database-url");
+        assert_eq!(s.database_url.as_deref(), Some("sqlite://f"));
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let mut s = Settings::default();
+        s.apply_toml("database_url = \"sqlite://from-file\"", "f.toml")
+            .unwrap();
+        s.apply_env([
+            ("PLAINJOBS_DATABASE_URL".to_string(), String::new()),
+            ("PLAINJOBS_RETENTION".to_string(), " ".to_string()),
+        ])
+        .unwrap();
+        assert_eq!(s.database_url.as_deref(), Some("sqlite://from-file"));
+        assert_eq!(s.origin("database_url"), "f.toml");
+        assert_eq!(s.retention, Duration::from_secs(7 * 86400));
+        // An empty PLAINJOBS_DATABASE_URL leaves DATABASE_URL in force.
+        let mut s = Settings::default();
+        s.apply_env([
+            ("PLAINJOBS_DATABASE_URL".to_string(), String::new()),
+            (
+                "DATABASE_URL".to_string(),
+                "postgres://fallback".to_string(),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(s.database_url.as_deref(), Some("postgres://fallback"));
+    }
+
+    #[test]
+    fn a_number_without_a_unit_is_refused_with_a_suggestion() {
+        let mut s = Settings::default();
+        let e = s
+            .apply_toml("retention = 7", "plainjobs.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("retention") && e.contains("7d") && e.contains("no unit"),
+            "{e}"
+        );
+        s.apply_toml("stats_every = 0\nshutdown_timeout = \"1h30m\"", "f")
+            .unwrap();
+        assert_eq!(s.stats_every, None);
+        assert_eq!(s.shutdown_timeout, Some(Duration::from_secs(5400)));
+    }
+
+    #[test]
+    fn the_reference_names_every_key_the_parser_knows() {
+        let mut s = Settings::default();
+        for info in REFERENCE {
+            assert_eq!(
+                info.env,
+                format!("PLAINJOBS_{}", info.key.to_ascii_uppercase())
+            );
+            // Known: an unknown key would be refused before its value is looked at.
+            let e = s.apply_toml(&format!("{} = {{}}", info.key), "f");
+            if let Err(SettingsError::UnknownKey { .. }) = e {
+                panic!("{} is in REFERENCE but unknown", info.key);
+            }
+        }
     }
 
     #[test]
