@@ -618,6 +618,7 @@ async fn results(settings: &Settings, a: ResultsArgs) -> Result<(), CliError> {
             queue: a.queue.clone(),
             job_class: a.job.clone(),
             limit: a.limit,
+            ..Default::default()
         })
         .await?;
     if a.json {
@@ -703,6 +704,7 @@ async fn retry(settings: &Settings, a: RetryArgs, registry: &Registry) -> Result
                     queue: a.queue.clone(),
                     job_class: None,
                     limit: 10_000,
+                    ..Default::default()
                 })
                 .await?
             {

@@ -102,7 +102,7 @@ mod store;
 pub mod testing;
 mod worker;
 
-pub use client::{Enqueue, EnqueueMany, Found, TransactionConn, MAX_NAME_LEN};
+pub use client::{Attempt, Chain, Enqueue, EnqueueMany, Found, TransactionConn, MAX_NAME_LEN};
 pub use error::{redact_url, DbErrorKind, Error, Result};
 pub use job::{
     advisory_lock_id, Job, JobContext, JobError, KeyLock, LockStrategy, Outcome, State, UniqueCheck,
@@ -110,5 +110,8 @@ pub use job::{
 pub use jobs::{Backend, ConnectOptions, Jobs};
 pub use model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 pub use registry::{LoadError, Registry};
-pub use store::{Purged, QueueStats, ResultFilter};
+pub use store::{
+    Cursor, Page, ProcessFilter, ProcessState, Purged, QueueDepth, QueueStats, RequestFilter,
+    ResultFilter,
+};
 pub use worker::{Worker, WorkerConfig, WorkerHandle};

@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::Transaction;
 use uuid::Uuid;
@@ -37,6 +38,8 @@ pub(crate) enum Arg<'a> {
     Now,
     /// "now" minus this long, as a time (`now() - interval` on PostgreSQL).
     Ago(Duration),
+    /// A time (NULL for None).
+    Time(Option<DateTime<Utc>>),
 }
 
 /// A statement and its arguments, `$1` being the first.
@@ -161,6 +164,9 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     type Conn: SqlConn + sqlx::Connection<Database = Self::Db>;
     /// The history table of [`super::migrate`], in this backend's types.
     const MIGRATION_HISTORY: &'static str;
+    /// SQL for the minute of a row's `created_at`, as Unix seconds (a multiple of 60): how
+    /// results are counted per minute.
+    const CREATED_MINUTE: &'static str;
     /// A pooled connection in autocommit mode.
     async fn pooled(&self) -> Result<PoolConnection<Self::Db>>;
     /// A transaction that writes: on SQLite it takes the write lock at once (`BEGIN

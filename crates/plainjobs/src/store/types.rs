@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::listing::Cursor;
 use crate::model::{JobRequest, JobResult, JobStatus};
 
 /// When a new request may start.
@@ -148,7 +149,8 @@ pub(crate) struct NewHeartbeat {
     pub queues: Vec<String>,
 }
 
-/// Which results to list (newest first): by status, queue and job name, at most `limit`.
+/// Which results to list (newest first): by status, queue, job name and uuid, a page of at
+/// most `limit` starting at `cursor`.
 ///
 /// # Example
 /// ```no_run
@@ -164,10 +166,16 @@ pub(crate) struct NewHeartbeat {
 pub struct ResultFilter {
     /// Only this status.
     pub status: Option<JobStatus>,
+    /// Only results that were retried or are retries (plain.jobs' "Retried").
+    pub retried: bool,
     /// Only this queue.
     pub queue: Option<String>,
     /// Only this job name.
     pub job_class: Option<String>,
+    /// Only the result with this uuid, or of the process or request with this uuid.
+    pub uuid: Option<Uuid>,
+    /// Where the page starts.
+    pub cursor: Cursor,
     /// At most this many (100 by default).
     pub limit: i64,
 }
@@ -176,8 +184,11 @@ impl Default for ResultFilter {
     fn default() -> Self {
         ResultFilter {
             status: None,
+            retried: false,
             queue: None,
             job_class: None,
+            uuid: None,
+            cursor: Cursor::First,
             limit: 100,
         }
     }
@@ -195,6 +206,13 @@ impl ResultFilter {
         self
     }
 
+    /// Only results that were retried (`retry_job_request_uuid` set) or are retries
+    /// (`retry_attempt` > 0), as plain.jobs' admin filters "Retried".
+    pub fn retried(mut self) -> Self {
+        self.retried = true;
+        self
+    }
+
     /// Only results of this queue.
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
         self.queue = Some(queue.into());
@@ -204,6 +222,18 @@ impl ResultFilter {
     /// Only results of this job name.
     pub fn job_class(mut self, job_class: impl Into<String>) -> Self {
         self.job_class = Some(job_class.into());
+        self
+    }
+
+    /// Only the result with this uuid, or of the process or request with this uuid.
+    pub fn uuid(mut self, uuid: Uuid) -> Self {
+        self.uuid = Some(uuid);
+        self
+    }
+
+    /// The page at `cursor`.
+    pub fn cursor(mut self, cursor: Cursor) -> Self {
+        self.cursor = cursor;
         self
     }
 

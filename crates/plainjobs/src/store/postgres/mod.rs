@@ -34,7 +34,7 @@ pub(crate) use errors::error_kind;
 use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
-    migrate, portable, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
+    browse, migrate, portable, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
     Orphans, Purged, Store, StoreTx,
 };
 use crate::Result;
@@ -75,6 +75,8 @@ impl SqlBackend for PgStore {
     type Conn = PgConnection;
 
     const MIGRATION_HISTORY: &'static str = "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())";
+    const CREATED_MINUTE: &'static str =
+        "(floor(extract(epoch FROM created_at) / 60) * 60)::bigint";
 
     async fn pooled(&self) -> Result<PoolConnection<Postgres>> {
         Ok(self.pool.acquire().await?)
@@ -232,5 +234,17 @@ impl Store for PgStore {
 
     async fn purge(&self) -> Result<Purged> {
         portable::purge(self).await
+    }
+
+    async fn delete_requests(&self, uuids: &[Uuid]) -> Result<u64> {
+        browse::delete_requests(self, uuids).await
+    }
+
+    async fn run_requests_now(&self, uuids: &[Uuid]) -> Result<u64> {
+        browse::run_requests_now(self, uuids).await
+    }
+
+    async fn delete_results(&self, uuids: &[Uuid]) -> Result<u64> {
+        browse::delete_results(self, uuids).await
     }
 }

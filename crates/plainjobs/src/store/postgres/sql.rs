@@ -60,6 +60,7 @@ fn bind<'q>(sql: &'q str, statement: &'q Statement<'_>) -> PgQuery<'q> {
             Arg::Uuids(v) => query.bind(v),
             Arg::Now => query,
             Arg::Ago(d) => query.bind(micros(d)),
+            Arg::Time(t) => query.bind(t),
         })
 }
 

@@ -46,7 +46,7 @@ use sql::now_us;
 use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
-    migrate, portable, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
+    browse, migrate, portable, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
     Orphans, Purged, Store, StoreTx,
 };
 use crate::Result;
@@ -143,6 +143,7 @@ impl SqlBackend for SqliteStore {
     type Conn = SqliteConnection;
 
     const MIGRATION_HISTORY: &'static str = "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)";
+    const CREATED_MINUTE: &'static str = "(created_at / 60000000 * 60)";
 
     async fn pooled(&self) -> Result<PoolConnection<Sqlite>> {
         Ok(self.pool.acquire().await?)
@@ -311,5 +312,17 @@ impl Store for SqliteStore {
 
     async fn purge(&self) -> Result<Purged> {
         portable::purge(self).await
+    }
+
+    async fn delete_requests(&self, uuids: &[Uuid]) -> Result<u64> {
+        browse::delete_requests(self, uuids).await
+    }
+
+    async fn run_requests_now(&self, uuids: &[Uuid]) -> Result<u64> {
+        browse::run_requests_now(self, uuids).await
+    }
+
+    async fn delete_results(&self, uuids: &[Uuid]) -> Result<u64> {
+        browse::delete_results(self, uuids).await
     }
 }

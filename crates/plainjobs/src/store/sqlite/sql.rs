@@ -88,6 +88,7 @@ fn bind<'q>(sql: &'q str, statement: &'q Statement<'_>) -> SqliteQuery<'q> {
             Arg::Uuids(v) => query.bind(uuid_list(v)),
             Arg::Now => query.bind(now),
             Arg::Ago(d) => query.bind(now.saturating_sub(micros(d))),
+            Arg::Time(t) => query.bind(t.map(us)),
         })
 }
 

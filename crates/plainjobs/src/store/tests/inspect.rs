@@ -101,6 +101,7 @@ async fn filters_results(backend: Backend) {
             queue: queue.map(str::to_string),
             job_class: class.map(str::to_string),
             limit,
+            ..Default::default()
         };
         async move {
             let found = store.results(&filter).await.unwrap();
