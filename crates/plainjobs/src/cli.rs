@@ -97,6 +97,22 @@ pub enum Command {
     List(JsonArg),
     /// Print the next fire times of a cron expression.
     Schedule(ScheduleArgs),
+    /// Serve the web dashboard (on 127.0.0.1:8080 unless --bind says otherwise; any other
+    /// address needs admin_token, or admin_username and admin_password, configured).
+    #[cfg(feature = "admin")]
+    Admin(AdminArgs),
+}
+
+/// `admin` options.
+#[cfg(feature = "admin")]
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080 or 0.0.0.0:8080.
+    #[arg(long, value_name = "ADDR", default_value = crate::admin::DEFAULT_BIND)]
+    pub bind: String,
+    /// Show everything, change nothing (also admin_read_only in plainjobs.toml).
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 /// `--json`.
@@ -453,7 +469,53 @@ pub async fn run(global: GlobalArgs, command: Command, registry: Registry) -> Re
             Ok(())
         }
         Command::Schedule(a) => schedule(&settings, a),
+        #[cfg(feature = "admin")]
+        Command::Admin(a) => admin(&settings, a, registry).await,
     }
+}
+
+/// `plainjobs admin`: the dashboard alone, until Ctrl-C or SIGTERM.
+#[cfg(feature = "admin")]
+async fn admin(settings: &Settings, a: AdminArgs, registry: Registry) -> Result<(), CliError> {
+    let addr: std::net::SocketAddr = a.bind.parse().map_err(|_| {
+        usage(format!(
+            "--bind {:?} is not an address like 127.0.0.1:8080",
+            a.bind
+        ))
+    })?;
+    let jobs = connect(settings).await?;
+    jobs.migrate().await?;
+    let dashboard = crate::admin::Dashboard::from_settings(jobs, settings)
+        .map_err(|e| usage(e.to_string()))?
+        .registry(registry);
+    let dashboard = if a.read_only {
+        dashboard.read_only(true)
+    } else {
+        dashboard
+    };
+    crate::admin::serve(dashboard, addr, stop_signal())
+        .await
+        .map_err(|e| match e {
+            crate::admin::ServeError::AuthRequired(_) => usage(e.to_string()),
+            other => CliError::Failure(other.to_string()),
+        })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+#[cfg(feature = "admin")]
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn enqueue(

@@ -83,7 +83,9 @@
 
 // Layers, each using only those listed before it: leaves (error, model, params, settings,
 // schedule's cron) → store → jobs (the handle) and dispatch → job and registry → client →
-// worker → cli. docs/ARCHITECTURE.md has the picture.
+// admin → worker → cli. docs/ARCHITECTURE.md has the picture.
+#[cfg(feature = "admin")]
+pub mod admin;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod client;

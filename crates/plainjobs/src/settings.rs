@@ -16,6 +16,10 @@
 //! | queues | `queues` | `PLAINJOBS_QUEUES` (comma-separated) | `["default"]` |
 //! | schedule time zone | `timezone` | `PLAINJOBS_TIMEZONE` | `UTC` |
 //! | schedules | `schedule` (pairs) | `PLAINJOBS_SCHEDULE` (`target=cron;…`) | none |
+//! | dashboard token | `admin_token` | `PLAINJOBS_ADMIN_TOKEN` | none |
+//! | dashboard user name | `admin_username` | `PLAINJOBS_ADMIN_USERNAME` | `admin` (with a password) |
+//! | dashboard password | `admin_password` | `PLAINJOBS_ADMIN_PASSWORD` | none |
+//! | dashboard read-only | `admin_read_only` | `PLAINJOBS_ADMIN_READ_ONLY` | `false` |
 //!
 //! Durations accept `90`, `90s`, `500ms`, `5m`, `2h`, `7d`. Unknown keys and bad values are
 //! errors that name the key.
@@ -90,6 +94,43 @@ pub struct Settings {
     pub timezone: chrono_tz::Tz,
     /// `(job name or "cmd:<command>", cron)` pairs, like plain's JOBS_SCHEDULE.
     pub schedules: Vec<(String, String)>,
+    /// The dashboard's sign-in token.
+    pub admin_token: Option<Secret>,
+    /// The dashboard's sign-in user name (with `admin_password`).
+    pub admin_username: Option<String>,
+    /// The dashboard's sign-in password.
+    pub admin_password: Option<Secret>,
+    /// The dashboard shows everything and changes nothing.
+    pub admin_read_only: bool,
+}
+
+/// A secret setting (a token, a password): its `Debug` shows nothing of it.
+///
+/// # Example
+/// ```
+/// let secret = plainjobs::settings::Secret::new("hunter2");
+/// assert_eq!(secret.expose(), "hunter2");
+/// assert!(!format!("{secret:?}").contains("hunter2"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<hidden>)")
+    }
 }
 
 impl Default for Settings {
@@ -108,6 +149,10 @@ impl Default for Settings {
             queues: vec!["default".to_string()],
             timezone: chrono_tz::UTC,
             schedules: Vec::new(),
+            admin_token: None,
+            admin_username: None,
+            admin_password: None,
+            admin_read_only: false,
         }
     }
 }
@@ -126,6 +171,10 @@ const KEYS: &[&str] = &[
     "queues",
     "timezone",
     "schedule",
+    "admin_token",
+    "admin_username",
+    "admin_password",
+    "admin_read_only",
 ];
 
 /// A text that is not a duration.
@@ -364,6 +413,22 @@ impl Settings {
                 self.concurrency = n;
             }
             "max_pending" => self.max_pending = count()?,
+            "admin_token" => {
+                self.admin_token = Some(Secret::new(value)).filter(|v| !v.0.is_empty())
+            }
+            "admin_username" => {
+                self.admin_username = Some(value.to_string()).filter(|v| !v.is_empty())
+            }
+            "admin_password" => {
+                self.admin_password = Some(Secret::new(value)).filter(|v| !v.0.is_empty())
+            }
+            "admin_read_only" => {
+                self.admin_read_only = match value.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => true,
+                    "0" | "false" | "no" | "off" => false,
+                    _ => return Err(bad(key, origin, format!("{value:?} is not true or false"))),
+                }
+            }
             "timezone" => {
                 self.timezone = value.parse().map_err(|_| {
                     bad(

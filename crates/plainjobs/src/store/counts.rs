@@ -52,17 +52,19 @@ pub(crate) async fn queue_depths<B: SqlBackend>(backend: &B) -> Result<Vec<Queue
     Ok(by_queue.into_values().collect())
 }
 
-/// The id of the first result written `age` ago or since (by the `created_at` index), if any.
-pub(crate) async fn first_result_since<B: SqlBackend>(
-    backend: &B,
-    age: Duration,
-) -> Result<Option<i64>> {
+/// The id after which the results written `age` ago or since begin (by the `created_at`
+/// index): the one before the first of them, else the newest result's, else 0.
+pub(crate) async fn results_start<B: SqlBackend>(backend: &B, age: Duration) -> Result<i64> {
     let statement = Statement::new(
-        "SELECT id FROM plainjobs_jobresult WHERE created_at >= $1 ORDER BY created_at LIMIT 1",
+        "SELECT COALESCE(
+            (SELECT id FROM plainjobs_jobresult WHERE created_at >= $1 ORDER BY created_at LIMIT 1) - 1,
+            (SELECT max(id) FROM plainjobs_jobresult),
+            0) AS start",
     )
     .arg(Arg::Ago(age));
     let row = backend.pooled().await?.row(&statement).await?;
-    Ok(row.map(|r| r.int64("id")).transpose()?)
+    let row = row.ok_or(sqlx::Error::RowNotFound)?;
+    Ok(row.int64("start")?)
 }
 
 /// Counts the results with an id in `(after_id, after_id + span]` per minute, queue and status

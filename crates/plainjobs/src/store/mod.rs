@@ -256,8 +256,9 @@ pub(crate) trait Inspect: Send + Sync {
     ) -> Result<(Vec<JobRequest>, Vec<JobResult>)>;
     /// Pending and claimed jobs per queue.
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>>;
-    /// The id of the first result written `age` ago or since.
-    async fn first_result_since(&self, age: Duration) -> Result<Option<i64>>;
+    /// The id after which the results written `age` ago or since begin (the newest id, or 0,
+    /// when there are none).
+    async fn results_start(&self, age: Duration) -> Result<i64>;
     /// Results with ids in `(after_id, after_id + span]` written over `settle` ago, counted per
     /// minute, queue and status (see `counts.rs`).
     async fn count_results_after(

@@ -309,8 +309,8 @@ impl<B: SqlBackend> Inspect for B {
         counts::queue_depths(self).await
     }
 
-    async fn first_result_since(&self, age: Duration) -> Result<Option<i64>> {
-        counts::first_result_since(self, age).await
+    async fn results_start(&self, age: Duration) -> Result<i64> {
+        counts::results_start(self, age).await
     }
 
     async fn count_results_after(

@@ -161,9 +161,9 @@ impl Inspect for FaultyStore {
         self.inner.queue_depths().await
     }
 
-    async fn first_result_since(&self, age: Duration) -> Result<Option<i64>> {
+    async fn results_start(&self, age: Duration) -> Result<i64> {
         self.reach()?;
-        self.inner.first_result_since(age).await
+        self.inner.results_start(age).await
     }
 
     async fn count_results_after(

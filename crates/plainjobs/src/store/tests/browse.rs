@@ -310,21 +310,17 @@ async fn counts_results_per_minute_from_an_id(backend: Backend) {
         "does not skip ids not yet written"
     );
 
-    let since = store
-        .first_result_since(Duration::from_secs(3600))
-        .await
-        .unwrap();
-    assert_eq!(since, Some(made[0].id));
+    let hour = Duration::from_secs(3600);
+    assert_eq!(store.results_start(hour).await.unwrap(), made[0].id - 1);
     let ago = format!(
         "UPDATE plainjobs_jobresult SET created_at = {}",
         bed.db.ago_sql(7200)
     );
     bed.db.exec(&ago).await;
-    let none = store
-        .first_result_since(Duration::from_secs(3600))
-        .await
-        .unwrap();
-    assert_eq!(none, None);
+    let none_since = store.results_start(hour).await.unwrap();
+    assert_eq!(none_since, made[2].id, "none in the hour: after the newest");
+    bed.db.exec("DELETE FROM plainjobs_jobresult").await;
+    assert_eq!(store.results_start(hour).await.unwrap(), 0);
 }
 
 /// The operator's edits: delete requests, make scheduled ones ready, delete results.
