@@ -102,7 +102,12 @@ pub(crate) async fn act(
     let back = safe_back(&submitted.back);
     let sep = if back.contains('?') { '&' } else { '?' };
     let notice = serde_urlencoded::to_string([("done", done)]).unwrap_or_default();
-    let location = format!("{}/{back}{sep}{notice}", base.0);
+    let page = if back.is_empty() {
+        base.home()
+    } else {
+        format!("{}/{back}", base.0)
+    };
+    let location = format!("{page}{sep}{notice}");
     Ok((
         StatusCode::SEE_OTHER,
         [(axum::http::header::LOCATION, location)],

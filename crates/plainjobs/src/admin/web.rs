@@ -95,10 +95,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Base {
     }
 }
 
+impl Base {
+    /// The overview's address.
+    pub(crate) fn home(&self) -> String {
+        if self.0.is_empty() {
+            "/".to_string()
+        } else {
+            self.0.clone()
+        }
+    }
+}
+
 /// What the layout needs on every page.
 #[derive(Debug, Clone)]
 pub(crate) struct Chrome {
     pub base: String,
+    /// The overview's address: the base itself (`/` at the root), since a router nested at
+    /// `/admin` answers `/admin` but not `/admin/`.
+    pub home: String,
     /// The CSRF token for forms.
     pub csrf: String,
     pub read_only: bool,
@@ -117,6 +131,7 @@ impl Chrome {
         active: &'static str,
     ) -> Result<Chrome, DashboardError> {
         Ok(Chrome {
+            home: base.home(),
             base: base.0,
             csrf: token
                 .authenticity_token()

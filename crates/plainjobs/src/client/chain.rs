@@ -138,7 +138,9 @@ impl Jobs {
         let made_by = attempt
             .requested_at()
             .or_else(|| attempt.results.first().map(|r| r.created_at));
-        let Some(made_by) = made_by else {
+        // A second's margin: on SQLite each statement of the retry's transaction reads the
+        // clock anew, so the result may be stamped a little after its retry request.
+        let Some(made_by) = made_by.map(|t| t + chrono::TimeDelta::seconds(1)) else {
             return Ok(None);
         };
         let parent = self

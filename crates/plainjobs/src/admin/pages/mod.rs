@@ -97,7 +97,7 @@ pub(crate) async fn find(
     let text = given(&q.q).unwrap_or("");
     let to = match uuid::Uuid::parse_str(text) {
         Ok(uuid) => format!("{}/jobs/{uuid}", base.0),
-        Err(_) if text.is_empty() => format!("{}/", base.0),
+        Err(_) if text.is_empty() => base.home(),
         Err(_) => format!(
             "{}/results?{}",
             base.0,
