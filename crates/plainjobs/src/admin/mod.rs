@@ -51,6 +51,8 @@ mod format;
 mod live;
 mod pages;
 mod serve;
+#[cfg(test)]
+mod tests;
 mod trend;
 mod web;
 

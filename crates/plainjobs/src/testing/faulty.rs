@@ -9,7 +9,7 @@
 //! let worker = Worker::new(jobs.clone()).register::<MyJob>().spawn();
 //! ```
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +39,9 @@ pub(crate) struct Faults {
     ///
     /// [`DbErrorKind::Unavailable`]: crate::error::DbErrorKind::Unavailable
     pub unavailable: Arc<AtomicBool>,
+    /// How many calls reached the store (each one a statement or a few): what a test of the
+    /// cost of a caller counts.
+    pub calls: Arc<AtomicU64>,
 }
 
 /// A store that delegates every call to a real one, injecting [`Faults`]. The transactions
@@ -64,6 +67,7 @@ impl FaultyStore {
 
     /// Fails the call when the database is "unreachable".
     fn reach(&self) -> Result<()> {
+        self.faults.calls.fetch_add(1, Ordering::AcqRel);
         if self.faults.unavailable.load(Ordering::Acquire) {
             return Err(Error::from(sqlx::Error::PoolTimedOut));
         }
