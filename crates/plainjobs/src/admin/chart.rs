@@ -141,8 +141,10 @@ mod tests {
 
     #[test]
     fn bars_stack_statuses_and_scale_to_the_largest() {
-        let mut a = Tally::default();
-        a.by_status = [6, 0, 0, 0, 2];
+        let a = Tally {
+            by_status: [6, 0, 0, 0, 2],
+            ..Default::default()
+        };
         let b = Tally::default();
         let chart = bars(&[(0, a), (60, b)], 1);
         assert_eq!(chart.width, 20);
