@@ -66,3 +66,9 @@ import sys, urllib.parse as u
 p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))
 PY
 }
+
+# The server binaries (initdb, pg_ctl), for the tests that start clusters of their own (the
+# chaos suite restarts and crashes its cluster; the hosts test listens on test addresses).
+ensure_server_binaries() {
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+}

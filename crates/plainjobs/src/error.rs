@@ -42,6 +42,37 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+    /// The database was migrated by a newer plainjobs: this one refuses to run against it.
+    #[error(
+        "the job tables are at schema version {found}, newer than this plainjobs knows ({known}): \
+         upgrade plainjobs (every worker and the plainjobs command) before running it against this database"
+    )]
+    SchemaTooNew {
+        /// The version the database records.
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+    },
+    /// The job tables do not exist yet.
+    #[error("the job tables do not exist in this database: run `plainjobs migrate` (or Jobs::migrate) first")]
+    NotMigrated,
+    /// `migrate` found differences it cannot fix by itself.
+    #[error("the job tables differ in ways plainjobs cannot fix by itself: {}; fix them by hand (or restore plain.jobs' schema), then run migrate again", problems.join("; "))]
+    SchemaUnfixable {
+        /// What differs.
+        problems: Vec<String>,
+    },
+    /// A statement that fixes the schema failed.
+    #[error("migrate could not fix \"{change}\": `{statement}` failed: {source}")]
+    SchemaChange {
+        /// What it was fixing.
+        change: String,
+        /// The statement.
+        statement: String,
+        /// What the database said.
+        #[source]
+        source: sqlx::Error,
+    },
     /// An enqueue was given a value the schema cannot hold (a queue name over 255 characters…).
     #[error("invalid {field}: {problem}")]
     InvalidInput {

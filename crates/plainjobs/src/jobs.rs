@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use crate::dispatch::{LocalDispatch, Reservation};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{NewRequest, Store};
+use crate::store::{Migrated, NewRequest, SchemaReport, Store};
 use crate::{redact_url, Error, Result};
 
 /// A connection to the job tables: enqueue, inspect, retry. Cheap to clone.
@@ -212,11 +212,26 @@ impl Jobs {
         }
     }
 
-    /// Creates or upgrades the schema (idempotent; accepts tables plain.jobs created).
+    /// Creates or upgrades the job tables and says what it changed (nothing when they are
+    /// current). On PostgreSQL the tables are plain.jobs' exactly, as a Plain deploy makes
+    /// them, with our additions in forms a Plain deploy leaves alone; `migrate` reads the
+    /// catalog and fixes whatever differs (a Plain deploy before it, tables made by an older
+    /// plainjobs or by plain.jobs itself), under plain.postgres' own schema lock.
     ///
     /// # Errors
-    /// [`Error::Migration`] naming the step that failed.
-    pub async fn migrate(&self) -> Result<()> {
+    /// [`Error::SchemaTooNew`] when a newer plainjobs migrated the database (nothing is
+    /// changed); [`Error::SchemaChange`] or [`Error::Migration`] naming the change that failed;
+    /// [`Error::SchemaUnfixable`] for differences only a person can fix.
+    pub async fn migrate(&self) -> Result<Migrated> {
         self.store().migrate().await
+    }
+
+    /// How the job tables differ from what this build expects, changing nothing: what
+    /// `plainjobs doctor` and a starting worker look at.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn check_schema(&self) -> Result<SchemaReport> {
+        self.store().check_schema().await
     }
 }

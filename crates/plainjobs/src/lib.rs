@@ -113,7 +113,7 @@ pub use jobs::{Backend, ConnectOptions, Jobs};
 pub use model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 pub use registry::{LoadError, Registry};
 pub use store::{
-    Cursor, Page, ProcessFilter, ProcessState, Purged, QueueDepth, QueueStats, RequestFilter,
-    ResultFilter,
+    Cursor, Migrated, Page, ProcessFilter, ProcessState, Purged, QueueDepth, QueueStats,
+    RequestFilter, ResultFilter, SchemaReport,
 };
-pub use worker::{Worker, WorkerConfig, WorkerHandle};
+pub use worker::{Worker, WorkerConfig, WorkerCounters, WorkerHandle};

@@ -874,43 +874,38 @@ async fn queues_are_served_only_by_their_workers(backend: Backend) {
     assert_eq!(db.requests().await, 1);
 }
 
+/// Tables made by plain.jobs alone (plain's own DDL: its indexes, no constraint or trigger of
+/// ours) are accepted as they are and completed; migrate again changes nothing; jobs run.
 #[tokio::test]
 async fn migrations_are_idempotent_and_accept_existing_tables() {
     let db = test_db().await;
-    db.jobs.migrate().await.unwrap();
-    db.jobs.migrate().await.unwrap();
-    assert_eq!(
-        db.count("SELECT count(*) FROM plainjobs_rs_migrations")
-            .await,
-        5
-    );
-    // Ours replace the full key and start-time indexes by partial ones.
-    let plains_indexes = "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN ('plainjobs_jobrequest_start_at_idx', 'job_request_concurrency_key', 'job_concurrency_key')";
-    assert_eq!(db.count(plains_indexes).await, 0);
-    // Tables created by plain.jobs (without our history table, with plain's) are accepted as
-    // they are, and the indexes plain's migrations made stay.
-    db.exec("DROP TABLE plainjobs_rs_migrations").await;
-    db.exec("CREATE TABLE plainmigrations (id bigint, app text, name text)")
-        .await;
-    db.exec("CREATE INDEX plainjobs_jobrequest_start_at_idx ON plainjobs_jobrequest (start_at)")
-        .await;
-    db.exec("CREATE INDEX job_request_concurrency_key ON plainjobs_jobrequest (job_class, concurrency_key)")
-        .await;
-    db.exec(
-        "CREATE INDEX job_concurrency_key ON plainjobs_jobprocess (job_class, concurrency_key)",
-    )
-    .await;
-    db.exec("ALTER TABLE plainjobs_jobrequest DROP COLUMN trace_id")
-        .await;
-    db.exec("ALTER TABLE plainjobs_jobrequest ADD COLUMN trace_id varchar(34)")
-        .await;
-    db.jobs.migrate().await.unwrap();
-    assert_eq!(db.count(plains_indexes).await, 3);
+    assert!(db.jobs.migrate().await.unwrap().changes.is_empty());
+    // What plain's deploy would have left without us: none of our objects.
+    for ours in [
+        "ALTER TABLE plainjobs_jobrequest DROP CONSTRAINT plainjobs_jobrequest_claim_excl",
+        "ALTER TABLE plainjobs_jobresult DROP CONSTRAINT plainjobs_jobresult_retryable_excl",
+        "ALTER TABLE plainjobs_jobresult DROP CONSTRAINT plainjobs_jobresult_class_key_excl",
+        "ALTER TABLE plainjobs_jobresult DROP CONSTRAINT plainjobs_jobresult_job_request_uuid_excl",
+        "DROP TRIGGER plainjobs_jobrequest_notify ON plainjobs_jobrequest",
+        "DROP FUNCTION plainjobs_notify_jobrequest()",
+    ] {
+        db.exec(ours).await;
+    }
     db.jobs
-        .enqueue(Probe::new("after-migrate", Action::Succeed))
+        .enqueue(Probe::new("before-migrate", Action::Succeed))
         .await
         .unwrap()
         .unwrap();
+    let made = db.jobs.migrate().await.unwrap();
+    assert_eq!(made.changes.len(), 6, "{:?}", made.changes);
+    assert!(db.jobs.migrate().await.unwrap().changes.is_empty());
+    assert_eq!(db.requests().await, 1, "the pending job is kept");
+    let plains_indexes = "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN ('plainjobs_jobrequest_start_at_idx', 'job_request_concurrency_key', 'job_concurrency_key')";
+    assert_eq!(db.count(plains_indexes).await, 3);
+    let rec = Recorder::new();
+    let w = worker(&db, &rec).spawn();
+    wait_results(&db, 1).await;
+    w.stop().await.unwrap();
 }
 
 /// Notifications reach every listener of the database; a worker wakes only for its own
@@ -983,12 +978,12 @@ async fn stays_idle_through_another_databases_inserts(db: TestDb, other: TestDb)
     assert_eq!(other.requests().await, i64::from(noise_jobs));
 }
 
-/// A database whose migrations stop before the schema-named notification (its trigger sends
-/// the queue's name, as migrations 1–2 made it) still wakes the worker.
+/// A database whose schema predates the schema-named notification (its trigger sends the
+/// queue's name, as versions 1–2 made it) still wakes the worker.
 #[tokio::test]
 async fn a_trigger_older_than_the_schema_payload_still_wakes_the_worker() {
     let db = test_db().await;
-    db.exec("DELETE FROM plainjobs_rs_migrations WHERE version >= 3")
+    db.exec("COMMENT ON FUNCTION plainjobs_notify_jobrequest() IS 'plainjobs schema 2'")
         .await;
     db.exec(
         "CREATE OR REPLACE FUNCTION plainjobs_notify_jobrequest() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -1033,7 +1028,7 @@ async fn claim_uses_the_claim_index() {
     .await
     .unwrap();
     let plan = plan.join("\n");
-    assert!(plan.contains("plainjobs_jobrequest_claim_idx"), "{plan}");
+    assert!(plan.contains("plainjobs_jobrequest_claim_excl"), "{plan}");
     assert!(
         !plan.contains("Sort"),
         "no sort: the index yields claim order\n{plan}"

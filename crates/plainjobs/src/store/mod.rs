@@ -26,7 +26,6 @@ mod browse;
 mod counts;
 pub(crate) mod errors;
 mod listing;
-mod migrate;
 mod overview;
 mod portable;
 pub(crate) mod postgres;
@@ -45,7 +44,7 @@ pub(crate) use types::{
     fold_stats, key_condition, ClaimHow, Finish, Located, NewHeartbeat, NewRequest, Orphans, Start,
     NOT_BEGUN,
 };
-pub use types::{Purged, QueueStats, ResultFilter};
+pub use types::{Migrated, Purged, QueueStats, ResultFilter, SchemaReport};
 
 /// Queries usable both in a transaction and on an autocommit connection: what enqueue and
 /// `should_enqueue` need.
@@ -115,7 +114,9 @@ pub(crate) trait StoreTx: Conn {
 #[async_trait::async_trait]
 pub(crate) trait Store: Inspect + 'static {
     /// Creates or upgrades the schema.
-    async fn migrate(&self) -> Result<()>;
+    async fn migrate(&self) -> Result<Migrated>;
+    /// What differs from the expected schema, changing nothing.
+    async fn check_schema(&self) -> Result<SchemaReport>;
     /// The database's clock.
     async fn now(&self) -> Result<DateTime<Utc>>;
     /// Begins a transaction.

@@ -162,8 +162,6 @@ pub(crate) trait SqlConn: Send {
 pub(crate) trait SqlBackend: Send + Sync + 'static {
     type Db: sqlx::Database<Connection = Self::Conn>;
     type Conn: SqlConn + sqlx::Connection<Database = Self::Db>;
-    /// The history table of [`super::migrate`], in this backend's types.
-    const MIGRATION_HISTORY: &'static str;
     /// SQL for the minute of a row's `created_at`, as Unix seconds (a multiple of 60): how
     /// results are counted per minute.
     const CREATED_MINUTE: &'static str;
@@ -172,8 +170,6 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     /// A transaction that writes: on SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`), so that it never fails to upgrade a read lock half-way.
     async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>>;
-    /// A write transaction that also holds the migration lock (one migrator at a time).
-    async fn begin_migration(&self) -> Result<Transaction<'static, Self::Db>>;
 }
 
 #[cfg(test)]

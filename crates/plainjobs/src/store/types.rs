@@ -293,3 +293,57 @@ pub(crate) fn fold_stats(rows: impl IntoIterator<Item = (String, String, i64)>) 
     }
     by_queue.into_values().collect()
 }
+
+/// What [`Jobs::migrate`](crate::Jobs::migrate) changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Migrated {
+    /// Each difference it fixed, in words (empty: the schema was up to date).
+    pub changes: Vec<String>,
+    /// The schema version now.
+    pub version: i64,
+}
+
+/// The schema as [`Jobs::check_schema`](crate::Jobs::check_schema) found it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct SchemaReport {
+    /// The version plainjobs recorded (None: never migrated by plainjobs).
+    pub version: Option<i64>,
+    /// The newest version this build knows.
+    pub known_version: i64,
+    /// What differs from the expected schema, in words (`migrate` fixes it).
+    pub problems: Vec<String>,
+    /// Whether the claim index is in place and valid (without it every claim sorts the queue).
+    pub claim_index: bool,
+    /// Whether the job tables exist at all.
+    pub tables: bool,
+}
+
+impl SchemaReport {
+    pub(crate) fn new(
+        version: Option<i64>,
+        known_version: i64,
+        problems: Vec<String>,
+        claim_index: bool,
+        tables: bool,
+    ) -> SchemaReport {
+        SchemaReport {
+            version,
+            known_version,
+            problems,
+            claim_index,
+            tables,
+        }
+    }
+
+    /// Nothing differs.
+    pub fn is_current(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// Migrated by a newer plainjobs than this one.
+    pub fn is_newer(&self) -> bool {
+        self.version.is_some_and(|v| v > self.known_version)
+    }
+}

@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 use crate::model::{JobProcess, JobRequest, JobResult, WorkerHeartbeat};
 use crate::store::{
-    ClaimHow, Conn, CountedResults, Finish, Inspect, Listener, Located, NewHeartbeat, NewRequest,
-    Orphans, ProcessFilter, Purged, QueueDepth, QueueStats, RequestFilter, ResultFilter, Store,
-    StoreTx,
+    ClaimHow, Conn, CountedResults, Finish, Inspect, Listener, Located, Migrated, NewHeartbeat,
+    NewRequest, Orphans, ProcessFilter, Purged, QueueDepth, QueueStats, RequestFilter,
+    ResultFilter, SchemaReport, Store, StoreTx,
 };
 use crate::{Error, Jobs, Result};
 
@@ -183,9 +183,14 @@ impl Inspect for FaultyStore {
 
 #[async_trait::async_trait]
 impl Store for FaultyStore {
-    async fn migrate(&self) -> Result<()> {
+    async fn migrate(&self) -> Result<Migrated> {
         self.reach()?;
         self.inner.migrate().await
+    }
+
+    async fn check_schema(&self) -> Result<SchemaReport> {
+        self.reach()?;
+        self.inner.check_schema().await
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {

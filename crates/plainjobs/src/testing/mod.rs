@@ -17,6 +17,9 @@ use crate::{JobResult, Jobs};
 /// The backends tests run against (the crate's own [`Backend`](crate::Backend)).
 pub use crate::Backend;
 
+mod pooler;
+pub use pooler::transaction_pooling;
+
 #[cfg(test)]
 pub(crate) mod faulty;
 #[cfg(test)]
@@ -180,8 +183,12 @@ impl FreshDb {
     }
 }
 
-/// A fresh migrated database: a [`Jobs`] on it and raw SQL access.
+/// A fresh migrated database: a [`Jobs`] on it and raw SQL access. In the pass through a
+/// pooler (`TEST_POOLER_URL`), a PostgreSQL one is a database of its own behind the pooler.
 pub async fn test_db_for(backend: Backend) -> TestDb {
+    if let (Backend::Postgres, Some(pooler)) = (backend, pooler::pooler_url()) {
+        return pooler::pooled_test_db(&pooler).await;
+    }
     FreshDb::create(backend).await.migrated().await
 }
 

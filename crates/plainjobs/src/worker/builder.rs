@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::core::Shutdown;
 use super::handle::{stop_on_signals, WorkerHandle};
 use super::maintenance::{Clock, ScheduledJob};
+use super::pace::Counters;
 use super::{runtime, WorkerConfig};
 use crate::job::{Job, State};
 use crate::registry::Registry;
@@ -229,7 +230,12 @@ impl Worker {
     /// Starts the worker on the current runtime and returns a handle to stop it.
     pub fn spawn(self) -> WorkerHandle {
         let shutdown = Shutdown::default();
-        let task = tokio::spawn(runtime::run(self, shutdown.clone()));
-        WorkerHandle { shutdown, task }
+        let counters = std::sync::Arc::new(Counters::default());
+        let task = tokio::spawn(runtime::run(self, shutdown.clone(), counters.clone()));
+        WorkerHandle {
+            shutdown,
+            task,
+            counters,
+        }
     }
 }

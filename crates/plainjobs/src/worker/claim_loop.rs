@@ -20,7 +20,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::core::Core;
 use super::execute::spawn_job;
-use super::pace::Counters;
 use super::shutdown::{hand_back, hand_back_unaccounted};
 use super::vacuum::vacuum_when_due;
 use crate::model::JobProcess;
@@ -260,7 +259,7 @@ impl ClaimLoop {
             Ok(rows) => {
                 self.failures = 0;
                 self.more = rows.len() == want;
-                Counters::add(&self.core.counters.claimed, rows.len() as u64);
+                self.core.counters.record_claim(want, rows.len());
                 vacuum_when_due(&self.core, rows.len(), !self.more);
                 match epoch.filter(|e| self.core.health.vouches_for(*e)) {
                     Some(epoch) => self.take(rows, epoch, &mut slots),

@@ -39,7 +39,8 @@ pub(crate) struct Core {
     pub wake: Arc<Notify>,
     pub writer: ResultWriter,
     pub pace: Pace,
-    pub counters: Counters,
+    /// Shared with the [`WorkerHandle`](super::WorkerHandle), which reads them.
+    pub counters: Arc<Counters>,
     pub vacuum: VacuumSchedule,
     /// Job tasks and local dispatches, so the shutdown can wait for them.
     pub tasks: TaskTracker,

@@ -1,8 +1,11 @@
 //! [`WorkerHandle`]: stopping a running worker, and the signals that do it.
 
+use std::sync::Arc;
+
 use tokio::task::JoinHandle;
 
 use super::core::Shutdown;
+use super::pace::{Counters, WorkerCounters};
 use crate::Result;
 
 /// A first SIGTERM or Ctrl-C stops claiming (running jobs finish); a second cancels them. Each
@@ -42,9 +45,16 @@ async fn shutdown_signal() {
 pub struct WorkerHandle {
     pub(super) shutdown: Shutdown,
     pub(super) task: JoinHandle<Result<()>>,
+    pub(super) counters: Arc<Counters>,
 }
 
 impl WorkerHandle {
+    /// What the worker has done so far: claims made (and how many came back short or empty),
+    /// jobs taken and how they ended. For benchmarks and monitoring; it changes nothing.
+    pub fn counters(&self) -> WorkerCounters {
+        self.counters.report()
+    }
+
     /// Asks for a graceful shutdown: stop claiming, hand back unstarted jobs, let running ones
     /// finish (up to the shutdown timeout).
     pub fn shutdown(&self) {

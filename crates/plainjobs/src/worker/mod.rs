@@ -30,3 +30,4 @@ mod writer;
 pub use builder::Worker;
 pub use config::WorkerConfig;
 pub use handle::WorkerHandle;
+pub use pace::WorkerCounters;

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use super::claim_loop::{sleep_until_done, ClaimLoop};
 use super::core::{Core, Health, Shutdown};
 use super::maintenance::{heartbeat_loop, maintenance_loop, stats_loop};
+use super::pace::Counters;
 use super::shutdown::{drain, hand_back, hand_back_unaccounted_at_shutdown};
 use super::writer::{write_results, ResultWriter};
 use super::Worker;
@@ -23,7 +24,7 @@ use crate::Result;
 /// Runs `worker` until `shutdown` says stop (or claiming fails for good), then shuts down:
 /// hands back what never started, waits for (or cancels) running jobs, flushes results and
 /// deregisters.
-pub(crate) async fn run(worker: Worker, shutdown: Shutdown) -> Result<()> {
+pub(crate) async fn run(worker: Worker, shutdown: Shutdown, counters: Arc<Counters>) -> Result<()> {
     let max_pending = worker.max_pending;
     let (schedules, clock) = (worker.schedules, worker.clock);
     let registration = NewHeartbeat {
@@ -32,6 +33,7 @@ pub(crate) async fn run(worker: Worker, shutdown: Shutdown) -> Result<()> {
         pid: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
         queues: worker.queues,
     };
+    check_schema(&worker.jobs).await?;
     // Register before anything is claimed: claims require this row.
     let health = Health::new(worker.config.heartbeat_timeout);
     let sent_at = Instant::now();
@@ -54,7 +56,7 @@ pub(crate) async fn run(worker: Worker, shutdown: Shutdown) -> Result<()> {
         wake: Arc::new(Notify::new()),
         writer,
         pace: Default::default(),
-        counters: Default::default(),
+        counters,
         vacuum: Default::default(),
         tasks: TaskTracker::new(),
     });
@@ -113,6 +115,28 @@ async fn stop(core: &Arc<Core>, claims: &mut ClaimLoop, writer_task: JoinHandle<
     if let Err(e) = writer_task.await {
         tracing::error!(error = %e, "result writer failed");
     }
+}
+
+/// Refuses a schema newer than this build knows, or none at all; says loudly what else
+/// differs (a Plain deploy may have taken an index away), and what fixes it.
+async fn check_schema(jobs: &crate::Jobs) -> Result<()> {
+    let report = jobs.check_schema().await?;
+    if report.is_newer() {
+        return Err(crate::Error::SchemaTooNew {
+            found: report.version.unwrap_or(report.known_version),
+            known: report.known_version,
+        });
+    }
+    if !report.tables {
+        return Err(crate::Error::NotMigrated);
+    }
+    if !report.claim_index {
+        tracing::error!("the claim index is missing: every claim sorts the whole queue; run `plainjobs migrate` to put it back");
+    }
+    if !report.is_current() {
+        tracing::warn!(problems = ?report.problems, "the job tables differ from what this plainjobs expects; run `plainjobs migrate` to fix them");
+    }
+    Ok(())
 }
 
 async fn deregister(core: &Core) {

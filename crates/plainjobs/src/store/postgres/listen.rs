@@ -10,20 +10,11 @@ use crate::Result;
 pub(crate) const CHANNEL: &str = "plainjobs_jobrequest";
 
 /// The schema our tables resolve to, as the trigger names it in each notification since
-/// migration 5. Before it the payload was empty (migrations 3–4) or the queue's name (1–2): a
+/// schema version 5. Before it the payload was empty (3–4) or the queue's name (1–2): a
 /// database not migrated that far wakes the worker for every notification (None).
 async fn notification_schema(pool: &PgPool) -> Result<Option<String>> {
-    let has_history: bool =
-        sqlx::query_scalar("SELECT to_regclass('plainjobs_rs_migrations') IS NOT NULL")
-            .fetch_one(pool)
-            .await?;
-    let migrated: Option<i64> = if has_history {
-        sqlx::query_scalar("SELECT max(version) FROM plainjobs_rs_migrations")
-            .fetch_one(pool)
-            .await?
-    } else {
-        None
-    };
+    let mut conn = pool.acquire().await?;
+    let migrated = super::schema::recorded_version(&mut conn).await?;
     if migrated.is_none_or(|v| v < 5) {
         return Ok(None);
     }

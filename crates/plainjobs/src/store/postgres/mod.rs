@@ -12,9 +12,9 @@ mod errors;
 mod finish;
 mod hand_back;
 mod listen;
-mod migrations;
 mod requests;
 mod rescue;
+pub(crate) mod schema;
 mod sql;
 #[cfg(test)]
 mod tests;
@@ -34,8 +34,8 @@ pub(crate) use errors::error_kind;
 use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
-    browse, migrate, portable, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
-    Orphans, Purged, Store, StoreTx,
+    browse, portable, ClaimHow, Conn, Finish, Listener, Located, Migrated, NewHeartbeat,
+    NewRequest, Orphans, Purged, SchemaReport, Store, StoreTx,
 };
 use crate::Result;
 
@@ -74,7 +74,6 @@ impl SqlBackend for PgStore {
     type Db = Postgres;
     type Conn = PgConnection;
 
-    const MIGRATION_HISTORY: &'static str = "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())";
     const CREATED_MINUTE: &'static str =
         "(floor(extract(epoch FROM created_at) / 60) * 60)::bigint";
 
@@ -85,21 +84,16 @@ impl SqlBackend for PgStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }
-
-    async fn begin_migration(&self) -> Result<Transaction<'static, Postgres>> {
-        let mut tx = self.pool.begin().await?;
-        // Serialize concurrent migrators (several workers starting at once).
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('plainjobs migrate', 0))")
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
-    }
 }
 
 #[async_trait::async_trait]
 impl Store for PgStore {
-    async fn migrate(&self) -> Result<()> {
-        migrate::apply(self, migrations::MIGRATIONS).await
+    async fn migrate(&self) -> Result<Migrated> {
+        schema::migrate(self.pool.clone()).await
+    }
+
+    async fn check_schema(&self) -> Result<SchemaReport> {
+        schema::check(self.pool.clone()).await
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {

@@ -1,8 +1,8 @@
-//! The SQLite schema's migrations, in order (applied by [`crate::store::migrate`]): the same
+//! The SQLite schema's migrations, in order (applied by [`super::migrate`]): the same
 //! tables with SQLite types (times as integer microseconds since the Unix epoch, uuids and
 //! JSON as text).
 
-use crate::store::migrate::{Migration, CREATE_PARTIAL_INDEXES};
+use super::migrate::{Migration, CREATE_PARTIAL_INDEXES};
 
 /// SQLite migrations: the same tables with SQLite types (times as integer microseconds since the
 /// Unix epoch, uuids and JSON as text).

@@ -21,7 +21,8 @@ mod errors;
 mod finish;
 mod hand_back;
 mod listen;
-mod migrations;
+pub(crate) mod migrate;
+pub(crate) mod migrations;
 mod requests;
 mod rescue;
 mod sql;
@@ -46,8 +47,8 @@ use sql::now_us;
 use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
-    browse, migrate, portable, ClaimHow, Conn, Finish, Listener, Located, NewHeartbeat, NewRequest,
-    Orphans, Purged, Store, StoreTx,
+    browse, portable, ClaimHow, Conn, Finish, Listener, Located, Migrated, NewHeartbeat,
+    NewRequest, Orphans, Purged, SchemaReport, Store, StoreTx,
 };
 use crate::Result;
 
@@ -142,7 +143,6 @@ impl SqlBackend for SqliteStore {
     type Db = Sqlite;
     type Conn = SqliteConnection;
 
-    const MIGRATION_HISTORY: &'static str = "CREATE TABLE IF NOT EXISTS plainjobs_rs_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)";
     const CREATED_MINUTE: &'static str = "(created_at / 60000000 * 60)";
 
     async fn pooled(&self) -> Result<PoolConnection<Sqlite>> {
@@ -152,17 +152,16 @@ impl SqlBackend for SqliteStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         self.write_tx().await
     }
-
-    async fn begin_migration(&self) -> Result<Transaction<'static, Sqlite>> {
-        // The write lock is the migration lock.
-        self.write_tx().await
-    }
 }
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn migrate(&self) -> Result<()> {
+    async fn migrate(&self) -> Result<Migrated> {
         migrate::apply(self, migrations::MIGRATIONS).await
+    }
+
+    async fn check_schema(&self) -> Result<SchemaReport> {
+        migrate::check(self, migrations::MIGRATIONS).await
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {

@@ -54,12 +54,13 @@ async fn postgres_errors(bed: &Bed) {
     drop(tx);
     holder.close().await.unwrap();
 
-    let too_long = NewRequest {
-        queue: "q".repeat(300),
+    // PostgreSQL's text holds no NUL character: refused for what it holds.
+    let unstorable = NewRequest {
+        queue: "q\0q".into(),
         ..request("job")
     };
     let mut conn = bed.store().autocommit().await.unwrap();
-    let refused = conn.insert_requests(vec![too_long]).await.unwrap_err();
+    let refused = conn.insert_requests(vec![unstorable]).await.unwrap_err();
     assert_eq!(refused.db_kind(), Some(DbErrorKind::Rejected), "{refused}");
     assert!(!refused.may_have_committed() && !refused.is_transient());
 }
