@@ -276,7 +276,7 @@ async fn an_operator_uses_the_dashboard_in_a_browser() {
         .expect("requests");
     let listed = text_of(&client, "table.list tbody").await;
     assert!(
-        listed.contains(&new.items[0].uuid.simple().to_string()[..8]),
+        listed.contains(&new.items[0].uuid.simple().to_string()[24..]),
         "{listed}"
     );
     client

@@ -81,9 +81,11 @@ pub(crate) fn first_line(text: &str, max: usize) -> String {
     out
 }
 
-/// The first eight hex digits of a uuid, for tables.
+/// The last eight hex digits of a uuid, for tables: the random end (the start of a version 7
+/// uuid is its time, the same for jobs made together).
 pub(crate) fn short(uuid: &uuid::Uuid) -> String {
-    uuid.simple().to_string()[..8].to_string()
+    let hex = uuid.simple().to_string();
+    hex[hex.len() - 8..].to_string()
 }
 
 #[cfg(test)]
