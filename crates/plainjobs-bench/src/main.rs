@@ -25,6 +25,7 @@ mod clock;
 mod commit_rt;
 mod copy;
 mod cpu;
+mod dashboard;
 mod drain;
 mod external;
 mod harness;
@@ -79,6 +80,10 @@ enum Command {
     Limits(limits::Args),
     /// Markdown tables from JSON rows.
     Table(table::Args),
+    /// The dashboard's list queries on a result table of N rows (first and deep pages).
+    DashboardPages(dashboard::PagesArgs),
+    /// Drains with and without an open dashboard, alternating.
+    DashboardDrain(dashboard::DrainArgs),
     /// (internal) the body of a worker process.
     Worker(worker_cmd::Args),
     /// (internal) the body of a producer process.
@@ -96,6 +101,8 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Shapes(a)) => shapes::main(a).await,
         Some(Command::Limits(a)) => limits::main(a).await,
         Some(Command::Table(a)) => table::main(a),
+        Some(Command::DashboardPages(a)) => dashboard::pages(a).await,
+        Some(Command::DashboardDrain(a)) => dashboard::drain_cost(a).await,
         Some(Command::Worker(a)) => worker_cmd::main(a).await,
         Some(Command::Producer(a)) => producer::main(a).await,
     }

@@ -175,6 +175,27 @@ fn enqueue_rejects_bad_params_and_delays() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// admin
+
+#[test]
+fn admin_refuses_a_public_address_without_a_sign_in() {
+    let pj = Pj::bare();
+    pj.run(&["admin", "--bind", "0.0.0.0:0"])
+        .expect(2)
+        .stderr_has("refusing to serve the dashboard on 0.0.0.0:0 without a sign-in")
+        .stderr_has("admin_token");
+    pj.run(&["admin", "--bind", "localhost"])
+        .expect(2)
+        .stderr_has("--bind");
+    // An empty token is no sign-in either.
+    Pj::bare()
+        .env("PLAINJOBS_ADMIN_TOKEN", "")
+        .run(&["admin", "--bind", "0.0.0.0:0"])
+        .expect(2)
+        .stderr_has("without a sign-in");
+}
+
+// ---------------------------------------------------------------------------------------------
 // worker
 
 #[test]

@@ -83,7 +83,9 @@
 
 // Layers, each using only those listed before it: leaves (error, model, params, settings,
 // schedule's cron) → store → jobs (the handle) and dispatch → job and registry → client →
-// worker → cli. docs/ARCHITECTURE.md has the picture.
+// admin → worker → cli. docs/ARCHITECTURE.md has the picture.
+#[cfg(feature = "admin")]
+pub mod admin;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod client;
@@ -102,7 +104,7 @@ mod store;
 pub mod testing;
 mod worker;
 
-pub use client::{Enqueue, EnqueueMany, Found, TransactionConn, MAX_NAME_LEN};
+pub use client::{Attempt, Chain, Enqueue, EnqueueMany, Found, TransactionConn, MAX_NAME_LEN};
 pub use error::{redact_url, DbErrorKind, Error, Result};
 pub use job::{
     advisory_lock_id, Job, JobContext, JobError, KeyLock, LockStrategy, Outcome, State, UniqueCheck,
@@ -110,5 +112,8 @@ pub use job::{
 pub use jobs::{Backend, ConnectOptions, Jobs};
 pub use model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 pub use registry::{LoadError, Registry};
-pub use store::{JobFilter, Migrated, Purged, QueueStats, ResultFilter, SchemaReport};
+pub use store::{
+    Cursor, JobFilter, Migrated, Page, ProcessFilter, ProcessState, Purged, QueueDepth, QueueStats,
+    RequestFilter, ResultFilter, SchemaReport,
+};
 pub use worker::{Worker, WorkerConfig, WorkerCounters, WorkerHandle};

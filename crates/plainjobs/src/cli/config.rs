@@ -66,8 +66,17 @@ fn value_of(s: &Settings, key: &str) -> String {
                 pairs.join("; ")
             }
         }
+        "admin_token" => hidden(s.admin_token.is_some()),
+        "admin_username" => s.admin_username.clone().unwrap_or_else(|| "(none)".into()),
+        "admin_password" => hidden(s.admin_password.is_some()),
+        "admin_read_only" => s.admin_read_only.to_string(),
         _ => "?".into(),
     }
+}
+
+/// A secret is never shown, only whether it is set.
+fn hidden(set: bool) -> String {
+    if set { "(set, hidden)" } else { "(none)" }.into()
 }
 
 pub(crate) fn config(ctx: &Ctx, _args: ConfigArgs) -> Result<(), CliError> {

@@ -32,6 +32,8 @@
 //! connections), `output.rs` (tables, times), `values.rs` (flag parsers), `watch.rs`
 //! (`--watch`) and `error.rs`.
 
+#[cfg(feature = "admin")]
+mod admin;
 mod config;
 mod context;
 mod doctor;
@@ -53,6 +55,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+#[cfg(feature = "admin")]
+pub use admin::AdminArgs;
 pub use config::ConfigArgs;
 pub use context::{connect, load_settings, Ctx};
 pub use enqueue::{EnqueueArgs, EnqueueCommandArgs, EnqueueOptions};
@@ -131,6 +135,10 @@ pub enum Command {
     Config(ConfigArgs),
     /// Check the installation: the database, the schema, the workers, stuck jobs.
     Doctor,
+    /// Serve the web dashboard (on 127.0.0.1:8080 unless --bind says otherwise; any other
+    /// address needs admin_token, or admin_username and admin_password, configured).
+    #[cfg(feature = "admin")]
+    Admin(admin::AdminArgs),
 }
 
 /// Runs a command and turns the outcome into an exit code, printing errors as one line (or
@@ -168,6 +176,8 @@ pub async fn run(global: GlobalArgs, command: Command, registry: Registry) -> Re
         Command::Schedule(args) => foreground::schedule(&ctx, args),
         Command::Config(args) => config::config(&ctx, args),
         Command::Doctor => doctor::doctor(&ctx).await,
+        #[cfg(feature = "admin")]
+        Command::Admin(args) => admin::admin(&ctx, args, registry).await,
     }
 }
 

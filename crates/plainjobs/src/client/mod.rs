@@ -5,7 +5,9 @@
 
 mod admit;
 mod again;
+mod browse;
 pub(crate) mod bulk;
+mod chain;
 mod enqueue;
 pub(crate) mod follow_up;
 mod inspect;
@@ -16,6 +18,7 @@ mod transaction;
 
 pub(crate) use admit::enqueue_on;
 pub use bulk::EnqueueMany;
+pub use chain::{Attempt, Chain};
 pub use enqueue::Enqueue;
 pub use inspect::Found;
 pub use request::MAX_NAME_LEN;

@@ -44,6 +44,39 @@ impl Jobs {
         }
     }
 
+    /// Deletes these pending requests (one already claimed by a worker is left alone); returns
+    /// how many were deleted.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn demo(jobs: plainjobs::Jobs, uuid: uuid::Uuid) -> plainjobs::Result<()> {
+    /// let deleted = jobs.delete_requests(&[uuid]).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn delete_requests(&self, uuids: &[Uuid]) -> Result<u64> {
+        self.store().delete_requests(uuids).await
+    }
+
+    /// Makes these scheduled (delayed) requests ready now; returns how many changed. A worker
+    /// takes them at its next poll, in their place in the queue.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn run_now(&self, uuids: &[Uuid]) -> Result<u64> {
+        self.store().run_requests_now(uuids).await
+    }
+
+    /// Deletes these results; returns how many.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn delete_results(&self, uuids: &[Uuid]) -> Result<u64> {
+        self.store().delete_results(uuids).await
+    }
+
     /// Deletes every pending and running job; says how many of each.
     ///
     /// # Errors

@@ -89,6 +89,43 @@ pub struct Settings {
     origins: BTreeMap<&'static str, String>,
     /// The file read by [`Settings::load`].
     file: Option<PathBuf>,
+    /// The dashboard's sign-in token.
+    pub admin_token: Option<Secret>,
+    /// The dashboard's sign-in user name (with `admin_password`).
+    pub admin_username: Option<String>,
+    /// The dashboard's sign-in password.
+    pub admin_password: Option<Secret>,
+    /// The dashboard shows everything and changes nothing.
+    pub admin_read_only: bool,
+}
+
+/// A secret setting (a token, a password): its `Debug` shows nothing of it.
+///
+/// # Example
+/// ```
+/// let secret = plainjobs::settings::Secret::new("hunter2");
+/// assert_eq!(secret.expose(), "hunter2");
+/// assert!(!format!("{secret:?}").contains("hunter2"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<hidden>)")
+    }
 }
 
 impl Default for Settings {
@@ -109,6 +146,10 @@ impl Default for Settings {
             schedules: Vec::new(),
             origins: BTreeMap::new(),
             file: None,
+            admin_token: None,
+            admin_username: None,
+            admin_password: None,
+            admin_read_only: false,
         }
     }
 }
@@ -384,6 +425,22 @@ impl Settings {
                 self.concurrency = n;
             }
             "max_pending" => self.max_pending = count()?,
+            "admin_token" => {
+                self.admin_token = Some(Secret::new(value)).filter(|v| !v.0.is_empty())
+            }
+            "admin_username" => {
+                self.admin_username = Some(value.to_string()).filter(|v| !v.is_empty())
+            }
+            "admin_password" => {
+                self.admin_password = Some(Secret::new(value)).filter(|v| !v.0.is_empty())
+            }
+            "admin_read_only" => {
+                self.admin_read_only = match value.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => true,
+                    "0" | "false" | "no" | "off" => false,
+                    _ => return Err(bad(key, origin, format!("{value:?} is not true or false"))),
+                }
+            }
             "timezone" => {
                 self.timezone = value.parse().map_err(|_| {
                     bad(

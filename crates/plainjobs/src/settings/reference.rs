@@ -104,4 +104,28 @@ pub const REFERENCE: &[SettingInfo] = &[
         "[]",
         "cron schedules: [[\"job name or cmd:COMMAND\", \"CRON\"], …] in the file, target=CRON;… in the environment",
     ),
+    info(
+        "admin_token",
+        "PLAINJOBS_ADMIN_TOKEN",
+        "(none)",
+        "the dashboard's sign-in token (Bearer, or as the Basic password); needed to serve it beyond loopback",
+    ),
+    info(
+        "admin_username",
+        "PLAINJOBS_ADMIN_USERNAME",
+        "admin",
+        "the dashboard's sign-in user name (with admin_password)",
+    ),
+    info(
+        "admin_password",
+        "PLAINJOBS_ADMIN_PASSWORD",
+        "(none)",
+        "the dashboard's sign-in password (with admin_username)",
+    ),
+    info(
+        "admin_read_only",
+        "PLAINJOBS_ADMIN_READ_ONLY",
+        "false",
+        "the dashboard shows everything and changes nothing",
+    ),
 ];

@@ -22,7 +22,11 @@ use uuid::Uuid;
 use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 use crate::Result;
 
+mod browse;
+mod counts;
 pub(crate) mod errors;
+mod listing;
+mod overview;
 mod portable;
 pub(crate) mod postgres;
 mod rows;
@@ -32,6 +36,10 @@ pub(crate) mod sqlite;
 mod tests;
 mod types;
 
+pub(crate) use listing::paginate;
+pub use listing::{Cursor, Page, ProcessFilter, ProcessState, RequestFilter};
+pub use overview::QueueDepth;
+pub(crate) use overview::{CountedResults, MinuteCount};
 pub(crate) use types::{
     fold_stats, key_condition, ClaimHow, Finish, Located, NewHeartbeat, NewRequest, Orphans, Start,
     NOT_BEGUN,
@@ -208,6 +216,12 @@ pub(crate) trait Store: Inspect + 'static {
     async fn locate_requests(&self, uuids: &[Uuid]) -> Result<Vec<(Uuid, Located)>>;
     /// Deletes the pending and running jobs that `filter` matches.
     async fn purge(&self, filter: &JobFilter) -> Result<Purged>;
+    /// Deletes these pending requests (not those claimed meanwhile); returns how many.
+    async fn delete_requests(&self, uuids: &[Uuid]) -> Result<u64>;
+    /// Makes these scheduled requests ready now (`start_at` NULL); returns how many changed.
+    async fn run_requests_now(&self, uuids: &[Uuid]) -> Result<u64>;
+    /// Deletes these results; returns how many.
+    async fn delete_results(&self, uuids: &[Uuid]) -> Result<u64>;
 }
 
 /// What operators (and tests) read: the tables as they are, changing nothing.
@@ -232,8 +246,42 @@ pub(crate) trait Inspect: Send + Sync {
         key: &str,
         limit: i64,
     ) -> Result<(Vec<JobRequest>, Vec<JobProcess>)>;
-    /// Results, newest first.
+    /// Results, newest first, a page at `filter.cursor` of up to `filter.limit` rows.
     async fn results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>>;
+    /// Up to `limit + 1` pending requests from `filter.cursor`, oldest first.
+    async fn requests_page(&self, filter: &RequestFilter) -> Result<Vec<JobRequest>>;
+    /// Up to `limit + 1` processes from `filter.cursor`, oldest first.
+    async fn processes_page(&self, filter: &ProcessFilter) -> Result<Vec<JobProcess>>;
+    /// The results of these requests, oldest first.
+    async fn results_of_requests(&self, request_uuids: &[Uuid]) -> Result<Vec<JobResult>>;
+    /// The result retried or deferred by the request `request_uuid`, written no later than
+    /// `made_by` (the request's creation).
+    async fn result_retried_by(
+        &self,
+        request_uuid: Uuid,
+        made_by: DateTime<Utc>,
+    ) -> Result<Option<JobResult>>;
+    /// Pending requests and results of `job_class` whose key starts with `key_prefix`, newest
+    /// key first, up to `limit` of each.
+    async fn scheduled_runs(
+        &self,
+        job_class: &str,
+        key_prefix: &str,
+        limit: i64,
+    ) -> Result<(Vec<JobRequest>, Vec<JobResult>)>;
+    /// Pending and claimed jobs per queue.
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>>;
+    /// The id after which the results written `age` ago or since begin (the newest id, or 0,
+    /// when there are none).
+    async fn results_start(&self, age: Duration) -> Result<i64>;
+    /// Results with ids in `(after_id, after_id + span]` written over `settle` ago, counted per
+    /// minute, queue and status (see `counts.rs`).
+    async fn count_results_after(
+        &self,
+        after_id: i64,
+        span: i64,
+        settle: Duration,
+    ) -> Result<CountedResults>;
     /// Worker heartbeats, oldest registration first.
     async fn workers(&self) -> Result<Vec<WorkerHeartbeat>>;
     /// Per-queue counts.

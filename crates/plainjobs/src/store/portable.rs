@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::rows::{
@@ -12,8 +13,10 @@ use super::rows::{
     HEARTBEAT_COLUMNS, PROCESS_COLUMNS, REQUEST_COLUMNS, RESULT_COLUMNS,
 };
 use super::sql::{Arg, SqlBackend, SqlConn, Statement};
+use super::{browse, counts};
 use super::{
-    fold_stats, key_condition, Inspect, JobFilter, Located, Purged, QueueStats, ResultFilter,
+    fold_stats, key_condition, CountedResults, Inspect, JobFilter, Located, ProcessFilter, Purged,
+    QueueDepth, QueueStats, RequestFilter, ResultFilter,
 };
 use crate::model::{JobProcess, JobRequest, JobResult, WorkerHeartbeat};
 use crate::Result;
@@ -289,20 +292,53 @@ impl<B: SqlBackend> Inspect for B {
     }
 
     async fn results(&self, filter: &ResultFilter) -> Result<Vec<JobResult>> {
-        let sql = format!(
-            "SELECT {RESULT_COLUMNS} FROM plainjobs_jobresult
-             WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR queue = $2) AND ($3 IS NULL OR job_class = $3)
-               AND ($5 IS NULL OR created_at >= $5) AND ($6 IS NULL OR created_at < $6)
-             ORDER BY id DESC LIMIT $4"
-        );
-        let statement = Statement::new(sql)
-            .arg(Arg::Text(filter.status.map(|s| s.as_str())))
-            .arg(Arg::Text(filter.queue.as_deref()))
-            .arg(Arg::Text(filter.job_class.as_deref()))
-            .arg(Arg::Int(filter.limit))
-            .arg(Arg::Time(filter.since))
-            .arg(Arg::Time(filter.until));
-        decode_all(&self.pooled().await?.rows(&statement).await?, job_result)
+        browse::results(self, filter).await
+    }
+
+    async fn requests_page(&self, filter: &RequestFilter) -> Result<Vec<JobRequest>> {
+        browse::requests_page(self, filter).await
+    }
+
+    async fn processes_page(&self, filter: &ProcessFilter) -> Result<Vec<JobProcess>> {
+        browse::processes_page(self, filter).await
+    }
+
+    async fn results_of_requests(&self, request_uuids: &[Uuid]) -> Result<Vec<JobResult>> {
+        browse::results_of_requests(self, request_uuids).await
+    }
+
+    async fn result_retried_by(
+        &self,
+        request_uuid: Uuid,
+        made_by: DateTime<Utc>,
+    ) -> Result<Option<JobResult>> {
+        browse::result_retried_by(self, request_uuid, made_by).await
+    }
+
+    async fn scheduled_runs(
+        &self,
+        job_class: &str,
+        key_prefix: &str,
+        limit: i64,
+    ) -> Result<(Vec<JobRequest>, Vec<JobResult>)> {
+        browse::scheduled_runs(self, job_class, key_prefix, limit).await
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
+        counts::queue_depths(self).await
+    }
+
+    async fn results_start(&self, age: Duration) -> Result<i64> {
+        counts::results_start(self, age).await
+    }
+
+    async fn count_results_after(
+        &self,
+        after_id: i64,
+        span: i64,
+        settle: Duration,
+    ) -> Result<CountedResults> {
+        counts::count_results_after(self, after_id, span, settle).await
     }
 
     async fn holding_key(

@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::Transaction;
 use uuid::Uuid;
@@ -39,8 +40,8 @@ pub(crate) enum Arg<'a> {
     Now,
     /// "now" minus this long, as a time (`now() - interval` on PostgreSQL).
     Ago(Duration),
-    /// A time (None: NULL), as each backend stores times.
-    Time(Option<chrono::DateTime<chrono::Utc>>),
+    /// A time (NULL for None).
+    Time(Option<DateTime<Utc>>),
 }
 
 /// A statement and its arguments, `$1` being the first.
@@ -163,6 +164,9 @@ pub(crate) trait SqlConn: Send {
 pub(crate) trait SqlBackend: Send + Sync + 'static {
     type Db: sqlx::Database<Connection = Self::Conn>;
     type Conn: SqlConn + sqlx::Connection<Database = Self::Db>;
+    /// SQL for the minute of a row's `created_at`, as Unix seconds (a multiple of 60): how
+    /// results are counted per minute.
+    const CREATED_MINUTE: &'static str;
     /// A pooled connection in autocommit mode.
     async fn pooled(&self) -> Result<PoolConnection<Self::Db>>;
     /// A transaction that writes: on SQLite it takes the write lock at once (`BEGIN

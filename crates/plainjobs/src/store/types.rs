@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::listing::Cursor;
 use crate::model::{JobRequest, JobResult, JobStatus};
 
 /// When a new request may start.
@@ -152,8 +153,8 @@ pub(crate) struct NewHeartbeat {
     pub queues: Vec<String>,
 }
 
-/// Which results to list (newest first): by status, queue, job name and when they were
-/// written, at most `limit`.
+/// Which results to list (newest first): by status, queue, job name, uuid and when they were
+/// written, a page of at most `limit` starting at `cursor`.
 ///
 /// # Example
 /// ```no_run
@@ -169,6 +170,8 @@ pub(crate) struct NewHeartbeat {
 pub struct ResultFilter {
     /// Only this status.
     pub status: Option<JobStatus>,
+    /// Only results that were retried or are retries (plain.jobs' "Retried").
+    pub retried: bool,
     /// Only this queue.
     pub queue: Option<String>,
     /// Only this job name.
@@ -177,6 +180,10 @@ pub struct ResultFilter {
     pub since: Option<DateTime<Utc>>,
     /// Only results written before this time.
     pub until: Option<DateTime<Utc>>,
+    /// Only the result with this uuid, or of the process or request with this uuid.
+    pub uuid: Option<Uuid>,
+    /// Where the page starts.
+    pub cursor: Cursor,
     /// At most this many (100 by default).
     pub limit: i64,
 }
@@ -185,10 +192,13 @@ impl Default for ResultFilter {
     fn default() -> Self {
         ResultFilter {
             status: None,
+            retried: false,
             queue: None,
             job_class: None,
             since: None,
             until: None,
+            uuid: None,
+            cursor: Cursor::First,
             limit: 100,
         }
     }
@@ -203,6 +213,13 @@ impl ResultFilter {
     /// Only results with this status.
     pub fn status(mut self, status: JobStatus) -> Self {
         self.status = Some(status);
+        self
+    }
+
+    /// Only results that were retried (`retry_job_request_uuid` set) or are retries
+    /// (`retry_attempt` > 0), as plain.jobs' admin filters "Retried".
+    pub fn retried(mut self) -> Self {
+        self.retried = true;
         self
     }
 
@@ -227,6 +244,18 @@ impl ResultFilter {
     /// Only results written before `until`.
     pub fn until(mut self, until: DateTime<Utc>) -> Self {
         self.until = Some(until);
+        self
+    }
+
+    /// Only the result with this uuid, or of the process or request with this uuid.
+    pub fn uuid(mut self, uuid: Uuid) -> Self {
+        self.uuid = Some(uuid);
+        self
+    }
+
+    /// The page at `cursor`.
+    pub fn cursor(mut self, cursor: Cursor) -> Self {
+        self.cursor = cursor;
         self
     }
 

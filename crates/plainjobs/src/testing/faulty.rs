@@ -9,7 +9,7 @@
 //! let worker = Worker::new(jobs.clone()).register::<MyJob>().spawn();
 //! ```
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +18,9 @@ use uuid::Uuid;
 
 use crate::model::{JobProcess, JobRequest, JobResult, WorkerHeartbeat};
 use crate::store::{
-    ClaimHow, Conn, Finish, Inspect, JobFilter, Listener, Located, Migrated, NewHeartbeat,
-    NewRequest, Orphans, Purged, QueueStats, ResultFilter, SchemaReport, Store, StoreTx,
+    ClaimHow, Conn, CountedResults, Finish, Inspect, JobFilter, Listener, Located, Migrated,
+    NewHeartbeat, NewRequest, Orphans, ProcessFilter, Purged, QueueDepth, QueueStats,
+    RequestFilter, ResultFilter, SchemaReport, Store, StoreTx,
 };
 use crate::{Error, Jobs, Result};
 
@@ -38,6 +39,9 @@ pub(crate) struct Faults {
     ///
     /// [`DbErrorKind::Unavailable`]: crate::error::DbErrorKind::Unavailable
     pub unavailable: Arc<AtomicBool>,
+    /// How many calls reached the store (each one a statement or a few): what a test of the
+    /// cost of a caller counts.
+    pub calls: Arc<AtomicU64>,
 }
 
 /// A store that delegates every call to a real one, injecting [`Faults`]. The transactions
@@ -63,6 +67,7 @@ impl FaultyStore {
 
     /// Fails the call when the database is "unreachable".
     fn reach(&self) -> Result<()> {
+        self.faults.calls.fetch_add(1, Ordering::AcqRel);
         if self.faults.unavailable.load(Ordering::Acquire) {
             return Err(Error::from(sqlx::Error::PoolTimedOut));
         }
@@ -127,6 +132,62 @@ impl Inspect for FaultyStore {
     async fn stats(&self) -> Result<Vec<QueueStats>> {
         self.reach()?;
         self.inner.stats().await
+    }
+
+    async fn requests_page(&self, filter: &RequestFilter) -> Result<Vec<JobRequest>> {
+        self.reach()?;
+        self.inner.requests_page(filter).await
+    }
+
+    async fn processes_page(&self, filter: &ProcessFilter) -> Result<Vec<JobProcess>> {
+        self.reach()?;
+        self.inner.processes_page(filter).await
+    }
+
+    async fn results_of_requests(&self, request_uuids: &[Uuid]) -> Result<Vec<JobResult>> {
+        self.reach()?;
+        self.inner.results_of_requests(request_uuids).await
+    }
+
+    async fn result_retried_by(
+        &self,
+        request_uuid: Uuid,
+        made_by: DateTime<Utc>,
+    ) -> Result<Option<JobResult>> {
+        self.reach()?;
+        self.inner.result_retried_by(request_uuid, made_by).await
+    }
+
+    async fn scheduled_runs(
+        &self,
+        job_class: &str,
+        key_prefix: &str,
+        limit: i64,
+    ) -> Result<(Vec<JobRequest>, Vec<JobResult>)> {
+        self.reach()?;
+        self.inner
+            .scheduled_runs(job_class, key_prefix, limit)
+            .await
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
+        self.reach()?;
+        self.inner.queue_depths().await
+    }
+
+    async fn results_start(&self, age: Duration) -> Result<i64> {
+        self.reach()?;
+        self.inner.results_start(age).await
+    }
+
+    async fn count_results_after(
+        &self,
+        after_id: i64,
+        span: i64,
+        settle: Duration,
+    ) -> Result<CountedResults> {
+        self.reach()?;
+        self.inner.count_results_after(after_id, span, settle).await
     }
 }
 
@@ -302,5 +363,20 @@ impl Store for FaultyStore {
     async fn purge(&self, filter: &JobFilter) -> Result<Purged> {
         self.reach()?;
         self.inner.purge(filter).await
+    }
+
+    async fn delete_requests(&self, uuids: &[Uuid]) -> Result<u64> {
+        self.reach()?;
+        self.inner.delete_requests(uuids).await
+    }
+
+    async fn run_requests_now(&self, uuids: &[Uuid]) -> Result<u64> {
+        self.reach()?;
+        self.inner.run_requests_now(uuids).await
+    }
+
+    async fn delete_results(&self, uuids: &[Uuid]) -> Result<u64> {
+        self.reach()?;
+        self.inner.delete_results(uuids).await
     }
 }

@@ -34,7 +34,7 @@ pub(crate) use errors::error_kind;
 use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
-    portable, ClaimHow, Conn, Finish, JobFilter, Listener, Located, Migrated, NewHeartbeat,
+    browse, portable, ClaimHow, Conn, Finish, JobFilter, Listener, Located, Migrated, NewHeartbeat,
     NewRequest, Orphans, Purged, SchemaReport, Store, StoreTx,
 };
 use crate::Result;
@@ -73,6 +73,9 @@ pub(super) fn new_uuids(n: i64) -> Vec<Uuid> {
 impl SqlBackend for PgStore {
     type Db = Postgres;
     type Conn = PgConnection;
+
+    const CREATED_MINUTE: &'static str =
+        "(floor(extract(epoch FROM created_at) / 60) * 60)::bigint";
 
     async fn pooled(&self) -> Result<PoolConnection<Postgres>> {
         Ok(self.pool.acquire().await?)
@@ -230,5 +233,17 @@ impl Store for PgStore {
 
     async fn purge(&self, filter: &JobFilter) -> Result<Purged> {
         portable::purge(self, filter).await
+    }
+
+    async fn delete_requests(&self, uuids: &[Uuid]) -> Result<u64> {
+        browse::delete_requests(self, uuids).await
+    }
+
+    async fn run_requests_now(&self, uuids: &[Uuid]) -> Result<u64> {
+        browse::run_requests_now(self, uuids).await
+    }
+
+    async fn delete_results(&self, uuids: &[Uuid]) -> Result<u64> {
+        browse::delete_results(self, uuids).await
     }
 }

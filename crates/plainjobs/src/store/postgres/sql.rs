@@ -61,7 +61,7 @@ fn bind<'q>(sql: &'q str, statement: &'q Statement<'_>) -> PgQuery<'q> {
             Arg::Texts(v) => query.bind(v),
             Arg::Now => query,
             Arg::Ago(d) => query.bind(micros(d)),
-            Arg::Time(v) => query.bind(v),
+            Arg::Time(t) => query.bind(t),
         })
 }
 

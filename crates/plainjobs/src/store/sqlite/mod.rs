@@ -47,7 +47,7 @@ use sql::now_us;
 use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
-    portable, ClaimHow, Conn, Finish, JobFilter, Listener, Located, Migrated, NewHeartbeat,
+    browse, portable, ClaimHow, Conn, Finish, JobFilter, Listener, Located, Migrated, NewHeartbeat,
     NewRequest, Orphans, Purged, SchemaReport, Store, StoreTx,
 };
 use crate::Result;
@@ -152,6 +152,8 @@ impl SqliteStore {
 impl SqlBackend for SqliteStore {
     type Db = Sqlite;
     type Conn = SqliteConnection;
+
+    const CREATED_MINUTE: &'static str = "(created_at / 60000000 * 60)";
 
     async fn pooled(&self) -> Result<PoolConnection<Sqlite>> {
         Ok(self.pool.acquire().await?)
@@ -324,5 +326,17 @@ impl Store for SqliteStore {
 
     async fn purge(&self, filter: &JobFilter) -> Result<Purged> {
         portable::purge(self, filter).await
+    }
+
+    async fn delete_requests(&self, uuids: &[Uuid]) -> Result<u64> {
+        browse::delete_requests(self, uuids).await
+    }
+
+    async fn run_requests_now(&self, uuids: &[Uuid]) -> Result<u64> {
+        browse::run_requests_now(self, uuids).await
+    }
+
+    async fn delete_results(&self, uuids: &[Uuid]) -> Result<u64> {
+        browse::delete_results(self, uuids).await
     }
 }

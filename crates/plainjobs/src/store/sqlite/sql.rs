@@ -89,7 +89,7 @@ fn bind<'q>(sql: &'q str, statement: &'q Statement<'_>) -> SqliteQuery<'q> {
             Arg::Texts(v) => query.bind(text_list(v.iter().cloned())),
             Arg::Now => query.bind(now),
             Arg::Ago(d) => query.bind(now.saturating_sub(micros(d))),
-            Arg::Time(v) => query.bind(v.map(|t| t.timestamp_micros())),
+            Arg::Time(t) => query.bind(t.map(us)),
         })
 }
 

@@ -104,10 +104,13 @@ async fn filters_results(backend: Backend) {
         ])
         .await;
     let results = |status, queue: Option<&str>, class: Option<&str>, limit| {
-        let mut filter = ResultFilter::new().limit(limit);
-        filter.status = status;
-        filter.queue = queue.map(str::to_string);
-        filter.job_class = class.map(str::to_string);
+        let filter = ResultFilter {
+            status,
+            queue: queue.map(str::to_string),
+            job_class: class.map(str::to_string),
+            limit,
+            ..Default::default()
+        };
         async move {
             let found = store.results(&filter).await.unwrap();
             found.iter().map(|r| r.uuid).collect::<Vec<_>>()

@@ -6,6 +6,7 @@
 //! [`Conn`]: super::Conn
 //! [`StoreTx`]: super::StoreTx
 
+mod browse;
 mod claim;
 mod errors;
 mod faults;
@@ -202,9 +203,6 @@ async fn pending(store: &dyn Store) -> Vec<JobRequest> {
 
 /// Every result, newest first.
 async fn all_results(store: &dyn Store) -> Vec<JobResult> {
-    let all = ResultFilter {
-        limit: 10_000,
-        ..Default::default()
-    };
+    let all = ResultFilter::new().limit(10_000);
     store.results(&all).await.unwrap()
 }
