@@ -511,22 +511,22 @@ fn purge_asks_on_a_terminal_and_refuses_without_one() {
     pj.run(&["purge", "--json"]).expect(2).json();
     assert_eq!(pending(&pj), 2);
 
-    // On a terminal: "n" keeps everything, "y" deletes.
+    // On a terminal: "n" keeps everything, "y" cancels.
     let out = pj.run_in_terminal(&["purge"], "n\n");
     assert_eq!(out.code, Some(0), "{}", out.context());
-    out.stdout_has("Delete every pending and running job?")
+    out.stdout_has("Cancel every pending and running job?")
         .stdout_has("[y/N]")
-        .stdout_has("nothing deleted");
+        .stdout_has("nothing cancelled");
     assert_eq!(pending(&pj), 2);
     let out = pj.run_in_terminal(&["purge"], "y\n");
     assert_eq!(out.code, Some(0), "{}", out.context());
-    out.stdout_has("deleted 2 pending and 0 processing jobs");
+    out.stdout_has("cancelled 2 pending and 0 running jobs");
     assert_eq!(pending(&pj), 0);
 
     // --yes does not ask.
     pj.run(&["enqueue", "app.A"]).ok();
     let out = pj.run(&["purge", "--yes"]).ok();
-    out.stdout_has("deleted 1 pending and 0 processing jobs");
+    out.stdout_has("cancelled 1 pending and 0 running jobs");
     assert!(!out.stdout.contains("[y/N]"), "{}", out.context());
     assert_eq!(pending(&pj), 0);
 }

@@ -320,21 +320,21 @@ fn purge_by_queue_job_and_time() {
     }
     pj.run(&["purge", "--queue", "a", "--yes"])
         .ok()
-        .stdout_has("deleted 1 pending");
+        .stdout_has("cancelled 1 pending");
     let out = pj
         .run(&[
             "purge", "--job", "app.B", "--until", "1h", "--yes", "--json",
         ])
         .ok()
         .json();
-    assert_eq!(out["deleted"], json!({"pending": 0, "processing": 0}));
+    assert_eq!(out["cancelled"], json!({"pending": 0, "running": 0}));
     let out = pj
         .run(&[
             "purge", "--job", "app.B", "--since", "1h", "--yes", "--json",
         ])
         .ok()
         .json();
-    assert_eq!(out["deleted"], json!({"pending": 2, "processing": 0}));
+    assert_eq!(out["cancelled"], json!({"pending": 2, "running": 0}));
     assert_eq!(
         db.count(
             "SELECT count(*) FROM plainjobs_jobrequest WHERE queue = 'b' AND job_class = 'app.A'"

@@ -104,7 +104,9 @@ mod store;
 pub mod testing;
 mod worker;
 
-pub use client::{Attempt, Chain, Enqueue, EnqueueMany, Found, TransactionConn, MAX_NAME_LEN};
+pub use client::{
+    Attempt, Cancelled, Chain, Enqueue, EnqueueMany, Found, TransactionConn, MAX_NAME_LEN,
+};
 pub use error::{redact_url, DbErrorKind, Error, Result};
 pub use job::{
     advisory_lock_id, Job, JobContext, JobError, KeyLock, LockStrategy, Outcome, State, UniqueCheck,
@@ -113,7 +115,7 @@ pub use jobs::{Backend, ConnectOptions, Jobs};
 pub use model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 pub use registry::{LoadError, Registry};
 pub use store::{
-    Cursor, JobFilter, Migrated, Page, ProcessFilter, ProcessState, Purged, QueueDepth, QueueStats,
-    RequestFilter, ResultFilter, SchemaReport,
+    Cursor, JobFilter, Migrated, Page, PausedQueue, ProcessFilter, ProcessState, Purged,
+    QueueDepth, QueueStats, RequestFilter, ResultFilter, SchemaReport,
 };
 pub use worker::{Worker, WorkerConfig, WorkerCounters, WorkerHandle};

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::Router;
 use plainjobs::admin::{Auth, Dashboard};
 use plainjobs::testing::{conformance, test_jobs, Backend};
-use plainjobs::{Jobs, RequestFilter, ResultFilter};
+use plainjobs::{JobStatus, Jobs, RequestFilter, ResultFilter};
 
 /// The dashboard of a seeded database, nested at `/admin`.
 async fn dashboard(
@@ -207,9 +207,9 @@ async fn delete_and_run_now(backend: Backend) {
     assert_eq!(run.status, StatusCode::SEE_OTHER);
     let request = jobs.requests(10).await.unwrap();
     assert_eq!(request[0].start_at, None, "ready now");
-    let delete = client
+    let cancel = client
         .post(
-            "/admin/actions/delete-requests",
+            "/admin/actions/cancel",
             &[
                 ("authenticity_token", &token),
                 ("uuid", &scheduled),
@@ -217,8 +217,14 @@ async fn delete_and_run_now(backend: Backend) {
             ],
         )
         .await;
-    assert_eq!(delete.status, StatusCode::SEE_OTHER);
+    assert_eq!(cancel.status, StatusCode::SEE_OTHER);
     assert!(jobs.requests(10).await.unwrap().is_empty());
+    let cancelled = jobs
+        .results(&ResultFilter::new().status(JobStatus::Cancelled))
+        .await
+        .unwrap();
+    assert_eq!(cancelled.len(), 1, "a cancelled job keeps a result");
+    assert_eq!(cancelled[0].error, "Cancelled by the dashboard");
     let success = seeded.success.uuid.to_string();
     let gone = client
         .post(
@@ -236,7 +242,7 @@ async fn delete_and_run_now(backend: Backend) {
         "never off-site"
     );
     let left = jobs.results(&ResultFilter::new()).await.unwrap();
-    assert_eq!(left.len(), 2);
+    assert_eq!(left.len(), 3, "two seeded results and the cancelled one");
 }
 
 /// An action without the token, with a wrong one, or from another site changes nothing.

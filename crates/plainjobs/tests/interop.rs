@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use common::*;
 use plainjobs::params::{plain_date, plain_datetime};
-use plainjobs::{Job, JobContext, JobError, JobStatus, Jobs, Outcome, Worker};
+use plainjobs::{Cancelled, Job, JobContext, JobError, JobStatus, Jobs, Outcome, Worker};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -662,6 +662,37 @@ async fn python_only_jobs_keep_their_retries() {
     let runs = plain.runs("py-only").await;
     let outcomes: Vec<&str> = runs.iter().filter_map(|r| r["outcome"].as_str()).collect();
     assert_eq!(outcomes, ["fail", "ok"], "{runs:#?}");
+}
+
+/// A job cancelled by plainjobs stays cancelled for plain.jobs: its retry pass (which retries
+/// CANCELLED results with retries left, as after a deploy) leaves it alone, and its worker
+/// never runs it.
+#[tokio::test]
+async fn a_job_cancelled_by_plainjobs_stays_cancelled_for_plain() {
+    let (db, plain) = shared_db().await;
+    plain
+        .enqueue(
+            "app.jobs.PythonOnlyJob",
+            json!({"kwargs": {"label": "cancel-me"}}),
+            &["--retries", "3"],
+        )
+        .await;
+    let pending = db.jobs.requests(10).await.expect("requests");
+    assert_eq!(pending.len(), 1);
+    let cancelled = db
+        .jobs
+        .cancel(pending[0].uuid, "ops")
+        .await
+        .expect("cancel");
+    assert!(matches!(cancelled, Cancelled::Pending(_)), "{cancelled:?}");
+    plain.run(&["retry-failed"]).await;
+    assert_eq!(db.requests().await, 0, "plain.jobs did not retry it");
+    plain.work_until_idle(&[]).await;
+    assert!(plain.runs("cancel-me").await.is_empty(), "never ran");
+    let results = results_of(&db, "app.jobs.PythonOnlyJob").await;
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].status, JobStatus::Cancelled);
+    assert_eq!(results[0].error, "Cancelled by ops");
 }
 
 /// A worker told to claim only the job types it registered leaves Python-only jobs in a shared

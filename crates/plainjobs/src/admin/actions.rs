@@ -86,11 +86,14 @@ pub(crate) async fn act(
             uuids.len(),
             "deleted",
         ),
-        "delete-requests" => said(
-            app.jobs.delete_requests(uuids).await?,
-            uuids.len(),
-            "deleted",
-        ),
+        "cancel" => {
+            let cancelled = app.jobs.cancel_many(uuids, "the dashboard").await?;
+            said(
+                cancelled.requests + cancelled.processes,
+                uuids.len(),
+                "cancelled",
+            )
+        }
         "run-now" => said(
             app.jobs.run_now(uuids).await?,
             uuids.len(),

@@ -36,6 +36,7 @@
 mod admin;
 mod config;
 mod context;
+mod control;
 mod doctor;
 mod enqueue;
 mod error;
@@ -59,6 +60,7 @@ use clap::{Args, Subcommand};
 pub use admin::AdminArgs;
 pub use config::ConfigArgs;
 pub use context::{connect, load_settings, Ctx};
+pub use control::{CancelArgs, QueueArgs};
 pub use enqueue::{EnqueueArgs, EnqueueCommandArgs, EnqueueOptions};
 pub use error::CliError;
 pub use foreground::{RunArgs, ScheduleArgs};
@@ -122,8 +124,16 @@ pub enum Command {
     Retry(RetryArgs),
     /// Delete results older than the retention period.
     Clear(ClearArgs),
-    /// Delete pending and running jobs, all or by queue, job name and time (asks first).
+    /// Cancel pending and running jobs, all or by queue, job name and time (asks first); each
+    /// gets a CANCELLED result.
     Purge(PurgeArgs),
+    /// Cancel jobs by any of their uuids: a waiting one is removed, a running one is stopped by
+    /// its worker; each gets a CANCELLED result saying who cancelled it, and is not retried.
+    Cancel(CancelArgs),
+    /// Pause a queue on every worker: they stop claiming from it (running jobs finish).
+    Pause(QueueArgs),
+    /// Resume a paused queue.
+    Resume(QueueArgs),
     /// Run one job in the foreground, without a worker.
     Run(RunArgs),
     /// List the registered job names.
@@ -171,6 +181,9 @@ pub async fn run(global: GlobalArgs, command: Command, registry: Registry) -> Re
         Command::Retry(args) => retry::retry(&ctx, args, &registry).await,
         Command::Clear(args) => purge::clear(&ctx, args).await,
         Command::Purge(args) => purge::purge(&ctx, args).await,
+        Command::Cancel(args) => control::cancel(&ctx, args).await,
+        Command::Pause(args) => control::pause(&ctx, args).await,
+        Command::Resume(args) => control::resume(&ctx, args).await,
         Command::Run(args) => foreground::run_job(&ctx, args, &registry).await,
         Command::List => foreground::list(&ctx, registry),
         Command::Schedule(args) => foreground::schedule(&ctx, args),
@@ -179,6 +192,21 @@ pub async fn run(global: GlobalArgs, command: Command, registry: Registry) -> Re
         #[cfg(feature = "admin")]
         Command::Admin(args) => admin::admin(&ctx, args, registry).await,
     }
+}
+
+/// Who is acting, for the results and records an operator's command leaves: the command, the
+/// user and the host (`plainjobs cancel (ana@web-1)`).
+pub(crate) fn operator(command: &str) -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    format!("{command} ({user}@{host})")
 }
 
 /// Reads `--params`: an object (kwargs), an array (args), or a full envelope.

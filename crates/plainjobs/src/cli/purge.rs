@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::cli::error::{usage, CliError};
 use crate::cli::output::print_json;
 use crate::cli::values::{duration, queue_name, TimeRange};
-use crate::cli::Ctx;
+use crate::cli::{operator, Ctx};
 use crate::settings::format_duration;
 use crate::{JobFilter, Purged};
 
@@ -48,11 +48,13 @@ pub(crate) async fn purge(ctx: &Ctx, a: PurgeArgs) -> Result<(), CliError> {
     if !a.yes {
         if ctx.json || !std::io::stdin().is_terminal() {
             return Err(usage(format!(
-                "purge deletes {what} and asks first, but there is no terminal to ask on: run it in a terminal, or add --yes"
+                "purge cancels {what} and asks first, but there is no terminal to ask on: run it in a terminal, or add --yes"
             )));
         }
-        if !confirm(&format!("Delete {what}? Results are kept. [y/N] ")) {
-            println!("nothing deleted");
+        if !confirm(&format!(
+            "Cancel {what}? Each gets a CANCELLED result; running ones are stopped. [y/N] "
+        )) {
+            println!("nothing cancelled");
             return Ok(());
         }
     }
@@ -60,11 +62,15 @@ pub(crate) async fn purge(ctx: &Ctx, a: PurgeArgs) -> Result<(), CliError> {
     let Purged {
         requests,
         processes,
-    } = jobs.purge_where(&filter).await?;
+    } = jobs
+        .cancel_where(&filter, &operator("plainjobs purge"))
+        .await?;
     if ctx.json {
-        return print_json(&json!({"deleted": {"pending": requests, "processing": processes}}));
+        return print_json(&json!({"cancelled": {"pending": requests, "running": processes}}));
     }
-    println!("deleted {requests} pending and {processes} processing jobs");
+    println!(
+        "cancelled {requests} pending and {processes} running jobs (each has a CANCELLED result; their workers stop the running ones)"
+    );
     Ok(())
 }
 

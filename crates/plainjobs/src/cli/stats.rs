@@ -151,8 +151,13 @@ fn queue_table(queues: &[QueueStats]) -> String {
     header.extend(&statuses);
     let mut t = table(&header, &header[1..]);
     for q in queues {
+        let name = if q.paused {
+            format!("{} (paused)", q.queue)
+        } else {
+            q.queue.clone()
+        };
         let mut row = vec![
-            q.queue.clone(),
+            name,
             q.ready.to_string(),
             q.scheduled.to_string(),
             q.waiting.to_string(),
@@ -166,7 +171,7 @@ fn queue_table(queues: &[QueueStats]) -> String {
         t.add_row(row);
     }
     format!(
-        "{}\n\nready: may start now · scheduled: waiting for their start time · claimed: taken by a worker ahead of a free slot, not started · running: started\nthe status columns count the results kept (see `plainjobs results`)",
+        "{}\n\nready: may start now (not while the queue is paused: `plainjobs resume QUEUE`) · scheduled: waiting for their start time · claimed: taken by a worker ahead of a free slot, not started · running: started\nthe status columns count the results kept (see `plainjobs results`)",
         render(&t)
     )
 }

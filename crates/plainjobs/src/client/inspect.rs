@@ -90,11 +90,23 @@ impl Jobs {
         self.store().workers().await
     }
 
-    /// Counts per queue.
+    /// Counts per queue, and whether it is paused (a paused queue with no jobs is listed too).
     ///
     /// # Errors
     /// A database error.
     pub async fn stats(&self) -> Result<Vec<QueueStats>> {
-        self.store().stats().await
+        let mut stats = self.store().stats().await?;
+        for paused in self.store().paused_queues().await? {
+            match stats.iter_mut().find(|s| s.queue == paused.queue) {
+                Some(s) => s.paused = true,
+                None => stats.push(QueueStats {
+                    queue: paused.queue,
+                    paused: true,
+                    ..Default::default()
+                }),
+            }
+        }
+        stats.sort_by(|a, b| a.queue.cmp(&b.queue));
+        Ok(stats)
     }
 }

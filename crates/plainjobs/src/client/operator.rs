@@ -1,4 +1,5 @@
-//! The operator's transitions: retry a failed result now, delete old results, purge.
+//! The operator's transitions: retry a failed result now, run a scheduled job now, delete old
+//! results. (Cancelling and pausing: `control.rs`.)
 
 use std::time::Duration;
 
@@ -7,7 +8,6 @@ use uuid::Uuid;
 use super::follow_up::retry_with;
 use crate::model::JobRequest;
 use crate::registry::{RawJob, Registry};
-use crate::store::{JobFilter, Purged};
 use crate::{Jobs, Result};
 
 impl Jobs {
@@ -44,22 +44,6 @@ impl Jobs {
         }
     }
 
-    /// Deletes these pending requests (one already claimed by a worker is left alone); returns
-    /// how many were deleted.
-    ///
-    /// # Example
-    /// ```no_run
-    /// # async fn demo(jobs: plainjobs::Jobs, uuid: uuid::Uuid) -> plainjobs::Result<()> {
-    /// let deleted = jobs.delete_requests(&[uuid]).await?;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// A database error.
-    pub async fn delete_requests(&self, uuids: &[Uuid]) -> Result<u64> {
-        self.store().delete_requests(uuids).await
-    }
-
     /// Makes these scheduled (delayed) requests ready now; returns how many changed. A worker
     /// takes them at its next poll, in their place in the queue.
     ///
@@ -75,22 +59,6 @@ impl Jobs {
     /// A database error.
     pub async fn delete_results(&self, uuids: &[Uuid]) -> Result<u64> {
         self.store().delete_results(uuids).await
-    }
-
-    /// Deletes every pending and running job; says how many of each.
-    ///
-    /// # Errors
-    /// A database error.
-    pub async fn purge(&self) -> Result<Purged> {
-        self.purge_where(&JobFilter::new()).await
-    }
-
-    /// Deletes the pending and running jobs that `filter` matches; says how many of each.
-    ///
-    /// # Errors
-    /// A database error.
-    pub async fn purge_where(&self, filter: &JobFilter) -> Result<Purged> {
-        self.store().purge(filter).await
     }
 }
 

@@ -264,13 +264,6 @@ fn scheduled<'a>(
     .arg(Arg::Int(limit))
 }
 
-/// Deletes these pending requests (those already claimed are left alone); returns how many.
-pub(crate) async fn delete_requests<B: SqlBackend>(backend: &B, uuids: &[Uuid]) -> Result<u64> {
-    let statement = Statement::new("DELETE FROM plainjobs_jobrequest WHERE uuid = ANY($1)")
-        .arg(Arg::Uuids(uuids));
-    Ok(backend.pooled().await?.run(&statement).await?)
-}
-
 /// Makes these scheduled requests ready now (`start_at` NULL); returns how many changed.
 pub(crate) async fn run_requests_now<B: SqlBackend>(backend: &B, uuids: &[Uuid]) -> Result<u64> {
     let statement = Statement::new(

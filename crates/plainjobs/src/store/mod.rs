@@ -23,6 +23,7 @@ use crate::model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat
 use crate::Result;
 
 mod browse;
+mod cancel;
 mod counts;
 pub(crate) mod errors;
 mod listing;
@@ -36,6 +37,7 @@ pub(crate) mod sqlite;
 mod tests;
 mod types;
 
+pub(crate) use cancel::{CancelTarget, CancelledRows};
 pub(crate) use listing::paginate;
 pub use listing::{Cursor, Page, ProcessFilter, ProcessState, RequestFilter};
 pub use overview::QueueDepth;
@@ -44,7 +46,7 @@ pub(crate) use types::{
     fold_stats, key_condition, ClaimHow, Finish, Located, NewHeartbeat, NewRequest, Orphans, Start,
     NOT_BEGUN,
 };
-pub use types::{JobFilter, Migrated, Purged, QueueStats, ResultFilter, SchemaReport};
+pub use types::{JobFilter, Migrated, PausedQueue, Purged, QueueStats, ResultFilter, SchemaReport};
 
 /// Queries usable both in a transaction and on an autocommit connection: what enqueue and
 /// `should_enqueue` need.
@@ -73,14 +75,25 @@ pub trait Conn: Send {
     async fn insert_requests(&mut self, rows: Vec<NewRequest>) -> Result<Vec<JobRequest>>;
 }
 
-/// Tells when requests may have been inserted (a notification, another process's commit). The
-/// store spawns nothing: the worker awaits [`Listener::wait`] in a task of its own.
+/// Tells when requests may have been inserted (a notification, another process's commit), and
+/// when an operator cancelled jobs or paused a queue. The store spawns nothing: the worker
+/// awaits [`Listener::wait`] in a task of its own.
 #[async_trait::async_trait]
 pub(crate) trait Listener: Send {
-    /// Returns when requests may have been inserted since the last call (or anything may have
-    /// been missed, as when the connection dropped). An error means the listener cannot tell
-    /// for now; calling again retries.
-    async fn wait(&mut self) -> Result<()>;
+    /// Returns what may have happened since the last call. An error means the listener cannot
+    /// tell for now; calling again retries.
+    async fn wait(&mut self) -> Result<Heard>;
+}
+
+/// What a [`Listener`] heard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Heard {
+    /// Requests may have been inserted.
+    Requests,
+    /// Jobs were cancelled or a queue paused or resumed.
+    Control,
+    /// Anything may have been missed (the connection dropped).
+    Anything,
 }
 
 /// A transaction on the store.
@@ -214,10 +227,17 @@ pub(crate) trait Store: Inspect + 'static {
     /// or finished (a process or a result with that `job_request_uuid`). Uuids found nowhere
     /// are left out.
     async fn locate_requests(&self, uuids: &[Uuid]) -> Result<Vec<(Uuid, Located)>>;
-    /// Deletes the pending and running jobs that `filter` matches.
-    async fn purge(&self, filter: &JobFilter) -> Result<Purged>;
-    /// Deletes these pending requests (not those claimed meanwhile); returns how many.
-    async fn delete_requests(&self, uuids: &[Uuid]) -> Result<u64>;
+    /// Moves the target's pending and claimed jobs into CANCELLED results whose error is
+    /// `reason`, in one transaction, and tells the workers that held any.
+    async fn cancel(&self, target: CancelTarget<'_>, reason: &str) -> Result<CancelledRows>;
+    /// Which of these processes still exist.
+    async fn existing_processes(&self, uuids: &[Uuid]) -> Result<Vec<Uuid>>;
+    /// Pauses `queue` for every worker; false when it already was.
+    async fn pause_queue(&self, queue: &str, by: &str) -> Result<bool>;
+    /// Resumes `queue`; false when it was not paused.
+    async fn resume_queue(&self, queue: &str) -> Result<bool>;
+    /// The paused queues, by name.
+    async fn paused_queues(&self) -> Result<Vec<PausedQueue>>;
     /// Makes these scheduled requests ready now (`start_at` NULL); returns how many changed.
     async fn run_requests_now(&self, uuids: &[Uuid]) -> Result<u64>;
     /// Deletes these results; returns how many.

@@ -15,8 +15,8 @@ use super::rows::{
 use super::sql::{Arg, SqlBackend, SqlConn, Statement};
 use super::{browse, counts};
 use super::{
-    fold_stats, key_condition, CountedResults, Inspect, JobFilter, Located, ProcessFilter, Purged,
-    QueueDepth, QueueStats, RequestFilter, ResultFilter,
+    fold_stats, key_condition, CountedResults, Inspect, Located, ProcessFilter, QueueDepth,
+    QueueStats, RequestFilter, ResultFilter,
 };
 use crate::model::{JobProcess, JobRequest, JobResult, WorkerHeartbeat};
 use crate::Result;
@@ -212,37 +212,6 @@ pub(crate) async fn locate_requests<B: SqlBackend>(
             },
         };
         Ok((row.uuid("uuid")?, located))
-    })
-}
-
-/// See [`super::Store::purge`]. A process counts as enqueued when its request was made.
-pub(crate) async fn purge<B: SqlBackend>(backend: &B, filter: &JobFilter) -> Result<Purged> {
-    let matching = |table: &str, enqueued_at: &str| {
-        let sql = format!(
-            "DELETE FROM {table}
-             WHERE ($1 IS NULL OR queue = $1) AND ($2 IS NULL OR job_class = $2)
-               AND ($3 IS NULL OR {enqueued_at} >= $3) AND ($4 IS NULL OR {enqueued_at} < $4)"
-        );
-        Statement::new(sql)
-            .arg(Arg::Text(filter.queue.as_deref()))
-            .arg(Arg::Text(filter.job_class.as_deref()))
-            .arg(Arg::Time(filter.since))
-            .arg(Arg::Time(filter.until))
-    };
-    let mut tx = backend.begin_write().await?;
-    let requests = tx
-        .run(&matching("plainjobs_jobrequest", "created_at"))
-        .await?;
-    let processes = tx
-        .run(&matching(
-            "plainjobs_jobprocess",
-            "COALESCE(requested_at, created_at)",
-        ))
-        .await?;
-    tx.commit().await?;
-    Ok(Purged {
-        requests,
-        processes,
     })
 }
 

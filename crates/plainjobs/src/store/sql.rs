@@ -172,6 +172,14 @@ pub(crate) trait SqlBackend: Send + Sync + 'static {
     /// A transaction that writes: on SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`), so that it never fails to upgrade a read lock half-way.
     async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>>;
+    /// What a `SELECT` ends with to lock the rows it reads until the transaction ends (empty
+    /// on SQLite, whose write transaction already excludes every other writer).
+    const LOCK_ROWS: &'static str;
+    /// An expression for a new random uuid, one per row.
+    const NEW_UUID: &'static str;
+    /// The statement that tells workers, in a transaction that cancels what they hold or
+    /// pauses a queue, to look at once (None where workers only poll).
+    const CONTROL_NOTICE: Option<&'static str>;
 }
 
 #[cfg(test)]

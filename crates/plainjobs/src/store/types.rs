@@ -323,8 +323,24 @@ impl JobFilter {
     }
 }
 
-/// What [`Store::purge`](super::Store::purge) deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A paused queue: no worker claims from it until it is resumed ([`Jobs::pause_queue`]).
+///
+/// [`Jobs::pause_queue`]: crate::Jobs::pause_queue
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PausedQueue {
+    /// The queue.
+    pub queue: String,
+    /// When it was paused (None if the record was edited by hand and says no time).
+    pub paused_at: Option<DateTime<Utc>>,
+    /// Who paused it, as they said.
+    pub paused_by: String,
+}
+
+/// What [`Jobs::cancel_where`] and [`Jobs::purge`] cancelled: each job got a CANCELLED result.
+///
+/// [`Jobs::cancel_where`]: crate::Jobs::cancel_where
+/// [`Jobs::purge`]: crate::Jobs::purge
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Purged {
     /// Pending requests.
     pub requests: u64,
@@ -347,6 +363,8 @@ pub struct QueueStats {
     pub running: i64,
     /// Results by status.
     pub results: std::collections::BTreeMap<String, i64>,
+    /// Paused: no worker claims from it ([`Jobs::pause_queue`](crate::Jobs::pause_queue)).
+    pub paused: bool,
 }
 
 /// Folds `(queue, kind, count)` rows — kinds `ready`, `scheduled`, `waiting`, `running` and

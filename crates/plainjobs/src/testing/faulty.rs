@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 use crate::model::{JobProcess, JobRequest, JobResult, WorkerHeartbeat};
 use crate::store::{
-    ClaimHow, Conn, CountedResults, Finish, Inspect, JobFilter, Listener, Located, Migrated,
-    NewHeartbeat, NewRequest, Orphans, ProcessFilter, Purged, QueueDepth, QueueStats,
-    RequestFilter, ResultFilter, SchemaReport, Store, StoreTx,
+    CancelTarget, CancelledRows, ClaimHow, Conn, CountedResults, Finish, Inspect, Listener,
+    Located, Migrated, NewHeartbeat, NewRequest, Orphans, PausedQueue, ProcessFilter, QueueDepth,
+    QueueStats, RequestFilter, ResultFilter, SchemaReport, Store, StoreTx,
 };
 use crate::{Error, Jobs, Result};
 
@@ -360,14 +360,29 @@ impl Store for FaultyStore {
         self.inner.locate_requests(uuids).await
     }
 
-    async fn purge(&self, filter: &JobFilter) -> Result<Purged> {
+    async fn cancel(&self, target: CancelTarget<'_>, reason: &str) -> Result<CancelledRows> {
         self.reach()?;
-        self.inner.purge(filter).await
+        self.inner.cancel(target, reason).await
     }
 
-    async fn delete_requests(&self, uuids: &[Uuid]) -> Result<u64> {
+    async fn existing_processes(&self, uuids: &[Uuid]) -> Result<Vec<Uuid>> {
         self.reach()?;
-        self.inner.delete_requests(uuids).await
+        self.inner.existing_processes(uuids).await
+    }
+
+    async fn pause_queue(&self, queue: &str, by: &str) -> Result<bool> {
+        self.reach()?;
+        self.inner.pause_queue(queue, by).await
+    }
+
+    async fn resume_queue(&self, queue: &str) -> Result<bool> {
+        self.reach()?;
+        self.inner.resume_queue(queue).await
+    }
+
+    async fn paused_queues(&self) -> Result<Vec<PausedQueue>> {
+        self.reach()?;
+        self.inner.paused_queues().await
     }
 
     async fn run_requests_now(&self, uuids: &[Uuid]) -> Result<u64> {

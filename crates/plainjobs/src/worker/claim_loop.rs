@@ -203,12 +203,20 @@ impl ClaimLoop {
             hand_back(&self.core, &mut self.buffer.jobs).await;
             return true;
         }
-        let take = slots.len().min(self.buffer.jobs.len());
-        for mut process in self.buffer.jobs.drain(..take) {
+        while !self.buffer.jobs.is_empty() {
+            let Some(slot) = slots.pop() else { break };
+            let Some(mut process) = self.buffer.jobs.pop_front() else {
+                break;
+            };
+            let uuid = process.uuid;
             process.started_at = Some(chrono::Utc::now());
-            self.core.writer.started(process.uuid).await;
-            if let Some(slot) = slots.pop() {
-                spawn_job(&self.core, process, slot);
+            self.core.writer.started(uuid).await;
+            if !spawn_job(&self.core, process, slot) {
+                // Cancelled while it waited: its result is written; its slot is free again.
+                self.core.ledger.release(uuid);
+                if let Ok(slot) = self.core.slots.clone().try_acquire_owned() {
+                    slots.push(slot);
+                }
             }
         }
         slots.is_empty() && !(plan.refill && self.buffer.jobs.len() <= plan.ahead / 2)
@@ -225,7 +233,8 @@ impl ClaimLoop {
     async fn idle(&mut self, slots: Vec<OwnedSemaphorePermit>) -> Idle {
         let core = &self.core;
         let poll = core.config.poll_interval;
-        let wait = match core.store().next_start_in(core.queues()).await {
+        let queues = core.claim_queues.active();
+        let wait = match core.store().next_start_in(&queues).await {
             Ok(Some(d)) => d.min(poll),
             _ => poll,
         };
@@ -259,6 +268,11 @@ impl ClaimLoop {
         let prefetch = plan.ahead.saturating_sub(self.buffer.jobs.len());
         let want = start + prefetch;
         if want == 0 {
+            return Ok(true);
+        }
+        if self.core.claim_queues.active().is_empty() {
+            // Every queue of this worker is paused: idle until one is resumed.
+            self.more = false;
             return Ok(true);
         }
         let epoch = self.core.health.vouch();
@@ -298,6 +312,7 @@ impl ClaimLoop {
                     continue;
                 }
             }
+            self.core.ledger.wait_ahead([&process.uuid]);
             self.buffer.jobs.push_back(process);
         }
     }
@@ -366,9 +381,10 @@ impl ClaimLoop {
             async_commit: core.config.asynchronous_claims,
             job_classes: self.job_classes.clone(),
         };
+        let queues = core.claim_queues.active();
         let rows = core
             .store()
-            .claim(core.id(), core.queues(), start as i64, prefetch as i64, how)
+            .claim(core.id(), &queues, start as i64, prefetch as i64, how)
             .await?;
         claiming.record(&rows);
         Ok(rows)

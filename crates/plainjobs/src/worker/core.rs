@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use super::control::ClaimQueues;
 use super::ledger::{lock, Ledger};
 use super::pace::{Counters, Pace};
 use super::vacuum::VacuumSchedule;
@@ -29,6 +30,10 @@ pub(crate) struct Core {
     pub config: WorkerConfig,
     pub concurrency: usize,
     pub ledger: Ledger,
+    /// The queues claimed from: the worker's, less those paused.
+    pub claim_queues: ClaimQueues,
+    /// Wakes the control task (a notification that jobs were cancelled or a queue paused).
+    pub control: Arc<Notify>,
     /// One permit per job slot: held by each running job, and by the claim loop (or a local
     /// dispatch) for the slots it is about to fill.
     pub slots: Arc<Semaphore>,

@@ -35,12 +35,17 @@ enum Ran {
     },
 }
 
-/// Starts `process` in a task of its own on `permit`'s slot (the claim loop's starts).
-pub(crate) fn spawn_job(core: &Arc<Core>, process: JobProcess, permit: OwnedSemaphorePermit) {
+/// Starts `process` in a task of its own on `permit`'s slot (the claim loop's starts). False
+/// when it was claimed ahead and cancelled since: it does not start, and the slot is free.
+pub(crate) fn spawn_job(
+    core: &Arc<Core>,
+    process: JobProcess,
+    permit: OwnedSemaphorePermit,
+) -> bool {
     core.ledger.start(process, |process, cancel| {
         core.tasks
             .spawn(job_task(core.clone(), process, cancel, Some(permit)));
-    });
+    })
 }
 
 /// As [`spawn_job`], unless the worker has given up on running jobs (see

@@ -9,7 +9,9 @@
 //!   [`Ledger::accounted`] reads the two in the opposite order, so a job is always in one;
 //! - a running job is recorded under the lock the shutdown's cancel sweep takes ([`Ledger::start`],
 //!   and with an abort check for starts from outside the claim loop, [`Ledger::start_unless`]),
-//!   so a job started is one the sweep will cancel.
+//!   so a job started is one the sweep will cancel;
+//! - a job claimed ahead moves to running under the same lock that a cancel's withdrawal
+//!   takes ([`Ledger::withdraw`]), so a cancelled job is either stopped or never started.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -29,6 +31,26 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Running {
     pub process: JobProcess,
     pub cancel: CancellationToken,
+}
+
+/// What [`Ledger::withdraw`] took away from the worker.
+pub(crate) enum Withdrawn {
+    /// A running job: the caller stops it.
+    Running(Box<Running>),
+    /// A job claimed ahead: it will not start.
+    Waiting,
+    /// Nothing this worker runs or waits to run (finished meanwhile, or not its own).
+    Gone,
+}
+
+/// The jobs with a task, or waiting for one: under one lock, so that a withdrawal and a start
+/// never miss each other.
+#[derive(Default)]
+struct Tasks {
+    /// Job tasks that can be cancelled, by process uuid.
+    running: HashMap<Uuid, Running>,
+    /// Jobs claimed ahead of a slot, and whether they were withdrawn meanwhile.
+    waiting: HashMap<Uuid, bool>,
 }
 
 /// What the worker accounts for: see [`Ledger::accounted`].
@@ -54,8 +76,8 @@ pub(crate) struct Ledger {
     held: Mutex<HashSet<Uuid>>,
     /// Jobs that began but whose result this worker gave up writing.
     abandoned: Mutex<HashSet<Uuid>>,
-    /// Job tasks that can be cancelled, by process uuid.
-    running: Mutex<HashMap<Uuid, Running>>,
+    /// Running and claimed-ahead jobs.
+    tasks: Mutex<Tasks>,
     /// Held across a claim and the recording of what it took, and by the orphan rescue.
     claims: tokio::sync::Mutex<()>,
 }
@@ -95,16 +117,52 @@ impl Ledger {
         lock(&self.held).insert(process_uuid);
     }
 
-    /// Its result is written, or it went back to the queue.
+    /// Its result is written, or it went back to the queue, or it was withdrawn.
     pub fn release(&self, process_uuid: Uuid) {
-        lock(&self.held).remove(&process_uuid);
+        self.release_all([&process_uuid]);
     }
 
     /// As [`Ledger::release`], for many.
     pub fn release_all<'a>(&self, process_uuids: impl IntoIterator<Item = &'a Uuid>) {
         let mut held = lock(&self.held);
+        let mut tasks = lock(&self.tasks);
         for u in process_uuids {
             held.remove(u);
+            tasks.waiting.remove(u);
+        }
+    }
+
+    /// Records jobs claimed ahead of a slot (held already): they can be withdrawn until they
+    /// start.
+    pub fn wait_ahead<'a>(&self, process_uuids: impl IntoIterator<Item = &'a Uuid>) {
+        let mut tasks = lock(&self.tasks);
+        for u in process_uuids {
+            tasks.waiting.insert(*u, false);
+        }
+    }
+
+    /// The running and claimed-ahead jobs not withdrawn yet: what a look for cancelled jobs
+    /// checks.
+    pub fn watched(&self) -> Vec<Uuid> {
+        let tasks = lock(&self.tasks);
+        let waiting = tasks.waiting.iter().filter(|(_, w)| !**w).map(|(u, _)| *u);
+        tasks.running.keys().copied().chain(waiting).collect()
+    }
+
+    /// Takes a job whose process is gone (cancelled, or rescued by another worker) away from
+    /// this worker: a running one is returned to be stopped (its result is not this worker's
+    /// to write); one claimed ahead is marked, so it never starts.
+    pub fn withdraw(&self, process_uuid: Uuid) -> Withdrawn {
+        let mut tasks = lock(&self.tasks);
+        if let Some(running) = tasks.running.remove(&process_uuid) {
+            return Withdrawn::Running(Box::new(running));
+        }
+        match tasks.waiting.get_mut(&process_uuid) {
+            Some(withdrawn) => {
+                *withdrawn = true;
+                Withdrawn::Waiting
+            }
+            None => Withdrawn::Gone,
         }
     }
 
@@ -138,10 +196,19 @@ impl Ledger {
 
     /// Records `process` as running and spawns its task with `spawn`, both under the
     /// running-jobs lock, so the task cannot look itself up before it is recorded. For the claim
-    /// loop, which has ended before the shutdown takes the running jobs.
-    pub fn start(&self, process: JobProcess, spawn: impl FnOnce(JobProcess, CancellationToken)) {
-        let mut running = lock(&self.running);
-        Self::record_running(&mut running, process, spawn);
+    /// loop, which has ended before the shutdown takes the running jobs. False, spawning
+    /// nothing, when it was claimed ahead and withdrawn since.
+    pub fn start(
+        &self,
+        process: JobProcess,
+        spawn: impl FnOnce(JobProcess, CancellationToken),
+    ) -> bool {
+        let mut tasks = lock(&self.tasks);
+        if tasks.waiting.remove(&process.uuid) == Some(true) {
+            return false;
+        }
+        Self::record_running(&mut tasks.running, process, spawn);
+        true
     }
 
     /// As [`Ledger::start`], unless `abort` is set: [`Ledger::take_running`] is called only
@@ -153,11 +220,11 @@ impl Ledger {
         process: JobProcess,
         spawn: impl FnOnce(JobProcess, CancellationToken),
     ) -> bool {
-        let mut running = lock(&self.running);
+        let mut tasks = lock(&self.tasks);
         if abort.is_cancelled() {
             return false;
         }
-        Self::record_running(&mut running, process, spawn);
+        Self::record_running(&mut tasks.running, process, spawn);
         true
     }
 
@@ -180,11 +247,87 @@ impl Ledger {
     /// A job task ended: true when it is still recorded as running, so it writes its own
     /// result; false when a cancellation took it (and writes the result).
     pub fn finish_running(&self, process_uuid: Uuid) -> bool {
-        lock(&self.running).remove(&process_uuid).is_some()
+        lock(&self.tasks).running.remove(&process_uuid).is_some()
     }
 
     /// Every running job, for the shutdown to cancel and write the results of.
     pub fn take_running(&self) -> Vec<Running> {
-        lock(&self.running).drain().map(|(_, r)| r).collect()
+        lock(&self.tasks).running.drain().map(|(_, r)| r).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::new_uuid;
+
+    fn process() -> JobProcess {
+        JobProcess {
+            id: 1,
+            uuid: new_uuid(),
+            created_at: chrono::Utc::now(),
+            started_at: None,
+            job_request_uuid: new_uuid(),
+            requested_at: None,
+            job_class: "job".into(),
+            parameters: None,
+            priority: 0,
+            source: String::new(),
+            queue: "default".into(),
+            retries: 0,
+            retry_attempt: 0,
+            concurrency_key: String::new(),
+            trace_id: None,
+            span_id: None,
+            worker_id: new_uuid(),
+        }
+    }
+
+    #[test]
+    fn a_job_withdrawn_while_claimed_ahead_never_starts() {
+        let ledger = Ledger::default();
+        let p = process();
+        ledger.hold(p.uuid);
+        ledger.wait_ahead([&p.uuid]);
+        assert_eq!(ledger.watched(), vec![p.uuid]);
+        assert!(matches!(ledger.withdraw(p.uuid), Withdrawn::Waiting));
+        assert!(
+            ledger.watched().is_empty(),
+            "withdrawn jobs are not looked at again"
+        );
+        let mut spawned = false;
+        assert!(!ledger.start(p, |_, _| spawned = true));
+        assert!(!spawned);
+    }
+
+    #[test]
+    fn a_running_job_withdrawn_is_handed_over_to_be_stopped() {
+        let ledger = Ledger::default();
+        let p = process();
+        let uuid = p.uuid;
+        ledger.hold(uuid);
+        ledger.wait_ahead([&uuid]);
+        assert!(ledger.start(p, |_, _| {}));
+        assert_eq!(ledger.watched(), vec![uuid]);
+        let Withdrawn::Running(running) = ledger.withdraw(uuid) else {
+            panic!("running")
+        };
+        assert_eq!(running.process.uuid, uuid);
+        assert!(
+            !ledger.finish_running(uuid),
+            "its result is not the task's to write"
+        );
+        assert!(matches!(ledger.withdraw(uuid), Withdrawn::Gone));
+    }
+
+    #[test]
+    fn a_job_handed_back_is_no_longer_waiting() {
+        let ledger = Ledger::default();
+        let p = process();
+        ledger.hold(p.uuid);
+        ledger.wait_ahead([&p.uuid]);
+        ledger.release(p.uuid);
+        assert!(ledger.watched().is_empty());
+        assert!(matches!(ledger.withdraw(p.uuid), Withdrawn::Gone));
     }
 }

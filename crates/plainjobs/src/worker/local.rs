@@ -23,7 +23,8 @@ impl LocalDispatch for Core {
     /// taken, since a shutdown that began in between drains (takes every slot) only after
     /// setting it.
     fn reserve(self: Arc<Self>, req: &NewRequest) -> Option<Box<dyn Reservation>> {
-        let serves = self.queues().contains(&req.queue) && self.registry.contains(&req.job_class);
+        let serves =
+            self.claim_queues.is_active(&req.queue) && self.registry.contains(&req.job_class);
         if !matches!(req.start, Start::Now) || !serves {
             return None;
         }

@@ -12,6 +12,7 @@ mod aborted;
 mod builder;
 mod claim_loop;
 mod config;
+mod control;
 mod core;
 mod execute;
 mod follow_up;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::claim_loop::{sleep_until_done, ClaimLoop};
+use super::control::{self, ClaimQueues};
 use super::core::{Core, Health, Shutdown};
 use super::maintenance::{heartbeat_loop, maintenance_loop, stats_loop};
 use super::pace::Counters;
@@ -18,7 +19,7 @@ use super::writer::{write_results, ResultWriter};
 use super::Worker;
 use crate::dispatch::LocalDispatch;
 use crate::model::new_uuid;
-use crate::store::{Listener, NewHeartbeat};
+use crate::store::{Heard, Listener, NewHeartbeat};
 use crate::Result;
 
 /// Runs `worker` until `shutdown` says stop (or claiming fails for good), then shuts down:
@@ -41,14 +42,17 @@ pub(crate) async fn run(worker: Worker, shutdown: Shutdown, counters: Arc<Counte
     health.written(sent_at);
     let capacity = worker.concurrency * 4 + max_pending * 2 + 1024;
     let (writer, writes) = ResultWriter::new(capacity);
+    let claim_queues = ClaimQueues::new(&registration.queues);
     let core = Arc::new(Core {
+        registration,
         jobs: worker.jobs,
         registry: worker.registry,
         state: worker.state,
-        registration,
         config: worker.config,
         concurrency: worker.concurrency,
         ledger: Default::default(),
+        claim_queues,
+        control: Arc::new(Notify::new()),
         slots: Arc::new(Semaphore::new(worker.concurrency)),
         shutdown,
         health,
@@ -62,9 +66,18 @@ pub(crate) async fn run(worker: Worker, shutdown: Shutdown, counters: Arc<Counte
     });
     tracing::info!(worker_id = %core.id(), queues = ?core.queues(), concurrency = core.concurrency, max_pending, "worker started");
 
+    // Paused queues are known before the first claim.
+    let mut looks = control::Looks::default();
+    looks.look(&core).await;
     // Background tasks live until `done` (after the last result is written).
     let done = CancellationToken::new();
     let mut background = vec![
+        tokio::spawn(control::control_task(
+            core.clone(),
+            looks,
+            core.control.clone(),
+            done.clone(),
+        )),
         tokio::spawn(heartbeat_task(core.clone(), done.clone())),
         tokio::spawn(maintenance_loop(
             core.clone(),
@@ -157,15 +170,16 @@ async fn heartbeat_task(core: Arc<Core>, done: CancellationToken) {
     heartbeat_loop(core.store(), &core.registration, every, &core.health, done).await
 }
 
-/// With LISTEN on, a task that wakes the claim loop whenever requests may have been inserted.
+/// With LISTEN on, a task that wakes the claim loop whenever requests may have been inserted,
+/// and the control task when jobs were cancelled or a queue paused.
 async fn listen_task(core: &Arc<Core>, done: &CancellationToken) -> Option<JoinHandle<()>> {
     if !core.config.listen {
         return None;
     }
     match core.store().listener().await {
-        Ok(Some(listener)) => Some(tokio::spawn(wake_on_inserts(
+        Ok(Some(listener)) => Some(tokio::spawn(pass_on_notices(
             listener,
-            core.wake.clone(),
+            core.clone(),
             done.clone(),
         ))),
         Ok(None) => {
@@ -179,24 +193,31 @@ async fn listen_task(core: &Arc<Core>, done: &CancellationToken) -> Option<JoinH
     }
 }
 
-/// Wakes the claim loop whenever the listener says requests may have been inserted.
-async fn wake_on_inserts(
+/// Wakes the claim loop for what the listener says may have been inserted, and the control
+/// task for cancels and pauses; both after an error (anything may have been missed).
+async fn pass_on_notices(
     mut listener: Box<dyn Listener>,
-    wake: Arc<Notify>,
+    core: Arc<Core>,
     done: CancellationToken,
 ) {
     loop {
-        tokio::select! {
+        let heard = tokio::select! {
             _ = done.cancelled() => return,
-            heard = listener.wait() => {
-                if let Err(e) = heard {
-                    tracing::warn!(error = %e, "LISTEN failed; retrying in 1s (polling meanwhile)");
-                    if sleep_until_done(&done, Duration::from_secs(1)).await {
-                        return;
-                    }
-                }
-                wake.notify_one();
-            }
+            heard = listener.wait() => heard,
+        };
+        let failed = heard.as_ref().is_err();
+        let heard = heard.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "LISTEN failed; retrying in 1s (polling meanwhile)");
+            Heard::Anything
+        });
+        if heard != Heard::Control {
+            core.wake.notify_one();
+        }
+        if heard != Heard::Requests {
+            core.control.notify_one();
+        }
+        if failed && sleep_until_done(&done, Duration::from_secs(1)).await {
+            return;
         }
     }
 }

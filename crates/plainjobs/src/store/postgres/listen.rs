@@ -3,11 +3,20 @@
 use sqlx::postgres::{PgListener, PgPool};
 
 use super::PgStore;
-use crate::store::Listener;
+use crate::store::{Heard, Listener};
 use crate::Result;
 
 /// The channel the insert trigger notifies.
 pub(crate) const CHANNEL: &str = "plainjobs_jobrequest";
+
+/// The channel cancels and pauses notify.
+const CONTROL_CHANNEL: &str = "plainjobs_control";
+
+/// Sent on [`CONTROL_CHANNEL`] in the transaction that cancels claimed jobs or pauses a queue,
+/// naming the schema of our tables: the workers of that schema look at once.
+pub(crate) const CONTROL_NOTICE: &str = "SELECT pg_notify('plainjobs_control', n.nspname::text)
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = to_regclass('plainjobs_jobrequest')";
 
 /// The schema our tables resolve to, as the trigger names it in each notification since
 /// schema version 5. Before it the payload was empty (3–4) or the queue's name (1–2): a
@@ -26,8 +35,8 @@ async fn notification_schema(pool: &PgPool) -> Result<Option<String>> {
     .await?)
 }
 
-/// `LISTEN plainjobs_jobrequest` on a session of its own. A notification reaches every listener
-/// of the database; only those for our schema count.
+/// `LISTEN plainjobs_jobrequest` and `plainjobs_control` on a session of its own. A
+/// notification reaches every listener of the database; only those for our schema count.
 struct InsertListener {
     listener: PgListener,
     schema: Option<String>,
@@ -35,7 +44,7 @@ struct InsertListener {
 
 #[async_trait::async_trait]
 impl Listener for InsertListener {
-    async fn wait(&mut self) -> Result<()> {
+    async fn wait(&mut self) -> Result<Heard> {
         loop {
             match self.listener.try_recv().await? {
                 Some(n) => {
@@ -44,14 +53,18 @@ impl Listener for InsertListener {
                         None => true,
                     };
                     if ours {
-                        return Ok(());
+                        return Ok(if n.channel() == CONTROL_CHANNEL {
+                            Heard::Control
+                        } else {
+                            Heard::Requests
+                        });
                     }
                 }
                 None => {
                     // The connection dropped; the next call reconnects and listens again.
                     // Anything sent meanwhile was missed, so the worker looks now.
                     tracing::warn!("LISTEN connection lost; reconnecting");
-                    return Ok(());
+                    return Ok(Heard::Anything);
                 }
             }
         }
@@ -62,6 +75,6 @@ impl Listener for InsertListener {
 pub(super) async fn listener(store: &PgStore) -> Result<Option<Box<dyn Listener>>> {
     let schema = notification_schema(&store.pool).await?;
     let mut listener = PgListener::connect_with(&store.pool).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, CONTROL_CHANNEL]).await?;
     Ok(Some(Box::new(InsertListener { listener, schema })))
 }

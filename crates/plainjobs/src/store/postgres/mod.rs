@@ -12,6 +12,7 @@ mod errors;
 mod finish;
 mod hand_back;
 mod listen;
+mod paused;
 mod requests;
 mod rescue;
 pub(crate) mod schema;
@@ -34,8 +35,9 @@ pub(crate) use errors::error_kind;
 use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
-    browse, portable, ClaimHow, Conn, Finish, JobFilter, Listener, Located, Migrated, NewHeartbeat,
-    NewRequest, Orphans, Purged, SchemaReport, Store, StoreTx,
+    browse, cancel, portable, CancelTarget, CancelledRows, ClaimHow, Conn, Finish, Listener,
+    Located, Migrated, NewHeartbeat, NewRequest, Orphans, PausedQueue, SchemaReport, Store,
+    StoreTx,
 };
 use crate::Result;
 
@@ -84,6 +86,10 @@ impl SqlBackend for PgStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }
+
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+    const NEW_UUID: &'static str = "gen_random_uuid()";
+    const CONTROL_NOTICE: Option<&'static str> = Some(listen::CONTROL_NOTICE);
 }
 
 #[async_trait::async_trait]
@@ -231,12 +237,24 @@ impl Store for PgStore {
         portable::locate_requests(self, uuids).await
     }
 
-    async fn purge(&self, filter: &JobFilter) -> Result<Purged> {
-        portable::purge(self, filter).await
+    async fn cancel(&self, target: CancelTarget<'_>, reason: &str) -> Result<CancelledRows> {
+        cancel::cancel(self, target, reason).await
     }
 
-    async fn delete_requests(&self, uuids: &[Uuid]) -> Result<u64> {
-        browse::delete_requests(self, uuids).await
+    async fn existing_processes(&self, uuids: &[Uuid]) -> Result<Vec<Uuid>> {
+        cancel::existing_processes(self, uuids).await
+    }
+
+    async fn pause_queue(&self, queue: &str, by: &str) -> Result<bool> {
+        paused::pause(self, queue, by).await
+    }
+
+    async fn resume_queue(&self, queue: &str) -> Result<bool> {
+        paused::resume(self, queue).await
+    }
+
+    async fn paused_queues(&self) -> Result<Vec<PausedQueue>> {
+        paused::paused_queues(self).await
     }
 
     async fn run_requests_now(&self, uuids: &[Uuid]) -> Result<u64> {

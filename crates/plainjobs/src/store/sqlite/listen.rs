@@ -8,7 +8,7 @@ use sqlx::{Connection, SqliteConnection};
 use tokio::sync::Notify;
 
 use super::SqliteStore;
-use crate::store::Listener;
+use crate::store::{Heard, Listener};
 use crate::Result;
 
 /// A worker of this process waiting for inserts into one database (its key).
@@ -51,14 +51,16 @@ struct InsertListener {
 
 #[async_trait::async_trait]
 impl Listener for InsertListener {
-    async fn wait(&mut self) -> Result<()> {
+    /// Every change is reported as requests: cancels and pauses are found by the worker's look
+    /// every poll interval (a look at each commit would cost the drain a query per commit).
+    async fn wait(&mut self) -> Result<Heard> {
         loop {
             let Some(conn) = self.watch.as_mut() else {
                 self.local.notified().await;
-                return Ok(());
+                return Ok(Heard::Requests);
             };
             tokio::select! {
-                _ = self.local.notified() => return Ok(()),
+                _ = self.local.notified() => return Ok(Heard::Requests),
                 _ = tokio::time::sleep(DATA_VERSION_EVERY) => {}
             }
             match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
@@ -69,7 +71,7 @@ impl Listener for InsertListener {
                     let changed = self.last_version.is_some_and(|l| l != v);
                     self.last_version = Some(v);
                     if changed {
-                        return Ok(());
+                        return Ok(Heard::Requests);
                     }
                 }
                 Err(e) => {

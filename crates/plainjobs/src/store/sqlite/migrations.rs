@@ -109,4 +109,15 @@ Migration {
         CREATE_PARTIAL_INDEXES[2],
         CREATE_PARTIAL_INDEXES[3],
     ],
+},
+Migration {
+    version: 3,
+    name: "paused queues",
+    statements: &[
+        "CREATE TABLE IF NOT EXISTS plainjobs_paused_queue (
+            queue TEXT PRIMARY KEY,
+            paused_at INTEGER NOT NULL,
+            paused_by TEXT NOT NULL
+        )",
+    ],
 }];

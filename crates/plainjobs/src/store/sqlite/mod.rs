@@ -23,6 +23,7 @@ mod hand_back;
 mod listen;
 pub(crate) mod migrate;
 pub(crate) mod migrations;
+mod paused;
 mod requests;
 mod rescue;
 mod sql;
@@ -47,8 +48,9 @@ use sql::now_us;
 use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
 use crate::store::{
-    browse, portable, ClaimHow, Conn, Finish, JobFilter, Listener, Located, Migrated, NewHeartbeat,
-    NewRequest, Orphans, Purged, SchemaReport, Store, StoreTx,
+    browse, cancel, portable, CancelTarget, CancelledRows, ClaimHow, Conn, Finish, Listener,
+    Located, Migrated, NewHeartbeat, NewRequest, Orphans, PausedQueue, SchemaReport, Store,
+    StoreTx,
 };
 use crate::Result;
 
@@ -162,6 +164,11 @@ impl SqlBackend for SqliteStore {
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         self.write_tx().await
     }
+
+    const LOCK_ROWS: &'static str = "";
+    /// A version 4 uuid from 16 random bytes, hyphenated as the other uuids are stored.
+    const NEW_UUID: &'static str = "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))";
+    const CONTROL_NOTICE: Option<&'static str> = None;
 }
 
 #[async_trait::async_trait]
@@ -324,12 +331,24 @@ impl Store for SqliteStore {
         portable::locate_requests(self, uuids).await
     }
 
-    async fn purge(&self, filter: &JobFilter) -> Result<Purged> {
-        portable::purge(self, filter).await
+    async fn cancel(&self, target: CancelTarget<'_>, reason: &str) -> Result<CancelledRows> {
+        cancel::cancel(self, target, reason).await
     }
 
-    async fn delete_requests(&self, uuids: &[Uuid]) -> Result<u64> {
-        browse::delete_requests(self, uuids).await
+    async fn existing_processes(&self, uuids: &[Uuid]) -> Result<Vec<Uuid>> {
+        cancel::existing_processes(self, uuids).await
+    }
+
+    async fn pause_queue(&self, queue: &str, by: &str) -> Result<bool> {
+        paused::pause(self, queue, by).await
+    }
+
+    async fn resume_queue(&self, queue: &str) -> Result<bool> {
+        paused::resume(self, queue).await
+    }
+
+    async fn paused_queues(&self) -> Result<Vec<PausedQueue>> {
+        paused::paused_queues(self).await
     }
 
     async fn run_requests_now(&self, uuids: &[Uuid]) -> Result<u64> {

@@ -7,7 +7,7 @@ use chrono::{TimeDelta, Utc};
 
 use super::{request, requests, uuids_of, Bed};
 use crate::model::{new_uuid, JobStatus};
-use crate::store::{JobFilter, NewHeartbeat, NewRequest, Purged, QueueStats, ResultFilter, Start};
+use crate::store::{NewHeartbeat, NewRequest, QueueStats, ResultFilter, Start};
 use crate::testing::{conformance, Backend};
 
 /// Pending requests in claim order, processes by id, each up to a limit.
@@ -259,75 +259,6 @@ async fn counts_per_queue(backend: Backend) {
     assert_eq!(got, want);
 }
 
-/// Purge deletes every pending and running job, and says how many; results stay.
-async fn purge_deletes_pending_and_running_jobs(backend: Backend) {
-    let bed = Bed::new(backend).await;
-    let store = bed.store();
-    bed.results_of(vec![(request("done"), JobStatus::Successful)])
-        .await;
-    let worker_id = bed.worker().await;
-    bed.enqueue(requests("job", 3)).await;
-    bed.claim(worker_id, 1, 0).await;
-    let purged = store.purge(&JobFilter::new()).await.unwrap();
-    assert_eq!(
-        purged,
-        Purged {
-            requests: 2,
-            processes: 1
-        }
-    );
-    assert!(store.requests(10).await.unwrap().is_empty());
-    assert!(store.processes(10).await.unwrap().is_empty());
-    assert_eq!(super::all_results(store).await.len(), 1);
-}
-
-/// Purge by queue, job name and time of enqueue: only the matching pending and running jobs.
-async fn purge_deletes_only_what_the_filter_matches(backend: Backend) {
-    let bed = Bed::new(backend).await;
-    let store = bed.store();
-    let on = |class: &str, queue: &str| NewRequest {
-        queue: queue.into(),
-        ..request(class)
-    };
-    let worker_id = bed.worker().await;
-    bed.enqueue(vec![on("X", "default"), on("X", "mail"), on("Y", "mail")])
-        .await;
-    let running = bed.claim(worker_id, 1, 0).await;
-    let only_mail = JobFilter::new().queue("mail");
-    let purged = store
-        .purge(&only_mail.clone().job_class("Y"))
-        .await
-        .unwrap();
-    assert_eq!(
-        purged,
-        Purged {
-            requests: 1,
-            processes: 0
-        }
-    );
-    // Enqueued in the future: nothing yet.
-    let later = JobFilter::new().since(Utc::now() + TimeDelta::hours(1));
-    assert_eq!(store.purge(&later).await.unwrap(), Purged::default());
-    let sql = format!(
-        "UPDATE plainjobs_jobprocess SET requested_at = {}",
-        bed.earlier("requested_at", 3600)
-    );
-    bed.db.exec(&sql).await;
-    let old = JobFilter::new().until(Utc::now() - TimeDelta::minutes(30));
-    assert_eq!(
-        store.purge(&old).await.unwrap(),
-        Purged {
-            requests: 0,
-            processes: 1
-        }
-    );
-    assert!(store.processes(10).await.unwrap().is_empty());
-    assert_eq!(running.len(), 1);
-    let left = store.requests(10).await.unwrap();
-    assert_eq!(left.len(), 1);
-    assert_eq!(left[0].queue, "mail");
-}
-
 /// The database's clock (the host's, for SQLite), which every time comparison uses.
 async fn now_is_the_databases_clock(backend: Backend) {
     let bed = Bed::new(backend).await;
@@ -341,9 +272,7 @@ conformance!(
     finds_rows_by_uuid,
     filters_results,
     finds_the_jobs_holding_a_key,
-    purge_deletes_only_what_the_filter_matches,
     lists_workers,
     counts_per_queue,
-    purge_deletes_pending_and_running_jobs,
     now_is_the_databases_clock,
 );

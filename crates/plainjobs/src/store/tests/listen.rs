@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{requests, Bed};
+use crate::store::Heard;
 use crate::testing::{conformance, Backend};
 
 /// The listener stays quiet while nothing is inserted, and while requests are inserted into
@@ -12,7 +13,8 @@ async fn the_listener_wakes_for_inserts_into_its_own_database_only(backend: Back
     let bed = Bed::new(backend).await;
     let other = Bed::new(backend).await;
     let mut listener = bed.store().listener().await.unwrap().expect("a listener");
-    let mut waiting = tokio::spawn(async move { listener.wait().await.map(|()| listener) });
+    let mut waiting =
+        tokio::spawn(async move { listener.wait().await.map(|heard| (heard, listener)) });
     let quiet = Duration::from_millis(500);
     let woke = tokio::time::timeout(quiet, &mut waiting).await;
     assert!(woke.is_err(), "woke with nothing inserted");
@@ -23,11 +25,12 @@ async fn the_listener_wakes_for_inserts_into_its_own_database_only(backend: Back
     for round in 0..2 {
         bed.enqueue(requests("here", 1)).await;
         let woke = tokio::time::timeout(Duration::from_secs(10), waiting).await;
-        let mut listener = woke
+        let (heard, mut listener) = woke
             .unwrap_or_else(|_| panic!("no wake-up for insert {round}"))
             .unwrap()
             .unwrap();
-        waiting = tokio::spawn(async move { listener.wait().await.map(|()| listener) });
+        assert_eq!(heard, Heard::Requests);
+        waiting = tokio::spawn(async move { listener.wait().await.map(|heard| (heard, listener)) });
     }
     waiting.abort();
 }

@@ -8,6 +8,7 @@
 
 mod browse;
 mod claim;
+mod control;
 mod errors;
 mod faults;
 mod finish;

@@ -37,6 +37,8 @@ pub(crate) struct Catalog {
     pub indexes: HashMap<String, ActualObject>,
     pub constraints: HashMap<String, ActualObject>,
     pub trigger: Option<ActualTrigger>,
+    /// `plainjobs_paused_queues()` exists.
+    pub paused_function: bool,
     /// plain.jobs' migration is recorded as applied in `plainmigrations`.
     pub plain_migration_recorded: bool,
     /// Storage parameters (`key=value`) by table.
@@ -58,6 +60,7 @@ pub(crate) async fn read(conn: &mut PgConnection) -> Result<Catalog> {
         indexes: read_indexes(conn, &tables).await?,
         constraints: read_constraints(conn, &tables).await?,
         trigger: read_trigger(conn).await?,
+        paused_function: read_paused_function(conn).await?,
         plain_migration_recorded: read_plain_record(conn).await?,
         reloptions,
         version: read_version(conn).await?,
@@ -179,6 +182,15 @@ async fn read_trigger(conn: &mut PgConnection) -> Result<Option<ActualTrigger>> 
         source: row.try_get(1)?,
         as_expected: enabled && tgtype == AFTER_INSERT_PER_STATEMENT,
     }))
+}
+
+async fn read_paused_function(conn: &mut PgConnection) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'plainjobs_paused_queues'
+                        AND pronamespace = current_schema()::regnamespace)",
+    )
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 async fn read_plain_record(conn: &mut PgConnection) -> Result<bool> {

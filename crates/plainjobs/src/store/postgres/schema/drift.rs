@@ -4,8 +4,8 @@
 use super::catalog::{ActualObject, Catalog};
 use super::expected::{
     version_comment, Column, Constraint, Index, COLUMNS, CREATE_TABLES, INDEXES, NOTIFY_BODY,
-    NOTIFY_FUNCTION, NOTIFY_TRIGGER, OBSOLETE_INDEXES, OURS, PLAIN_MIGRATION_RECORD,
-    SCHEMA_VERSION, TABLES, UNIQUE,
+    NOTIFY_FUNCTION, NOTIFY_TRIGGER, OBSOLETE_INDEXES, OURS, PAUSED_FUNCTION,
+    PLAIN_MIGRATION_RECORD, SCHEMA_VERSION, TABLES, UNIQUE,
 };
 
 /// One difference: what is wrong (for messages and reports), and the statements that fix it
@@ -39,6 +39,7 @@ pub(crate) fn differences(c: &Catalog) -> Vec<Drift> {
     out.extend(UNIQUE.iter().filter_map(|u| constraint(c, u)));
     out.extend(OURS.iter().filter_map(|o| constraint(c, o)));
     out.extend(trigger(c));
+    out.extend(paused_function(c));
     out.extend(plain_record(c));
     out.extend(storage_parameters(c));
     out.extend(version(c));
@@ -189,6 +190,15 @@ fn trigger(c: &Catalog) -> Option<Drift> {
     let mut fix = vec![NOTIFY_FUNCTION.to_string()];
     fix.extend(NOTIFY_TRIGGER.iter().map(|s| s.to_string()));
     Some(drift(problem, fix))
+}
+
+fn paused_function(c: &Catalog) -> Option<Drift> {
+    (!c.paused_function).then(|| {
+        drift(
+            "the paused-queues function plainjobs_paused_queues() is missing".into(),
+            vec![PAUSED_FUNCTION.to_string()],
+        )
+    })
 }
 
 fn plain_record(c: &Catalog) -> Option<Drift> {

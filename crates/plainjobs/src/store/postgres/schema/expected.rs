@@ -3,7 +3,7 @@
 //! plain.postgres' convergence leaves alone. docs/decisions/plain-compatibility.md says why.
 
 /// The schema version this build writes and understands.
-pub(crate) const SCHEMA_VERSION: i64 = 6;
+pub(crate) const SCHEMA_VERSION: i64 = 7;
 
 /// The lock plain.postgres takes around `sync` and `migrations apply` (its schema lock,
 /// `plain/postgres/schema_lock.py`): held while we migrate, so a Plain deploy and plainjobs
@@ -261,6 +261,10 @@ $$"#;
 
 /// What the function body must send.
 pub(crate) const NOTIFY_BODY: &str = "pg_notify('plainjobs_jobrequest', TG_TABLE_SCHEMA)";
+
+/// The paused queues (`store/postgres/paused.rs`), as `migrate` creates the function: nothing
+/// paused. Replacing an existing one would resume every queue, so it is only created.
+pub(crate) const PAUSED_FUNCTION: &str = "CREATE OR REPLACE FUNCTION plainjobs_paused_queues() RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$";
 
 pub(crate) const NOTIFY_TRIGGER: [&str; 2] = [
     "DROP TRIGGER IF EXISTS plainjobs_jobrequest_notify ON plainjobs_jobrequest",
