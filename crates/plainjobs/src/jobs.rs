@@ -9,7 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 use crate::dispatch::{LocalDispatch, Reservation};
-use crate::store::postgres::PgStore;
+use crate::store::postgres::{PgStore, Pooler};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Migrated, NewRequest, SchemaReport, Store};
 use crate::{redact_url, Error, Result};
@@ -31,6 +31,8 @@ pub struct Jobs {
 struct Inner {
     store: Arc<dyn Store>,
     pool: Option<PgPool>,
+    /// What is in front of PostgreSQL (always [`Pooler::Session`] on SQLite).
+    pooler: Pooler,
     sqlite: Option<sqlx::SqlitePool>,
     /// The running workers made from this handle (or its clones) that accept jobs enqueued
     /// through it directly (`WorkerConfig::local_dispatch`).
@@ -80,6 +82,9 @@ pub struct ConnectOptions {
     /// reads or acts on existing jobs: a missing file is then [`Error::NoDatabase`] rather
     /// than a new empty file.
     pub create_if_missing: bool,
+    /// What is between this process and PostgreSQL (default [`Pooler::Session`]: nothing, or
+    /// a pooler in session mode). A `pooler=` parameter in the URL wins over it.
+    pub pooler: Pooler,
 }
 
 impl Default for ConnectOptions {
@@ -88,6 +93,7 @@ impl Default for ConnectOptions {
             max_connections: 10,
             connect_timeout: Duration::from_secs(10),
             create_if_missing: true,
+            pooler: Pooler::Session,
         }
     }
 }
@@ -96,9 +102,14 @@ impl Jobs {
     /// Connects to `url`: `postgres://…` (or `postgresql://…`), or `sqlite://path` (created if
     /// missing; `sqlite::memory:` for a database that lives as long as this handle).
     ///
+    /// Behind a connection pooler in transaction mode (PgBouncer's `pool_mode = transaction`),
+    /// add `pooler=transaction` to the URL's parameters (see [`Pooler`]):
+    /// `postgres://app@pgbouncer:6432/app?pooler=transaction`.
+    ///
     /// # Errors
     /// [`Error::UnsupportedUrl`] for another scheme, [`Error::Connect`] (password redacted) when
-    /// the database cannot be reached.
+    /// the database cannot be reached or the URL has a parameter it does not take (such as
+    /// `pooler=statement`).
     pub async fn connect(url: &str) -> Result<Jobs> {
         Jobs::connect_with(url, ConnectOptions::default()).await
     }
@@ -124,6 +135,7 @@ impl Jobs {
                 inner: Arc::new(Inner {
                     store: Arc::new(store),
                     pool: None,
+                    pooler: Pooler::Session,
                     sqlite: Some(pool),
                     local: Default::default(),
                 }),
@@ -132,7 +144,10 @@ impl Jobs {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(Error::UnsupportedUrl(redact_url(url)));
         }
-        let opts: PgConnectOptions = url.parse().map_err(connect)?;
+        let (driver_url, pooler) =
+            Pooler::split_url(url).map_err(|e| connect(sqlx::Error::Configuration(Box::new(e))))?;
+        let pooler = pooler.unwrap_or(options.pooler);
+        let opts: PgConnectOptions = driver_url.parse().map_err(connect)?;
         // One direct connection first: a refused or failed connection reports its own cause at
         // once, where the pool would wait out its timeout and report only that.
         let first = tokio::time::timeout(
@@ -150,15 +165,35 @@ impl Jobs {
             .connect_with(opts)
             .await
             .map_err(connect)?;
-        Ok(Jobs::from_pool(pool))
+        Ok(Jobs::from_pool_with(pool, pooler))
     }
 
-    /// Uses an existing PostgreSQL pool (the application's own).
+    /// Uses an existing PostgreSQL pool (the application's own), with nothing in front of the
+    /// server or a pooler in session mode.
     pub fn from_pool(pool: PgPool) -> Jobs {
+        Jobs::from_pool_with(pool, Pooler::Session)
+    }
+
+    /// Uses an existing PostgreSQL pool whose connections go through `pooler`.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn demo() -> plainjobs::Result<()> {
+    /// use plainjobs::{Jobs, Pooler};
+    ///
+    /// // The application's pool, through PgBouncer in transaction mode.
+    /// let pool = sqlx::PgPool::connect("postgres://app@127.0.0.1:6432/app")
+    ///     .await
+    ///     .expect("the pooler is up");
+    /// let jobs = Jobs::from_pool_with(pool, Pooler::Transaction);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_pool_with(pool: PgPool, pooler: Pooler) -> Jobs {
         Jobs {
             inner: Arc::new(Inner {
-                store: Arc::new(PgStore::new(pool.clone())),
+                store: Arc::new(PgStore::new(pool.clone(), pooler)),
                 pool: Some(pool),
+                pooler,
                 sqlite: None,
                 local: Default::default(),
             }),
@@ -177,6 +212,7 @@ impl Jobs {
             inner: Arc::new(Inner {
                 store: wrap(self.inner.store.clone()),
                 pool: self.inner.pool.clone(),
+                pooler: self.inner.pooler,
                 sqlite: self.inner.sqlite.clone(),
                 local: Default::default(),
             }),
@@ -200,7 +236,14 @@ impl Jobs {
         workers.into_iter().find_map(|w| w.reserve(req))
     }
 
-    /// The PostgreSQL pool, for applications that want to share it (None on SQLite).
+    /// What is between this process and PostgreSQL ([`Pooler::Session`] on SQLite).
+    pub fn pooler(&self) -> Pooler {
+        self.inner.pooler
+    }
+
+    /// The PostgreSQL pool, for applications that want to share it (None on SQLite). Behind a
+    /// transaction pooler ([`Jobs::pooler`]), the application's own statements on it must be
+    /// sent as plainjobs sends its own: unnamed (`.persistent(false)`) and in a transaction.
     pub fn pg_pool(&self) -> Option<&PgPool> {
         self.inner.pool.as_ref()
     }

@@ -115,7 +115,7 @@ pub use jobs::{Backend, ConnectOptions, Jobs};
 pub use model::{JobProcess, JobRequest, JobResult, JobStatus, WorkerHeartbeat};
 pub use registry::{LoadError, Registry};
 pub use store::{
-    Cursor, JobFilter, Migrated, Page, PausedQueue, ProcessFilter, ProcessState, Purged,
-    QueueDepth, QueueStats, RequestFilter, ResultFilter, SchemaReport,
+    Cursor, JobFilter, Migrated, Page, PausedQueue, Pooler, ProcessFilter, ProcessState, Purged,
+    QueueDepth, QueueStats, RequestFilter, ResultFilter, SchemaReport, UnknownPooler,
 };
 pub use worker::{Worker, WorkerConfig, WorkerCounters, WorkerHandle};

@@ -193,7 +193,7 @@ impl<'j> EnqueueMany<'j> {
         // parameters cannot be encoded) leaves the caller's transaction untouched, rather than
         // holding the statements before it, which the caller might commit.
         let (simple, keyed) = self.build(&self.items, 0, &self.new_uuids())?;
-        let mut conn = tx.as_conn();
+        let mut conn = tx.as_conn(self.jobs.pooler());
         self.insert_built(&mut *conn, simple, keyed).await
     }
 

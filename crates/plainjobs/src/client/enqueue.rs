@@ -168,7 +168,7 @@ impl<'j> Enqueue<'j> {
         tx: &mut T,
     ) -> Result<Option<JobRequest>> {
         let req = build_request(&*self.job, &self.opts, self.source)?;
-        let mut conn = tx.as_conn();
+        let mut conn = tx.as_conn(self.jobs.pooler());
         enqueue_on(&mut *conn, &*self.job, req, self.opts.exclude_process).await
     }
 

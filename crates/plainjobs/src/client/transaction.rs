@@ -1,6 +1,6 @@
 //! Enqueue inside the application's own transaction.
 
-use crate::store::Conn;
+use crate::store::{Conn, Pooler};
 
 /// A connection in the caller's own transaction, to enqueue jobs that exist if and only if that
 /// transaction commits. Implemented for `sqlx::Transaction` of PostgreSQL and SQLite (not for a
@@ -9,7 +9,7 @@ use crate::store::Conn;
 /// uniqueness check and the insert hold the write lock together.
 pub trait TransactionConn: sealed::Sealed + Send {
     #[doc(hidden)]
-    fn as_conn(&mut self) -> Box<dyn Conn + '_>;
+    fn as_conn(&mut self, pooler: Pooler) -> Box<dyn Conn + '_>;
 }
 
 mod sealed {
@@ -20,13 +20,13 @@ mod sealed {
 }
 
 impl TransactionConn for sqlx::Transaction<'_, sqlx::Sqlite> {
-    fn as_conn(&mut self) -> Box<dyn Conn + '_> {
+    fn as_conn(&mut self, _: Pooler) -> Box<dyn Conn + '_> {
         Box::new(crate::store::sqlite::SqliteConn(&mut **self, None))
     }
 }
 
 impl TransactionConn for sqlx::Transaction<'_, sqlx::Postgres> {
-    fn as_conn(&mut self) -> Box<dyn Conn + '_> {
-        Box::new(crate::store::postgres::PgConn(&mut **self))
+    fn as_conn(&mut self, pooler: Pooler) -> Box<dyn Conn + '_> {
+        Box::new(crate::store::postgres::PgConn::new(&mut **self, pooler))
     }
 }

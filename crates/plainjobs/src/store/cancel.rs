@@ -54,16 +54,16 @@ pub(crate) async fn cancel<B: SqlBackend>(
     reason: &str,
 ) -> Result<CancelledRows> {
     let mut tx = backend.begin_write().await?;
-    let requests = lock(&mut *tx, B::LOCK_ROWS, "plainjobs_jobrequest", target).await?;
+    let requests = lock(&mut tx, B::LOCK_ROWS, "plainjobs_jobrequest", target).await?;
     let pending = move_to_results::<B>(&mut tx, "plainjobs_jobrequest", &requests, reason).await?;
-    let processes = lock(&mut *tx, B::LOCK_ROWS, "plainjobs_jobprocess", target).await?;
+    let processes = lock(&mut tx, B::LOCK_ROWS, "plainjobs_jobprocess", target).await?;
     let claimed = move_to_results::<B>(&mut tx, "plainjobs_jobprocess", &processes, reason).await?;
     if !claimed.is_empty() {
         if let Some(notice) = B::CONTROL_NOTICE {
             tx.run(&Statement::new(notice)).await?;
         }
     }
-    tx.commit().await?;
+    B::commit(tx).await?;
     let workers: HashMap<Uuid, Uuid> = processes
         .into_iter()
         .filter_map(|(process, worker)| Some((process, worker?)))
@@ -131,7 +131,7 @@ async fn lock<C: SqlConn>(
 
 /// Writes the CANCELLED results of the locked rows of `table` and deletes the rows.
 async fn move_to_results<B: SqlBackend>(
-    conn: &mut B::Conn,
+    conn: &mut B::WriteTx,
     table: &str,
     locked: &[Locked],
     reason: &str,

@@ -42,6 +42,7 @@ pub(crate) use listing::paginate;
 pub use listing::{Cursor, Page, ProcessFilter, ProcessState, RequestFilter};
 pub use overview::QueueDepth;
 pub(crate) use overview::{CountedResults, MinuteCount};
+pub use postgres::{Pooler, UnknownPooler};
 pub(crate) use types::{
     fold_stats, key_condition, ClaimHow, Finish, Located, NewHeartbeat, NewRequest, Orphans, Start,
     NOT_BEGUN,

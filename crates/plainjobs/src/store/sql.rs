@@ -12,8 +12,6 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::pool::PoolConnection;
-use sqlx::Transaction;
 use uuid::Uuid;
 
 use super::rows::DecodeRow;
@@ -162,16 +160,20 @@ pub(crate) trait SqlConn: Send {
 /// [`Statement`]s.
 #[async_trait::async_trait]
 pub(crate) trait SqlBackend: Send + Sync + 'static {
-    type Db: sqlx::Database<Connection = Self::Conn>;
-    type Conn: SqlConn + sqlx::Connection<Database = Self::Db>;
+    /// A pooled connection in autocommit mode.
+    type Pooled: SqlConn;
+    /// A transaction that writes.
+    type WriteTx: SqlConn;
     /// SQL for the minute of a row's `created_at`, as Unix seconds (a multiple of 60): how
     /// results are counted per minute.
     const CREATED_MINUTE: &'static str;
     /// A pooled connection in autocommit mode.
-    async fn pooled(&self) -> Result<PoolConnection<Self::Db>>;
+    async fn pooled(&self) -> Result<Self::Pooled>;
     /// A transaction that writes: on SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`), so that it never fails to upgrade a read lock half-way.
-    async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>>;
+    async fn begin_write(&self) -> Result<Self::WriteTx>;
+    /// Commits a transaction of [`SqlBackend::begin_write`].
+    async fn commit(tx: Self::WriteTx) -> Result<()>;
     /// What a `SELECT` ends with to lock the rows it reads until the transaction ends (empty
     /// on SQLite, whose write transaction already excludes every other writer).
     const LOCK_ROWS: &'static str;

@@ -2,8 +2,8 @@
 //! to a PgBouncer it started), every PostgreSQL test gets a fresh database reached through the
 //! pooler instead of a schema reached directly. PgBouncer does not pass the `options` startup
 //! parameter on, so a per-test `search_path` cannot be selected through it; a database per
-//! test needs nothing but the pooler's `*` entry. TEST_POOLER_MODE=transaction turns LISTEN off
-//! in the workers, as a user must behind a transaction-mode pooler.
+//! test needs nothing but the pooler's `*` entry. TEST_POOLER_MODE=transaction says so in the
+//! URL (`pooler=transaction`), as a user must behind a transaction-mode pooler: nothing else.
 
 use std::str::FromStr;
 
@@ -19,7 +19,7 @@ pub fn pooler_url() -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
-/// Behind a transaction-mode pooler a session is not kept between transactions: no LISTEN.
+/// Whether this pass is through a transaction-mode pooler (where no worker can LISTEN).
 pub fn transaction_pooling() -> bool {
     std::env::var("TEST_POOLER_MODE").is_ok_and(|m| m == "transaction")
 }
@@ -37,8 +37,14 @@ pub(super) async fn pooled_test_db(pooler: &str) -> TestDb {
         .await
         .expect("create database");
     admin.close().await;
+    // The pooler parameter first: tests add to the application name at the end.
+    let mode = if transaction_pooling() {
+        "pooler=transaction&"
+    } else {
+        ""
+    };
     let url = format!(
-        "{}/{name}?application_name={name}",
+        "{}/{name}?{mode}application_name={name}",
         pooler.trim_end_matches('/')
     );
     let jobs = Jobs::connect(&url)
@@ -46,8 +52,8 @@ pub(super) async fn pooled_test_db(pooler: &str) -> TestDb {
         .expect("connect through the pooler");
     jobs.migrate().await.expect("migrate through the pooler");
     // The tests' own SQL (set-up and inspection) goes straight to the server: it is not what
-    // is under test, and sqlx's named prepared statements would fail behind a transaction-mode
-    // PgBouncer older than 1.21 whatever the library did.
+    // is under test, and sqlx's named prepared statements, which the tests' own queries use,
+    // fail behind a transaction-mode PgBouncer older than 1.21.
     let direct = sqlx::postgres::PgConnectOptions::from_str(&server_url())
         .expect("TEST_DATABASE_URL parses")
         .database(&name);

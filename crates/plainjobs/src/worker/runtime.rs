@@ -183,7 +183,7 @@ async fn listen_task(core: &Arc<Core>, done: &CancellationToken) -> Option<JoinH
             done.clone(),
         ))),
         Ok(None) => {
-            tracing::info!("this backend has no LISTEN; polling");
+            tracing::info!("no LISTEN here (SQLite, or behind a transaction pooler); polling");
             None
         }
         Err(e) => {

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use sqlx::postgres::PgRow;
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use super::{new_uuids, PgStore};
+use super::{new_uuids, PgExec, PgStore, Pooler};
 use crate::model::JobProcess;
 use crate::store::rows::{decode_all, job_process, PROCESS_COLUMNS};
 use crate::store::ClaimHow;
@@ -24,7 +24,7 @@ impl PgStore {
             return Ok(conn);
         }
         let mut conn = self.pool.acquire().await?.detach();
-        set_up_claim_session(&mut conn).await?;
+        set_up_claim_session(&mut PgExec::new(&mut conn, Pooler::Session)).await?;
         Ok(conn)
     }
 
@@ -97,9 +97,22 @@ pub(super) fn claim_sql(queues: usize, async_commit: bool, by_class: bool) -> St
     )
 }
 
-/// Runs the claim statement on a claim session.
+/// Behind a transaction pooler, the claim runs in a transaction of its own begun with the
+/// claim sessions' settings that rule the plan (scans, JIT) for that transaction only: no
+/// session keeps them, and nothing is left for the session's next client. Each claim is
+/// planned anew with its parameters (an unnamed statement), so `plan_cache_mode` has no use.
+pub(super) fn begin_claim() -> String {
+    CLAIM_SESSION
+        .iter()
+        .filter(|(name, _)| *name != "plan_cache_mode")
+        .fold("BEGIN".to_string(), |sql, (name, value)| {
+            format!("{sql}; SET LOCAL {name} = {value}")
+        })
+}
+
+/// Runs the claim statement.
 async fn run_claim(
-    conn: &mut PgConnection,
+    conn: &mut PgExec<'_>,
     sql: &str,
     worker_id: Uuid,
     queues: &[String],
@@ -121,7 +134,7 @@ async fn run_claim(
 }
 
 /// Gives a new claim session the claim's settings.
-async fn set_up_claim_session(conn: &mut PgConnection) -> sqlx::Result<()> {
+async fn set_up_claim_session(conn: &mut PgExec<'_>) -> sqlx::Result<()> {
     for (name, value) in CLAIM_SESSION {
         sqlx::query(&format!("SET {name} = {value}"))
             .execute(&mut *conn)
@@ -145,14 +158,31 @@ pub(super) async fn claim(
     }
     let classes = how.job_classes.as_deref();
     let sql = claim_sql(queues.len(), how.async_commit, classes.is_some());
-    let rows = if how.pinned_session {
+    let rows = if store.behind_transaction_pooler() {
+        let mut conn = store.pool.acquire().await?;
+        let mut tx = conn.begin_with(begin_claim()).await?;
+        let mut exec = PgExec::new(&mut tx, store.pooler);
+        let rows = run_claim(&mut exec, &sql, worker_id, queues, limit, start, classes).await?;
+        tx.commit().await?;
+        rows
+    } else if how.pinned_session {
         let mut conn = store.claim_session().await?;
-        let rows = run_claim(&mut conn, &sql, worker_id, queues, limit, start, classes).await?;
+        let mut exec = PgExec::new(&mut conn, Pooler::Session);
+        let rows = run_claim(&mut exec, &sql, worker_id, queues, limit, start, classes).await?;
         store.keep_claim_session(conn);
         rows
     } else {
-        let mut conn = store.pool.acquire().await?;
-        run_claim(&mut conn, &sql, worker_id, queues, limit, start, classes).await?
+        let mut conn = store.conn().await?;
+        run_claim(
+            &mut conn.exec(),
+            &sql,
+            worker_id,
+            queues,
+            limit,
+            start,
+            classes,
+        )
+        .await?
     };
     let mut out = decode_all(&rows, job_process)?;
     out.sort_by_key(|p| p.id);
@@ -165,7 +195,7 @@ pub(super) async fn next_start_in(store: &PgStore, queues: &[String]) -> Result<
         "SELECT EXTRACT(EPOCH FROM (min(start_at) - now()))::float8 FROM plainjobs_jobrequest WHERE queue = ANY($1) AND start_at > now()",
     )
     .bind(queues)
-    .fetch_one(&store.pool)
+    .fetch_one(&mut store.conn().await?.exec())
     .await?;
     Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
 }
@@ -173,9 +203,14 @@ pub(super) async fn next_start_in(store: &PgStore, queues: &[String]) -> Result<
 /// See [`Store::vacuum_requests`](crate::store::Store::vacuum_requests).
 pub(super) async fn vacuum_requests(store: &PgStore) -> Result<()> {
     // No truncation: giving back the empty tail of a drained table takes an ACCESS
-    // EXCLUSIVE lock that enqueues and claims would queue behind.
-    sqlx::query("VACUUM (SKIP_LOCKED, TRUNCATE false) plainjobs_jobrequest, plainjobs_jobprocess")
-        .execute(&store.pool)
-        .await?;
+    // EXCLUSIVE lock that enqueues and claims would queue behind. The simple protocol: one
+    // exchange, outside any transaction (VACUUM refuses a transaction block), which a
+    // transaction pooler passes as it is.
+    let mut conn = store.conn().await?;
+    sqlx::Executor::execute(
+        &mut conn.exec(),
+        "VACUUM (SKIP_LOCKED, TRUNCATE false) plainjobs_jobrequest, plainjobs_jobprocess",
+    )
+    .await?;
     Ok(())
 }

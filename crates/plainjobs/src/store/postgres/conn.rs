@@ -7,20 +7,44 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::requests::insert_requests;
+use super::{PgExec, Pooler};
 use crate::model::{JobProcess, JobRequest, JobResult, JobStatus};
 use crate::store::rows::{job_process, job_result, PROCESS_COLUMNS, RESULT_COLUMNS};
 use crate::store::{portable, Conn, NewRequest, StoreTx};
 use crate::Result;
 
-/// A connection (pooled, borrowed from the caller, or in a transaction) seen through [`Conn`].
-pub(crate) struct PgConn<C>(pub(crate) C);
+/// A connection (pooled, borrowed from the caller, or in a transaction) seen through [`Conn`],
+/// with the [`Pooler`] its statements go through.
+pub(crate) struct PgConn<C> {
+    conn: C,
+    pooler: Pooler,
+}
+
+impl<C: DerefMut<Target = PgConnection> + Send> PgConn<C> {
+    pub(crate) fn new(conn: C, pooler: Pooler) -> PgConn<C> {
+        PgConn { conn, pooler }
+    }
+
+    /// What its statements run on.
+    pub(crate) fn exec(&mut self) -> PgExec<'_> {
+        PgExec::new(&mut self.conn, self.pooler)
+    }
+}
+
+impl PgConn<Transaction<'static, Postgres>> {
+    /// Commits the transaction.
+    pub(crate) async fn commit(self) -> Result<()> {
+        self.conn.commit().await?;
+        Ok(())
+    }
+}
 
 #[async_trait::async_trait]
 impl<C: DerefMut<Target = PgConnection> + Send> Conn for PgConn<C> {
     async fn advisory_lock(&mut self, id: i64) -> Result<()> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(id)
-            .execute(&mut *self.0)
+            .execute(&mut self.exec())
             .await?;
         Ok(())
     }
@@ -31,7 +55,7 @@ impl<C: DerefMut<Target = PgConnection> + Send> Conn for PgConn<C> {
         key: &str,
         include_retries: bool,
     ) -> Result<i64> {
-        portable::count_requests(&mut *self.0, job_class, key, include_retries).await
+        portable::count_requests(&mut self.exec(), job_class, key, include_retries).await
     }
 
     async fn count_processes(
@@ -41,15 +65,15 @@ impl<C: DerefMut<Target = PgConnection> + Send> Conn for PgConn<C> {
         include_retries: bool,
         exclude: Option<Uuid>,
     ) -> Result<i64> {
-        portable::count_processes(&mut *self.0, job_class, key, include_retries, exclude).await
+        portable::count_processes(&mut self.exec(), job_class, key, include_retries, exclude).await
     }
 
     async fn count_results(&mut self, job_class: &str, key: &str) -> Result<i64> {
-        portable::count_results(&mut *self.0, job_class, key).await
+        portable::count_results(&mut self.exec(), job_class, key).await
     }
 
     async fn insert_requests(&mut self, rows: Vec<NewRequest>) -> Result<Vec<JobRequest>> {
-        insert_requests(&mut self.0, rows).await
+        insert_requests(&mut self.exec(), rows).await
     }
 }
 
@@ -64,7 +88,7 @@ impl StoreTx for PgConn<Transaction<'static, Postgres>> {
         let row = sqlx::query(&sql)
             .bind(process_uuid)
             .bind(worker_id)
-            .fetch_optional(&mut *self.0)
+            .fetch_optional(&mut self.exec())
             .await?;
         Ok(row.as_ref().map(job_process).transpose()?)
     }
@@ -100,7 +124,7 @@ impl StoreTx for PgConn<Transaction<'static, Postgres>> {
             .bind(&p.trace_id)
             .bind(&p.span_id)
             .bind(crate::model::new_uuid())
-            .fetch_one(&mut *self.0)
+            .fetch_one(&mut self.exec())
             .await?;
         Ok(job_result(&row)?)
     }
@@ -119,17 +143,16 @@ impl StoreTx for PgConn<Transaction<'static, Postgres>> {
         let row = sqlx::query(&sql)
             .bind(result_uuid)
             .bind(force)
-            .fetch_optional(&mut *self.0)
+            .fetch_optional(&mut self.exec())
             .await?;
         Ok(row.as_ref().map(job_result).transpose()?)
     }
 
     async fn link_retry(&mut self, result_uuid: Uuid, request_uuid: Uuid) -> Result<()> {
-        portable::link_retry(&mut *self.0, result_uuid, request_uuid).await
+        portable::link_retry(&mut self.exec(), result_uuid, request_uuid).await
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        self.0.commit().await?;
-        Ok(())
+        PgConn::commit(*self).await
     }
 }

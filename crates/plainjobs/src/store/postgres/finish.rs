@@ -20,7 +20,7 @@ pub(super) async fn finish_many(
             )
             .bind(worker_id)
             .bind(starts)
-            .execute(&store.pool)
+            .execute(&mut store.conn().await?.exec())
             .await?;
         }
         return Ok(Vec::new());
@@ -52,7 +52,7 @@ pub(super) async fn finish_many(
     .bind(errors)
     .bind(starts)
     .bind(new_uuids(items.len() as i64))
-    .fetch_all(&store.pool)
+    .fetch_all(&mut store.conn().await?.exec())
     .await?;
     Ok(rows)
 }

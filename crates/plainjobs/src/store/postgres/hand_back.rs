@@ -26,7 +26,7 @@ pub(super) async fn hand_back(store: &PgStore, worker_id: Uuid, uuids: &[Uuid]) 
     let done = sqlx::query(&sql)
         .bind(worker_id)
         .bind(uuids)
-        .execute(&store.pool)
+        .execute(&mut store.conn().await?.exec())
         .await?;
     Ok(done.rows_affected())
 }
@@ -43,7 +43,7 @@ pub(super) async fn hand_back_unaccounted(
     let done = sqlx::query(&sql)
         .bind(worker_id)
         .bind(accounted)
-        .execute(&store.pool)
+        .execute(&mut store.conn().await?.exec())
         .await?;
     Ok(done.rows_affected())
 }

@@ -1,6 +1,6 @@
 //! Wake-ups for inserted requests: `LISTEN` on a session of its own, filtered by schema.
 
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::postgres::PgListener;
 
 use super::PgStore;
 use crate::store::{Heard, Listener};
@@ -21,9 +21,9 @@ pub(crate) const CONTROL_NOTICE: &str = "SELECT pg_notify('plainjobs_control', n
 /// The schema our tables resolve to, as the trigger names it in each notification since
 /// schema version 5. Before it the payload was empty (3–4) or the queue's name (1–2): a
 /// database not migrated that far wakes the worker for every notification (None).
-async fn notification_schema(pool: &PgPool) -> Result<Option<String>> {
-    let mut conn = pool.acquire().await?;
-    let migrated = super::schema::recorded_version(&mut conn).await?;
+async fn notification_schema(store: &PgStore) -> Result<Option<String>> {
+    let mut conn = store.conn().await?;
+    let migrated = super::schema::recorded_version(&mut conn.exec()).await?;
     if migrated.is_none_or(|v| v < 5) {
         return Ok(None);
     }
@@ -31,7 +31,7 @@ async fn notification_schema(pool: &PgPool) -> Result<Option<String>> {
         "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.oid = to_regclass('plainjobs_jobrequest')",
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut conn.exec())
     .await?)
 }
 
@@ -71,9 +71,14 @@ impl Listener for InsertListener {
     }
 }
 
-/// See [`Store::listener`](crate::store::Store::listener).
+/// See [`Store::listener`](crate::store::Store::listener). None behind a transaction pooler:
+/// `LISTEN` belongs to a server session, which the pooler hands to other clients between our
+/// transactions (we would hear nothing, and the next client would get our notifications).
 pub(super) async fn listener(store: &PgStore) -> Result<Option<Box<dyn Listener>>> {
-    let schema = notification_schema(&store.pool).await?;
+    if store.behind_transaction_pooler() {
+        return Ok(None);
+    }
+    let schema = notification_schema(store).await?;
     let mut listener = PgListener::connect_with(&store.pool).await?;
     listener.listen_all([CHANNEL, CONTROL_CHANNEL]).await?;
     Ok(Some(Box::new(InsertListener { listener, schema })))

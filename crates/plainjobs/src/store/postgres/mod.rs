@@ -3,16 +3,22 @@
 //! `mod.rs` holds the store and its connections; each other file one concern: the claim
 //! (`claim.rs`), inserting requests (`requests.rs`), the result writer (`finish.rs`), handing
 //! jobs back (`hand_back.rs`), rescues (`rescue.rs`), wake-ups (`listen.rs`), the [`Conn`] and
-//! [`StoreTx`] on a connection (`conn.rs`), and how the code shared with SQLite runs here
-//! (`sql.rs`).
+//! [`StoreTx`] on a connection (`conn.rs`), how the code shared with SQLite runs here
+//! (`sql.rs`), and how every statement is sent, directly or behind a transaction pooler
+//! (`exec.rs`, `pooler.rs`).
+//!
+//! Every statement runs on a [`PgExec`] (`conn.exec()`), never on the pool or a bare
+//! connection: that is where the [`Pooler`] decides how it is sent.
 
 mod claim;
 mod conn;
 mod errors;
+mod exec;
 mod finish;
 mod hand_back;
 mod listen;
 mod paused;
+mod pooler;
 mod requests;
 mod rescue;
 pub(crate) mod schema;
@@ -31,6 +37,8 @@ use uuid::Uuid;
 
 pub(crate) use conn::PgConn;
 pub(crate) use errors::error_kind;
+pub(crate) use exec::PgExec;
+pub use pooler::{Pooler, UnknownPooler};
 
 use crate::model::{JobProcess, JobRequest, JobResult};
 use crate::store::sql::SqlBackend;
@@ -41,13 +49,15 @@ use crate::store::{
 };
 use crate::Result;
 
-/// The PostgreSQL store: a connection pool, and the claim's own sessions.
+/// The PostgreSQL store: a connection pool, what is in front of the server, and the claim's
+/// own sessions.
 pub(crate) struct PgStore {
     pool: PgPool,
+    pooler: Pooler,
     /// Sessions for the claim statement that keep one plan for it ([`claim::CLAIM_SESSION`]):
     /// planning the claim anew on every execution cost more server time (~0.35 ms) than
-    /// running it. Used only by workers with LISTEN on (session connections; never behind a
-    /// transaction-mode pooler, where session settings would reach other clients).
+    /// running it. Used only by workers with LISTEN on, and never behind a transaction pooler
+    /// (where session settings would reach other clients).
     ///
     /// Each is a connection taken out of `pool` for good (`detach`), so it was opened and set
     /// up exactly as the application's pool does it (its `after_connect`: a `search_path`, a
@@ -58,11 +68,27 @@ pub(crate) struct PgStore {
 }
 
 impl PgStore {
-    pub(crate) fn new(pool: PgPool) -> PgStore {
+    pub(crate) fn new(pool: PgPool, pooler: Pooler) -> PgStore {
         PgStore {
             pool,
+            pooler,
             claims: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A pooled connection in autocommit mode.
+    pub(crate) async fn conn(&self) -> Result<PgConn<PoolConnection<Postgres>>> {
+        Ok(PgConn::new(self.pool.acquire().await?, self.pooler))
+    }
+
+    /// A transaction.
+    pub(crate) async fn tx(&self) -> Result<PgConn<Transaction<'static, Postgres>>> {
+        Ok(PgConn::new(self.pool.begin().await?, self.pooler))
+    }
+
+    /// Whether a transaction pooler is in front of the server.
+    fn behind_transaction_pooler(&self) -> bool {
+        self.pooler == Pooler::Transaction
     }
 }
 
@@ -73,18 +99,22 @@ pub(super) fn new_uuids(n: i64) -> Vec<Uuid> {
 
 #[async_trait::async_trait]
 impl SqlBackend for PgStore {
-    type Db = Postgres;
-    type Conn = PgConnection;
+    type Pooled = PgConn<PoolConnection<Postgres>>;
+    type WriteTx = PgConn<Transaction<'static, Postgres>>;
 
     const CREATED_MINUTE: &'static str =
         "(floor(extract(epoch FROM created_at) / 60) * 60)::bigint";
 
-    async fn pooled(&self) -> Result<PoolConnection<Postgres>> {
-        Ok(self.pool.acquire().await?)
+    async fn pooled(&self) -> Result<Self::Pooled> {
+        self.conn().await
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
-        Ok(self.pool.begin().await?)
+    async fn begin_write(&self) -> Result<Self::WriteTx> {
+        self.tx().await
+    }
+
+    async fn commit(tx: Self::WriteTx) -> Result<()> {
+        tx.commit().await
     }
 
     const LOCK_ROWS: &'static str = " FOR UPDATE";
@@ -95,26 +125,25 @@ impl SqlBackend for PgStore {
 #[async_trait::async_trait]
 impl Store for PgStore {
     async fn migrate(&self) -> Result<Migrated> {
-        schema::migrate(self.pool.clone()).await
+        schema::migrate(self).await
     }
 
     async fn check_schema(&self) -> Result<SchemaReport> {
-        schema::check(self.pool.clone()).await
+        schema::check(self).await
     }
 
     async fn now(&self) -> Result<DateTime<Utc>> {
         Ok(sqlx::query_scalar("SELECT now()")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut self.conn().await?.exec())
             .await?)
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {
-        Ok(Box::new(PgConn(self.pool.begin().await?)))
+        Ok(Box::new(self.tx().await?))
     }
 
     async fn autocommit(&self) -> Result<Box<dyn Conn + '_>> {
-        let conn: PoolConnection<Postgres> = self.pool.acquire().await?;
-        Ok(Box::new(PgConn(conn)))
+        Ok(Box::new(self.conn().await?))
     }
 
     async fn heartbeat(&self, hb: &NewHeartbeat) -> Result<bool> {
@@ -128,7 +157,7 @@ impl Store for PgStore {
         .bind(&hb.hostname)
         .bind(hb.pid)
         .bind(serde_json::json!(hb.queues))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut self.conn().await?.exec())
         .await?;
         Ok(inserted)
     }

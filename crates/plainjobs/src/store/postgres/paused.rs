@@ -8,10 +8,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use sqlx::PgConnection;
 
 use super::listen::CONTROL_NOTICE;
-use super::PgStore;
+use super::{PgExec, PgStore};
 use crate::store::PausedQueue;
 use crate::Result;
 
@@ -20,41 +19,40 @@ const PAUSE_LOCK: i64 = 0x706c_6a6f_6273_7061;
 
 /// Pauses `queue`; false when it already was.
 pub(super) async fn pause(store: &PgStore, queue: &str, by: &str) -> Result<bool> {
-    let mut tx = store.pool.begin().await?;
-    let mut paused = locked_read(&mut tx).await?;
+    let mut tx = store.tx().await?;
+    let mut paused = locked_read(&mut tx.exec()).await?;
     if paused.contains_key(queue) {
         return Ok(false);
     }
     let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx.exec())
         .await?;
     let entry = serde_json::json!({"paused_at": now.to_rfc3339(), "paused_by": by});
     paused.insert(queue.to_string(), entry);
-    write(&mut tx, &paused).await?;
+    write(&mut tx.exec(), &paused).await?;
     tx.commit().await?;
     Ok(true)
 }
 
 /// Resumes `queue`; false when it was not paused.
 pub(super) async fn resume(store: &PgStore, queue: &str) -> Result<bool> {
-    let mut tx = store.pool.begin().await?;
-    let mut paused = locked_read(&mut tx).await?;
+    let mut tx = store.tx().await?;
+    let mut paused = locked_read(&mut tx.exec()).await?;
     if paused.remove(queue).is_none() {
         return Ok(false);
     }
-    write(&mut tx, &paused).await?;
+    write(&mut tx.exec(), &paused).await?;
     tx.commit().await?;
     Ok(true)
 }
 
 /// Every paused queue, by name.
 pub(super) async fn paused_queues(store: &PgStore) -> Result<Vec<PausedQueue>> {
-    let mut conn = store.pool.acquire().await?;
-    let value = read(&mut conn).await?;
+    let value = read(&mut store.conn().await?.exec()).await?;
     Ok(decode(&value))
 }
 
-async fn locked_read(conn: &mut PgConnection) -> Result<Map<String, Value>> {
+async fn locked_read(conn: &mut PgExec<'_>) -> Result<Map<String, Value>> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(PAUSE_LOCK)
         .execute(&mut *conn)
@@ -62,7 +60,7 @@ async fn locked_read(conn: &mut PgConnection) -> Result<Map<String, Value>> {
     Ok(read(conn).await?.into_iter().collect())
 }
 
-async fn read(conn: &mut PgConnection) -> Result<Map<String, Value>> {
+async fn read(conn: &mut PgExec<'_>) -> Result<Map<String, Value>> {
     let value: Value = sqlx::query_scalar("SELECT plainjobs_paused_queues()")
         .fetch_one(&mut *conn)
         .await?;
@@ -74,7 +72,7 @@ async fn read(conn: &mut PgConnection) -> Result<Map<String, Value>> {
 
 /// Replaces the function with one returning `paused`, and tells the workers. The definition is
 /// quoted by the server (`format('%L')`), so no queue name can break out of it.
-async fn write(conn: &mut PgConnection, paused: &Map<String, Value>) -> Result<()> {
+async fn write(conn: &mut PgExec<'_>, paused: &Map<String, Value>) -> Result<()> {
     let json = Value::Object(paused.clone()).to_string();
     let ddl: String = sqlx::query_scalar(
         "SELECT format('CREATE OR REPLACE FUNCTION plainjobs_paused_queues() RETURNS jsonb LANGUAGE sql AS %L',

@@ -4,10 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::Row;
 use uuid::Uuid;
 
-use super::PgStore;
+use super::{PgExec, PgStore};
 use crate::model::{JobProcess, JobRequest};
 use crate::store::rows::{job_process, PROCESS_COLUMNS};
 use crate::store::sql::micros;
@@ -25,7 +25,7 @@ fn start_columns(start: Start) -> (Option<i64>, Option<DateTime<Utc>>) {
 
 /// One request, with plain parameters: a single enqueue is the latency path, and a plain
 /// `VALUES` insert costs the server less to bind and run than `unnest` over arrays of one.
-async fn insert_request(conn: &mut PgConnection, r: NewRequest) -> Result<JobRequest> {
+async fn insert_request(conn: &mut PgExec<'_>, r: NewRequest) -> Result<JobRequest> {
     let uuid = r.uuid;
     let (delay_us, start_at) = start_columns(r.start);
     let row = sqlx::query(
@@ -127,7 +127,7 @@ impl<'a> Columns<'a> {
 /// Inserts requests, returning them in the order given: one with plain parameters, more
 /// through [`INSERT_MANY`].
 pub(super) async fn insert_requests(
-    conn: &mut PgConnection,
+    conn: &mut PgExec<'_>,
     mut rows: Vec<NewRequest>,
 ) -> Result<Vec<JobRequest>> {
     if rows.len() <= 1 {
@@ -225,7 +225,7 @@ pub(super) async fn insert_started(
     .bind(&req.trace_id)
     .bind(&req.span_id)
     .bind(worker_id)
-    .fetch_optional(&store.pool)
+    .fetch_optional(&mut store.conn().await?.exec())
     .await?;
     let Some(row) = row else { return Ok(None) };
     let process = job_process(&row)?;

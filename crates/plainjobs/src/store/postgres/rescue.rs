@@ -32,14 +32,14 @@ pub(super) async fn rescue_worker(
     worker_id: Uuid,
     timeout: Duration,
 ) -> Result<Option<Vec<JobResult>>> {
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.tx().await?;
     let hb = sqlx::query(
         "DELETE FROM plainjobs_workerheartbeat WHERE worker_id = $1 AND last_heartbeat_at < now() - $2 * interval '1 microsecond'
          RETURNING hostname, pid, last_heartbeat_at",
     )
     .bind(worker_id)
     .bind(micros(timeout))
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut tx.exec())
     .await?;
     let Some(hb) = hb else {
         return Ok(None);
@@ -55,7 +55,7 @@ pub(super) async fn rescue_worker(
     let rows = sqlx::query(&sql)
         .bind(worker_id)
         .bind(error)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx.exec())
         .await?;
     let results = decode_all(&rows, job_result)?;
     tx.commit().await?;
@@ -70,7 +70,7 @@ pub(super) async fn rescue_orphans(
     held: &[Uuid],
     began: &[Uuid],
 ) -> Result<Orphans> {
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.tx().await?;
     // Jobs that never began go back to the queue; those that began become LOST. Each statement
     // sees the rows committed when it starts, so the second one names what it takes rather
     // than taking "what is left": a never-begun row committed in between (a late claim) waits
@@ -84,7 +84,7 @@ pub(super) async fn rescue_orphans(
         .bind(worker_id)
         .bind(&accounted)
         .bind(micros(timeout))
-        .execute(&mut *tx)
+        .execute(&mut tx.exec())
         .await?
         .rows_affected();
     let sql = lost_results_sql(
@@ -102,7 +102,7 @@ pub(super) async fn rescue_orphans(
             "Lost: worker {worker_id} no longer ran this job (its bookkeeping was lost)"
         ))
         .bind(began)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx.exec())
         .await?;
     let lost = decode_all(&rows, job_result)?;
     tx.commit().await?;
@@ -119,7 +119,7 @@ pub(super) async fn rescue_unowned(store: &PgStore, timeout: Duration) -> Result
     let rows = sqlx::query(&sql)
         .bind(micros(timeout))
         .bind("Lost: its worker has no heartbeat row (it died without being rescued)")
-        .fetch_all(&store.pool)
+        .fetch_all(&mut store.conn().await?.exec())
         .await?;
     decode_all(&rows, job_result)
 }

@@ -1,12 +1,15 @@
 //! How PostgreSQL runs the code written once for both backends: rows decoded through
 //! [`DecodeRow`], [`Statement`]s bound with their arguments as PostgreSQL takes them.
 
+use std::ops::DerefMut;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row};
 use uuid::Uuid;
 
+use super::{PgConn, PgExec};
 use crate::store::rows::DecodeRow;
 use crate::store::sql::{micros, Arg, Dialect, SqlConn, Statement};
 
@@ -68,7 +71,7 @@ fn bind<'q>(sql: &'q str, statement: &'q Statement<'_>) -> PgQuery<'q> {
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
 #[async_trait::async_trait]
-impl SqlConn for PgConnection {
+impl SqlConn for PgExec<'_> {
     type Row = PgRow;
 
     async fn rows(&mut self, statement: &Statement<'_>) -> sqlx::Result<Vec<PgRow>> {
@@ -84,5 +87,22 @@ impl SqlConn for PgConnection {
     async fn run(&mut self, statement: &Statement<'_>) -> sqlx::Result<u64> {
         let sql = statement.sql(Dialect::Postgres);
         Ok(bind(&sql, statement).execute(self).await?.rows_affected())
+    }
+}
+
+#[async_trait::async_trait]
+impl<C: DerefMut<Target = PgConnection> + Send> SqlConn for PgConn<C> {
+    type Row = PgRow;
+
+    async fn rows(&mut self, statement: &Statement<'_>) -> sqlx::Result<Vec<PgRow>> {
+        self.exec().rows(statement).await
+    }
+
+    async fn row(&mut self, statement: &Statement<'_>) -> sqlx::Result<Option<PgRow>> {
+        self.exec().row(statement).await
+    }
+
+    async fn run(&mut self, statement: &Statement<'_>) -> sqlx::Result<u64> {
+        self.exec().run(statement).await
     }
 }

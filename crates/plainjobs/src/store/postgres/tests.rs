@@ -4,7 +4,9 @@
 use super::claim::claim_sql;
 use super::*;
 use crate::store::key_condition;
-use crate::testing::{test_jobs, Backend};
+use sqlx::Connection;
+
+use crate::testing::{test_jobs, Backend, FreshDb};
 
 /// The plan the claim sessions keep for a one-queue claim.
 async fn claim_plan(store: &PgStore) -> String {
@@ -36,7 +38,7 @@ async fn claim_plan(store: &PgStore) -> String {
 async fn the_claim_keeps_one_plan_on_the_claim_index() {
     let jobs = test_jobs(Backend::Postgres).await;
     let pool = jobs.pg_pool().expect("a PostgreSQL pool").clone();
-    let store = PgStore::new(pool.clone());
+    let store = PgStore::new(pool.clone(), Pooler::Session);
     for rows in [0, 5_000] {
         if rows > 0 {
             sqlx::query(
@@ -106,6 +108,91 @@ async fn the_claim_keeps_one_plan_on_the_claim_index() {
         .await
         .expect("show");
     assert_eq!(sync, "on", "the claim's setting ended with its transaction");
+}
+
+/// Behind a transaction pooler no session keeps the claim's settings: each claim's own
+/// transaction rules out the scans the claim sessions rule out, so its plan (made anew for each
+/// claim) is still the claim index in claim order; and the settings end with the transaction.
+#[tokio::test]
+async fn behind_a_transaction_pooler_each_claim_rules_its_own_plan() {
+    let db = FreshDb::create(Backend::Postgres).await;
+    let jobs = db.jobs().await;
+    let pool = jobs.pg_pool().expect("a PostgreSQL pool").clone();
+    let mut conn = pool.acquire().await.expect("a connection");
+    for rows in [0, 5_000] {
+        if rows > 0 {
+            sqlx::query(
+                "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key)
+                 SELECT now(), gen_random_uuid(), 'tests.Plan', '{\"args\": [], \"kwargs\": {}}', 0, '', 'default', 0, 0, ''
+                 FROM generate_series(1, $1) AS i",
+            )
+            .bind(rows)
+            .execute(&pool)
+            .await
+            .expect("fill");
+        }
+        sqlx::query("ANALYZE plainjobs_jobrequest")
+            .execute(&pool)
+            .await
+            .expect("analyze");
+        let mut tx = conn.begin_with(claim::begin_claim()).await.expect("begin");
+        sqlx::raw_sql(&format!(
+            "PREPARE claim_plan(uuid, text[], int8, int8, uuid[]) AS {}",
+            claim_sql(1, false, false)
+        ))
+        .execute(&mut *tx)
+        .await
+        .expect("prepare");
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN EXECUTE claim_plan(gen_random_uuid(), '{default}', 110, 10, '{}')",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .expect("explain");
+        tx.rollback().await.expect("rollback");
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("Index Scan using plainjobs_jobrequest_claim_excl"),
+            "{rows} rows: {plan}"
+        );
+        assert!(!plan.contains("Seq Scan"), "{rows} rows: {plan}");
+        assert!(!plan.contains("Bitmap"), "{rows} rows: {plan}");
+        assert!(!plan.contains("JIT"), "{rows} rows: {plan}");
+        let seqscan: String = sqlx::query_scalar("SHOW enable_seqscan")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("show");
+        assert_eq!(seqscan, "on", "the settings ended with the transaction");
+    }
+    drop(conn);
+
+    // A claim runs (no heartbeat: it takes nothing) and leaves no statement prepared by name
+    // on its session (one session: the store's only connection).
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .expect("a pool of one");
+    let store = PgStore::new(one, Pooler::Transaction);
+    let claimed = store
+        .claim(
+            crate::model::new_uuid(),
+            &["default".to_string()],
+            1,
+            0,
+            ClaimHow::default(),
+        )
+        .await
+        .expect("claim");
+    assert!(claimed.is_empty());
+    let mut conn = store.conn().await.expect("a connection");
+    let prepared: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_prepared_statements")
+        .fetch_one(&mut conn.exec())
+        .await
+        .expect("count");
+    assert_eq!(prepared, 0, "nothing prepared by name");
+    drop(conn);
+    db.remove().await;
 }
 
 /// The counts by key and the look-up of the next start time use indexes (plain.jobs' own on the

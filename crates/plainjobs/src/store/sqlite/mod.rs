@@ -37,7 +37,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, SqliteConnection, Transaction};
+use sqlx::{Sqlite, Transaction};
 use uuid::Uuid;
 
 pub(crate) use conn::SqliteConn;
@@ -152,8 +152,8 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl SqlBackend for SqliteStore {
-    type Db = Sqlite;
-    type Conn = SqliteConnection;
+    type Pooled = PoolConnection<Sqlite>;
+    type WriteTx = Transaction<'static, Sqlite>;
 
     const CREATED_MINUTE: &'static str = "(created_at / 60000000 * 60)";
 
@@ -163,6 +163,11 @@ impl SqlBackend for SqliteStore {
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         self.write_tx().await
+    }
+
+    async fn commit(tx: Transaction<'static, Sqlite>) -> Result<()> {
+        tx.commit().await?;
+        Ok(())
     }
 
     const LOCK_ROWS: &'static str = "";

@@ -5,8 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, SqliteConnection};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 use uuid::Uuid;
 
 use crate::store::rows::{decode_error, DecodeRow};
@@ -114,6 +115,29 @@ impl SqlConn for SqliteConnection {
         Ok(bind(&sql, statement).execute(self).await?.rows_affected())
     }
 }
+
+/// A pooled connection or a transaction runs statements on its connection.
+macro_rules! on_its_connection {
+    ($($holder:ty),*) => {$(
+        #[async_trait::async_trait]
+        impl SqlConn for $holder {
+            type Row = SqliteRow;
+
+            async fn rows(&mut self, statement: &Statement<'_>) -> sqlx::Result<Vec<SqliteRow>> {
+                (**self).rows(statement).await
+            }
+
+            async fn row(&mut self, statement: &Statement<'_>) -> sqlx::Result<Option<SqliteRow>> {
+                (**self).row(statement).await
+            }
+
+            async fn run(&mut self, statement: &Statement<'_>) -> sqlx::Result<u64> {
+                (**self).run(statement).await
+            }
+        }
+    )*};
+}
+on_its_connection!(PoolConnection<Sqlite>, Transaction<'static, Sqlite>);
 
 pub(super) fn placeholders(rows: usize, cols: usize) -> String {
     let one = format!("({})", vec!["?"; cols].join(", "));

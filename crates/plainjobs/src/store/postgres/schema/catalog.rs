@@ -3,9 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{PgConnection, Row};
+use sqlx::Row;
 
 use super::expected::TABLES;
+use crate::store::postgres::PgExec;
 use crate::Result;
 
 /// A column as the catalog shows it.
@@ -51,7 +52,7 @@ pub(crate) struct Catalog {
 /// `AFTER INSERT … FOR EACH STATEMENT`: `tgtype` 4 (INSERT, statement level, after).
 const AFTER_INSERT_PER_STATEMENT: i16 = 4;
 
-pub(crate) async fn read(conn: &mut PgConnection) -> Result<Catalog> {
+pub(crate) async fn read(conn: &mut PgExec<'_>) -> Result<Catalog> {
     let tables: Vec<String> = TABLES.iter().map(|t| t.to_string()).collect();
     let (present, reloptions) = read_tables(conn, &tables).await?;
     Ok(Catalog {
@@ -69,7 +70,7 @@ pub(crate) async fn read(conn: &mut PgConnection) -> Result<Catalog> {
 
 type Tables = (HashSet<String>, HashMap<String, Vec<String>>);
 
-async fn read_tables(conn: &mut PgConnection, tables: &[String]) -> Result<Tables> {
+async fn read_tables(conn: &mut PgExec<'_>, tables: &[String]) -> Result<Tables> {
     let rows = sqlx::query(
         "SELECT relname::text, reloptions FROM pg_class
          WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' AND relname = ANY($1)",
@@ -89,7 +90,7 @@ async fn read_tables(conn: &mut PgConnection, tables: &[String]) -> Result<Table
 }
 
 async fn read_columns(
-    conn: &mut PgConnection,
+    conn: &mut PgExec<'_>,
     tables: &[String],
 ) -> Result<HashMap<(String, String), ActualColumn>> {
     let rows = sqlx::query(
@@ -117,7 +118,7 @@ async fn read_columns(
 }
 
 async fn read_indexes(
-    conn: &mut PgConnection,
+    conn: &mut PgExec<'_>,
     tables: &[String],
 ) -> Result<HashMap<String, ActualObject>> {
     let rows = sqlx::query(
@@ -134,7 +135,7 @@ async fn read_indexes(
 }
 
 async fn read_constraints(
-    conn: &mut PgConnection,
+    conn: &mut PgExec<'_>,
     tables: &[String],
 ) -> Result<HashMap<String, ActualObject>> {
     let rows = sqlx::query(
@@ -163,7 +164,7 @@ fn objects(rows: Vec<sqlx::postgres::PgRow>) -> Result<HashMap<String, ActualObj
     Ok(out)
 }
 
-async fn read_trigger(conn: &mut PgConnection) -> Result<Option<ActualTrigger>> {
+async fn read_trigger(conn: &mut PgExec<'_>) -> Result<Option<ActualTrigger>> {
     let row = sqlx::query(
         "SELECT p.proname::text, p.prosrc, t.tgtype, t.tgenabled <> 'D'
          FROM pg_trigger t
@@ -184,7 +185,7 @@ async fn read_trigger(conn: &mut PgConnection) -> Result<Option<ActualTrigger>> 
     }))
 }
 
-async fn read_paused_function(conn: &mut PgConnection) -> Result<bool> {
+async fn read_paused_function(conn: &mut PgExec<'_>) -> Result<bool> {
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'plainjobs_paused_queues'
                         AND pronamespace = current_schema()::regnamespace)",
@@ -193,7 +194,7 @@ async fn read_paused_function(conn: &mut PgConnection) -> Result<bool> {
     .await?)
 }
 
-async fn read_plain_record(conn: &mut PgConnection) -> Result<bool> {
+async fn read_plain_record(conn: &mut PgExec<'_>) -> Result<bool> {
     let has_table: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_class WHERE relname = 'plainmigrations' AND relkind = 'r'
                         AND relnamespace = current_schema()::regnamespace)",
@@ -211,7 +212,7 @@ async fn read_plain_record(conn: &mut PgConnection) -> Result<bool> {
 }
 
 /// The schema version plainjobs recorded (None when it never migrated this schema).
-pub(crate) async fn read_version(conn: &mut PgConnection) -> Result<Option<i64>> {
+pub(crate) async fn read_version(conn: &mut PgExec<'_>) -> Result<Option<i64>> {
     let comment: Option<String> = sqlx::query_scalar(
         "SELECT obj_description(p.oid, 'pg_proc') FROM pg_proc p
          WHERE p.proname = 'plainjobs_notify_jobrequest' AND p.pronamespace = current_schema()::regnamespace",

@@ -8,13 +8,14 @@ mod catalog;
 mod drift;
 mod expected;
 
-use sqlx::{Connection, PgPool};
+use sqlx::Connection;
 
 pub(crate) use catalog::read_version as recorded_version;
 use drift::Drift;
 use expected::PLAIN_SCHEMA_LOCK;
 pub(crate) use expected::SCHEMA_VERSION;
 
+use super::{PgExec, PgStore};
 use crate::store::{Migrated, SchemaReport};
 use crate::{Error, Result};
 
@@ -24,16 +25,17 @@ const PASSES: usize = 3;
 
 /// Brings the current schema to the expected one, in one transaction per pass under plain's
 /// schema lock (so a Plain deploy never interleaves with it).
-pub(crate) async fn migrate(pool: PgPool) -> Result<Migrated> {
-    let mut conn = pool.acquire().await?;
+pub(crate) async fn migrate(store: &PgStore) -> Result<Migrated> {
+    let mut conn = store.pool.acquire().await?;
     let mut changes = Vec::new();
     for _ in 0..PASSES {
         let mut tx = conn.begin().await?;
+        let mut exec = PgExec::new(&mut tx, store.pooler);
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(PLAIN_SCHEMA_LOCK)
-            .execute(&mut *tx)
+            .execute(&mut exec)
             .await?;
-        let found = catalog::read(&mut tx).await?;
+        let found = catalog::read(&mut exec).await?;
         refuse_newer(found.version)?;
         let differences = drift::differences(&found);
         if differences.is_empty() {
@@ -45,7 +47,7 @@ pub(crate) async fn migrate(pool: PgPool) -> Result<Migrated> {
         }
         unfixable(&differences)?;
         for d in &differences {
-            apply(&mut tx, d).await?;
+            apply(&mut exec, d).await?;
             tracing::info!(change = %d.problem, "migrate: fixed");
             changes.push(d.problem.clone());
         }
@@ -57,9 +59,8 @@ pub(crate) async fn migrate(pool: PgPool) -> Result<Migrated> {
 }
 
 /// What differs from the expected schema, without changing anything.
-pub(crate) async fn check(pool: PgPool) -> Result<SchemaReport> {
-    let mut conn = pool.acquire().await?;
-    let found = catalog::read(&mut conn).await?;
+pub(crate) async fn check(store: &PgStore) -> Result<SchemaReport> {
+    let found = catalog::read(&mut store.conn().await?.exec()).await?;
     let problems = drift::differences(&found)
         .into_iter()
         .map(|d| d.problem)
@@ -105,7 +106,7 @@ fn unfixable(differences: &[Drift]) -> Result<()> {
     }
 }
 
-async fn apply(conn: &mut sqlx::PgConnection, d: &Drift) -> Result<()> {
+async fn apply(conn: &mut PgExec<'_>, d: &Drift) -> Result<()> {
     for statement in &d.fix {
         // The simple query protocol: a fix may be several statements (the tables).
         sqlx::Executor::execute(&mut *conn, statement.as_str())
