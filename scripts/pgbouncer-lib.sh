@@ -9,13 +9,18 @@ ensure_pgbouncer() {
   [ -x /usr/sbin/pgbouncer ] || apt_install pgbouncer
 }
 
-# A loopback port nothing listens on (connecting to it is refused).
+# A loopback port no socket uses, below Linux's range of ports for outgoing connections
+# (32768-60999): a port in that range can be bound by any client's connection, or held by one in
+# TIME-WAIT, and PgBouncer then cannot listen on it although connecting to it is refused.
 spare_port() {
   local port
-  for port in $(seq 46400 46499); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
+  for port in $(seq 26400 26499); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then continue; fi
+    if have ss && [ -n "$(ss -Htan "( sport = :$port )" 2>/dev/null)" ]; then continue; fi
+    echo "$port"
+    return 0
   done
-  echo "error: no spare port in 46400-46499" >&2
+  echo "error: no spare port in 26400-26499" >&2
   return 1
 }
 

@@ -671,6 +671,12 @@ async fn delayed_job_runs_when_due_without_polling(backend: Backend) {
 }
 
 async fn notify_wakes_an_idle_worker_for_rows_written_by_any_producer(backend: Backend) {
+    if backend == Backend::Postgres && plainjobs::testing::transaction_pooling() {
+        // Nothing to test: behind a transaction pooler only this process's own inserts wake
+        // its workers (no LISTEN); another producer's rows are found by polling.
+        eprintln!("skipped: no LISTEN behind a transaction-mode pooler");
+        return;
+    }
     let db = test_db_for(backend).await;
     let rec = Recorder::new();
     let mut cfg = fast_config();

@@ -40,7 +40,7 @@ pub const REFERENCE: &[SettingInfo] = &[
         "database_url",
         "PLAINJOBS_DATABASE_URL",
         "sqlite://plainjobs.sqlite3",
-        "postgres://USER:PASSWORD@HOST/DB or sqlite://FILE; DATABASE_URL is read when PLAINJOBS_DATABASE_URL is unset or empty",
+        "postgres://USER:PASSWORD@HOST/DB (add ?pooler=transaction behind a transaction-mode pooler such as PgBouncer) or sqlite://FILE; DATABASE_URL is read when PLAINJOBS_DATABASE_URL is unset or empty",
     ),
     info(
         "queues",
@@ -90,7 +90,7 @@ pub const REFERENCE: &[SettingInfo] = &[
         "listen",
         "PLAINJOBS_LISTEN",
         "true",
-        "wake workers with LISTEN/NOTIFY (PostgreSQL); false behind a transaction-mode pooler",
+        "wake workers with LISTEN/NOTIFY (PostgreSQL); behind a transaction-mode pooler (pooler=transaction in the URL) only this process's own inserts wake them",
     ),
     info(
         "timezone",

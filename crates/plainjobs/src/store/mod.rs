@@ -27,6 +27,7 @@ mod cancel;
 mod counts;
 pub(crate) mod errors;
 mod listing;
+mod local_wake;
 mod overview;
 mod portable;
 pub(crate) mod postgres;

@@ -126,7 +126,8 @@ pub(crate) struct Orphans {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ClaimHow {
     /// On the claim's own sessions, with its plan pinned (needs session connections: not
-    /// behind a transaction-mode pooler, where session settings would reach other clients).
+    /// behind a transaction-mode pooler, where session settings would reach other clients;
+    /// the store ignores it behind [`Pooler::Transaction`](crate::Pooler::Transaction)).
     /// PostgreSQL only.
     pub pinned_session: bool,
     /// Commit without waiting for the WAL flush (`WorkerConfig::asynchronous_claims`).

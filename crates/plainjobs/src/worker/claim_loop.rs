@@ -375,8 +375,9 @@ impl ClaimLoop {
         }
         let claiming = core.ledger.claiming().await;
         let how = ClaimHow {
-            // LISTEN needs session connections too: where it is off, a transaction-mode
-            // pooler may be in between, and session settings would reach other clients.
+            // LISTEN needs session connections too: where it is off, a transaction-mode pooler
+            // may be in between, and session settings would reach other clients (behind one
+            // said so, `Pooler::Transaction`, the store never pins a session).
             pinned_session: core.config.listen,
             async_commit: core.config.asynchronous_claims,
             job_classes: self.job_classes.clone(),

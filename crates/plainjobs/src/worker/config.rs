@@ -25,9 +25,12 @@ pub struct WorkerConfig {
     /// After a shutdown request, how long running jobs may take before they are cancelled
     /// (None: wait for them).
     pub shutdown_timeout: Option<Duration>,
-    /// Wake on `LISTEN/NOTIFY` (turn off behind a transaction-mode pooler; workers then poll).
-    /// With it on, claims also run on sessions of their own that keep one plan for the claim
-    /// (session settings need session connections, as LISTEN does).
+    /// Wake on `LISTEN/NOTIFY` (off: workers only poll). With it on, claims also run on
+    /// sessions of their own that keep one plan for the claim (session settings need session
+    /// connections, as LISTEN does). Behind a transaction-mode pooler
+    /// ([`Pooler::Transaction`](crate::Pooler::Transaction)) the store has neither: its workers
+    /// are woken only by their own process's inserts, and each claim sets its plan's settings
+    /// for its own transaction.
     pub listen: bool,
     /// Claims commit without waiting for their WAL to reach the disk (`synchronous_commit =
     /// off` for the claim's own transaction only; false by default). It takes a disk flush off

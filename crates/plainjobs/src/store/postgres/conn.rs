@@ -2,15 +2,16 @@
 //! transaction, or one of the store's.
 
 use std::ops::DerefMut;
+use std::sync::Arc;
 
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::requests::insert_requests;
 use super::{PgExec, Pooler};
 use crate::model::{JobProcess, JobRequest, JobResult, JobStatus};
 use crate::store::rows::{job_process, job_result, PROCESS_COLUMNS, RESULT_COLUMNS};
-use crate::store::{portable, Conn, NewRequest, StoreTx};
+use crate::store::{local_wake, portable, Conn, NewRequest, StoreTx};
 use crate::Result;
 
 /// A connection (pooled, borrowed from the caller, or in a transaction) seen through [`Conn`],
@@ -18,11 +19,27 @@ use crate::Result;
 pub(crate) struct PgConn<C> {
     conn: C,
     pooler: Pooler,
+    /// The tables' key for in-process wake-ups (see `PgStore::local`), on the store's own
+    /// connections behind a transaction pooler.
+    wake: Option<Arc<str>>,
+    /// Requests were inserted in this transaction: wake at its commit.
+    inserted: bool,
 }
 
 impl<C: DerefMut<Target = PgConnection> + Send> PgConn<C> {
     pub(crate) fn new(conn: C, pooler: Pooler) -> PgConn<C> {
-        PgConn { conn, pooler }
+        PgConn {
+            conn,
+            pooler,
+            wake: None,
+            inserted: false,
+        }
+    }
+
+    /// The same, waking this process's workers of the tables `key` once the requests it
+    /// inserts are committed.
+    pub(super) fn waking(self, key: Option<Arc<str>>) -> PgConn<C> {
+        PgConn { wake: key, ..self }
     }
 
     /// What its statements run on.
@@ -35,6 +52,9 @@ impl PgConn<Transaction<'static, Postgres>> {
     /// Commits the transaction.
     pub(crate) async fn commit(self) -> Result<()> {
         self.conn.commit().await?;
+        if let (true, Some(key)) = (self.inserted, &self.wake) {
+            local_wake::wake(Some(key));
+        }
         Ok(())
     }
 }
@@ -73,7 +93,16 @@ impl<C: DerefMut<Target = PgConnection> + Send> Conn for PgConn<C> {
     }
 
     async fn insert_requests(&mut self, rows: Vec<NewRequest>) -> Result<Vec<JobRequest>> {
-        insert_requests(&mut self.exec(), rows).await
+        let made = insert_requests(&mut self.exec(), rows).await?;
+        if let (false, Some(key)) = (made.is_empty(), &self.wake) {
+            // Alone, the insert committed in its own transaction; else at the commit.
+            if self.conn.is_in_transaction() {
+                self.inserted = true;
+            } else {
+                local_wake::wake(Some(key));
+            }
+        }
+        Ok(made)
     }
 }
 

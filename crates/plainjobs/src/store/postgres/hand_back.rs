@@ -28,6 +28,9 @@ pub(super) async fn hand_back(store: &PgStore, worker_id: Uuid, uuids: &[Uuid]) 
         .bind(uuids)
         .execute(&mut store.conn().await?.exec())
         .await?;
+    if done.rows_affected() > 0 {
+        store.wake_local();
+    }
     Ok(done.rows_affected())
 }
 
@@ -45,5 +48,8 @@ pub(super) async fn hand_back_unaccounted(
         .bind(accounted)
         .execute(&mut store.conn().await?.exec())
         .await?;
+    if done.rows_affected() > 0 {
+        store.wake_local();
+    }
     Ok(done.rows_affected())
 }

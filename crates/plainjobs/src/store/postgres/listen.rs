@@ -1,9 +1,12 @@
 //! Wake-ups for inserted requests: `LISTEN` on a session of its own, filtered by schema.
 
+use std::sync::Arc;
+
 use sqlx::postgres::PgListener;
+use tokio::sync::Notify;
 
 use super::PgStore;
-use crate::store::{Heard, Listener};
+use crate::store::{local_wake, Heard, Listener};
 use crate::Result;
 
 /// The channel the insert trigger notifies.
@@ -71,12 +74,28 @@ impl Listener for InsertListener {
     }
 }
 
-/// See [`Store::listener`](crate::store::Store::listener). None behind a transaction pooler:
-/// `LISTEN` belongs to a server session, which the pooler hands to other clients between our
+/// Behind a transaction pooler: what this process inserts into the same tables, at once
+/// (anything else is found by polling).
+struct LocalListener {
+    local: Arc<Notify>,
+}
+
+#[async_trait::async_trait]
+impl Listener for LocalListener {
+    async fn wait(&mut self) -> Result<Heard> {
+        self.local.notified().await;
+        Ok(Heard::Requests)
+    }
+}
+
+/// See [`Store::listener`](crate::store::Store::listener). No `LISTEN` behind a transaction
+/// pooler: it belongs to a server session, which the pooler hands to other clients between our
 /// transactions (we would hear nothing, and the next client would get our notifications).
+/// Only this process's own inserts wake the worker there.
 pub(super) async fn listener(store: &PgStore) -> Result<Option<Box<dyn Listener>>> {
-    if store.behind_transaction_pooler() {
-        return Ok(None);
+    if let Some(key) = &store.local {
+        let local = local_wake::waiter(key.clone());
+        return Ok(Some(Box::new(LocalListener { local })));
     }
     let schema = notification_schema(store).await?;
     let mut listener = PgListener::connect_with(&store.pool).await?;

@@ -26,7 +26,7 @@ mod sql;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -41,6 +41,7 @@ pub(crate) use exec::PgExec;
 pub use pooler::{Pooler, UnknownPooler};
 
 use crate::model::{JobProcess, JobRequest, JobResult};
+use crate::store::local_wake;
 use crate::store::sql::SqlBackend;
 use crate::store::{
     browse, cancel, portable, CancelTarget, CancelledRows, ClaimHow, Conn, Finish, Listener,
@@ -54,6 +55,11 @@ use crate::Result;
 pub(crate) struct PgStore {
     pool: PgPool,
     pooler: Pooler,
+    /// Behind a transaction pooler, the key of these tables for in-process wake-ups
+    /// ([`local_wake`](crate::store::local_wake)): this process's workers of the same tables
+    /// wait on it, and what this process inserts there wakes them. None otherwise: LISTEN tells
+    /// them, whoever inserted.
+    local: Option<Arc<str>>,
     /// Sessions for the claim statement that keep one plan for it ([`claim::CLAIM_SESSION`]):
     /// planning the claim anew on every execution cost more server time (~0.35 ms) than
     /// running it. Used only by workers with LISTEN on, and never behind a transaction pooler
@@ -69,27 +75,56 @@ pub(crate) struct PgStore {
 
 impl PgStore {
     pub(crate) fn new(pool: PgPool, pooler: Pooler) -> PgStore {
+        let local = (pooler == Pooler::Transaction).then(|| tables_key(&pool));
         PgStore {
             pool,
             pooler,
+            local,
             claims: Mutex::new(Vec::new()),
         }
     }
 
     /// A pooled connection in autocommit mode.
     pub(crate) async fn conn(&self) -> Result<PgConn<PoolConnection<Postgres>>> {
-        Ok(PgConn::new(self.pool.acquire().await?, self.pooler))
+        let conn = PgConn::new(self.pool.acquire().await?, self.pooler);
+        Ok(conn.waking(self.local.clone()))
     }
 
     /// A transaction.
     pub(crate) async fn tx(&self) -> Result<PgConn<Transaction<'static, Postgres>>> {
-        Ok(PgConn::new(self.pool.begin().await?, self.pooler))
+        let tx = PgConn::new(self.pool.begin().await?, self.pooler);
+        Ok(tx.waking(self.local.clone()))
+    }
+
+    /// Wakes this process's workers of these tables after requests were put back (behind a
+    /// transaction pooler; elsewhere LISTEN does).
+    fn wake_local(&self) {
+        if let Some(key) = &self.local {
+            local_wake::wake(Some(key));
+        }
     }
 
     /// Whether a transaction pooler is in front of the server.
     fn behind_transaction_pooler(&self) -> bool {
         self.pooler == Pooler::Transaction
     }
+}
+
+/// What names the tables a pool reaches, for in-process wake-ups: the server, the database, the
+/// user and the options (a `search_path` set there selects other tables).
+fn tables_key(pool: &PgPool) -> Arc<str> {
+    let o = pool.connect_options();
+    let at = match o.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", o.get_host(), o.get_port()),
+    };
+    let key = format!(
+        "postgres://{}@{at}/{}?options={}",
+        o.get_username(),
+        o.get_database().unwrap_or_default(),
+        o.get_options().unwrap_or_default()
+    );
+    Arc::from(key)
 }
 
 /// `n` new row uuids, for statements that insert up to `n` rows.

@@ -106,6 +106,9 @@ pub(super) async fn rescue_orphans(
         .await?;
     let lost = decode_all(&rows, job_result)?;
     tx.commit().await?;
+    if handed_back > 0 {
+        store.wake_local();
+    }
     Ok(Orphans { handed_back, lost })
 }
 

@@ -1,39 +1,21 @@
 //! Wake-ups for inserted requests: at once for this process's inserts into the same database,
 //! and through `PRAGMA data_version` for other processes' commits.
 
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::Notify;
 
 use super::SqliteStore;
+use crate::store::local_wake;
 use crate::store::{Heard, Listener};
 use crate::Result;
 
-/// A worker of this process waiting for inserts into one database (its key).
-type Waiter = (Arc<str>, Weak<Notify>);
-
-/// In-process wake-ups: the SQLite workers of this process, each with the database it serves
-/// (a [`SqliteStore::db`] key), woken when requests are inserted into that database.
-fn local_waiters() -> &'static Mutex<Vec<Waiter>> {
-    static WAITERS: OnceLock<Mutex<Vec<Waiter>>> = OnceLock::new();
-    WAITERS.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-/// Wakes this process's workers of database `db` (all of them when it is not known: an insert
-/// in the application's own transaction).
+/// Wakes this process's workers of database `db`, a [`SqliteStore::db`] key (all of them when
+/// it is not known: an insert in the application's own transaction).
 pub(super) fn wake_local(db: Option<&str>) {
-    let mut waiters = local_waiters().lock().unwrap_or_else(|e| e.into_inner());
-    waiters.retain(|(key, w)| match w.upgrade() {
-        Some(n) => {
-            if db.is_none_or(|db| db == &**key) {
-                n.notify_one();
-            }
-            true
-        }
-        None => false,
-    });
+    local_wake::wake(db);
 }
 
 /// How often another process's commit is looked for.
@@ -85,11 +67,7 @@ impl Listener for InsertListener {
 
 /// See [`Store::listener`](crate::store::Store::listener).
 pub(super) async fn listener(store: &SqliteStore) -> Result<Option<Box<dyn Listener>>> {
-    let local = Arc::new(Notify::new());
-    local_waiters()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((store.db.clone(), Arc::downgrade(&local)));
+    let local = local_wake::waiter(store.db.clone());
     // Other processes' commits show up as a change of PRAGMA data_version on a connection
     // of our own; checking it reads shared memory only.
     let watch = match &store.watch {
