@@ -286,3 +286,21 @@ impl Jobs {
         self.store().check_schema().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `pooler` parameter is read before anything is sent: a value it does not know is
+    /// refused at once, naming it, with the password redacted.
+    #[tokio::test]
+    async fn an_unknown_pooler_is_refused_when_connecting() {
+        let err = Jobs::connect("postgres://app:secret@127.0.0.1:1/app?pooler=statement")
+            .await
+            .expect_err("refused");
+        let message = err.to_string();
+        assert!(matches!(err, Error::Connect { .. }), "{message}");
+        assert!(message.contains("pooler=\"statement\""), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+    }
+}

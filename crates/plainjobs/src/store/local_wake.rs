@@ -1,41 +1,58 @@
-//! In-process wake-ups: the workers of this process that wait for requests inserted into one
-//! database (a key naming it), woken when this process inserts there. What SQLite has instead
-//! of NOTIFY, and PostgreSQL behind a transaction pooler, where no worker can LISTEN.
+//! In-process wake-ups: the workers of this process that wait on one database (a key naming
+//! it), woken when this process inserts requests there, or cancels or pauses there. What SQLite
+//! has instead of NOTIFY, and PostgreSQL behind a transaction pooler, where no worker can
+//! LISTEN.
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use tokio::sync::Notify;
 
-/// A worker of this process waiting for inserts into one database (its key).
-type Waiter = (Arc<str>, Weak<Notify>);
+/// What a waiting worker is woken for.
+#[derive(Debug, Default)]
+pub(crate) struct Waiter {
+    /// Requests were inserted (or put back).
+    pub(crate) requests: Notify,
+    /// Jobs were cancelled, or a queue paused or resumed.
+    pub(crate) control: Notify,
+}
 
-fn waiters() -> &'static Mutex<Vec<Waiter>> {
-    static WAITERS: OnceLock<Mutex<Vec<Waiter>>> = OnceLock::new();
+fn waiters() -> &'static Mutex<Vec<(Arc<str>, Weak<Waiter>)>> {
+    static WAITERS: OnceLock<Mutex<Vec<(Arc<str>, Weak<Waiter>)>>> = OnceLock::new();
     WAITERS.get_or_init(|| Mutex::new(Vec::new()))
 }
 
-/// Registers a worker waiting for inserts into database `key`; it is woken through the
-/// returned [`Notify`] for as long as it keeps it.
-pub(crate) fn waiter(key: Arc<str>) -> Arc<Notify> {
-    let local = Arc::new(Notify::new());
+/// Registers a worker waiting on database `key`; it is woken through the returned [`Waiter`]
+/// for as long as it keeps it.
+pub(crate) fn waiter(key: Arc<str>) -> Arc<Waiter> {
+    let waiter = Arc::new(Waiter::default());
     waiters()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push((key, Arc::downgrade(&local)));
-    local
+        .push((key, Arc::downgrade(&waiter)));
+    waiter
 }
 
-/// Wakes this process's workers of database `key` (all of them when it is not known: an insert
-/// in the application's own transaction on SQLite).
-pub(crate) fn wake(key: Option<&str>) {
+/// Wakes the waiters of database `key` (all of them when it is not known: an insert in the
+/// application's own transaction on SQLite) through `which` of their [`Notify`]s.
+fn wake_with(key: Option<&str>, which: fn(&Waiter) -> &Notify) {
     let mut waiters = waiters().lock().unwrap_or_else(|e| e.into_inner());
     waiters.retain(|(k, w)| match w.upgrade() {
-        Some(n) => {
+        Some(waiter) => {
             if key.is_none_or(|key| key == &**k) {
-                n.notify_one();
+                which(&waiter).notify_one();
             }
             true
         }
         None => false,
     });
+}
+
+/// Requests were inserted into database `key` (None: a database this crate cannot name).
+pub(crate) fn wake(key: Option<&str>) {
+    wake_with(key, |w| &w.requests);
+}
+
+/// Jobs were cancelled, or a queue paused or resumed, in database `key`.
+pub(crate) fn wake_control(key: &str) {
+    wake_with(Some(key), |w| &w.control);
 }

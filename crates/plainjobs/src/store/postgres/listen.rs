@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
 
 use super::PgStore;
 use crate::store::{local_wake, Heard, Listener};
@@ -74,24 +73,26 @@ impl Listener for InsertListener {
     }
 }
 
-/// Behind a transaction pooler: what this process inserts into the same tables, at once
-/// (anything else is found by polling).
+/// Behind a transaction pooler: what this process does to the same tables (inserts, cancels,
+/// pauses), at once; anything else is found by polling.
 struct LocalListener {
-    local: Arc<Notify>,
+    local: Arc<local_wake::Waiter>,
 }
 
 #[async_trait::async_trait]
 impl Listener for LocalListener {
     async fn wait(&mut self) -> Result<Heard> {
-        self.local.notified().await;
-        Ok(Heard::Requests)
+        tokio::select! {
+            _ = self.local.requests.notified() => Ok(Heard::Requests),
+            _ = self.local.control.notified() => Ok(Heard::Control),
+        }
     }
 }
 
 /// See [`Store::listener`](crate::store::Store::listener). No `LISTEN` behind a transaction
 /// pooler: it belongs to a server session, which the pooler hands to other clients between our
 /// transactions (we would hear nothing, and the next client would get our notifications).
-/// Only this process's own inserts wake the worker there.
+/// Only what this process does wakes the worker there.
 pub(super) async fn listener(store: &PgStore) -> Result<Option<Box<dyn Listener>>> {
     if let Some(key) = &store.local {
         let local = local_wake::waiter(key.clone());

@@ -104,6 +104,15 @@ impl PgStore {
         }
     }
 
+    /// Tells this process's workers of these tables that jobs were cancelled or a queue
+    /// paused or resumed (behind a transaction pooler; elsewhere the NOTIFY sent in the same
+    /// transaction does).
+    fn wake_control(&self) {
+        if let Some(key) = &self.local {
+            local_wake::wake_control(key);
+        }
+    }
+
     /// Whether a transaction pooler is in front of the server.
     fn behind_transaction_pooler(&self) -> bool {
         self.pooler == Pooler::Transaction
@@ -302,7 +311,11 @@ impl Store for PgStore {
     }
 
     async fn cancel(&self, target: CancelTarget<'_>, reason: &str) -> Result<CancelledRows> {
-        cancel::cancel(self, target, reason).await
+        let cancelled = cancel::cancel(self, target, reason).await?;
+        if !cancelled.claimed.is_empty() {
+            self.wake_control();
+        }
+        Ok(cancelled)
     }
 
     async fn existing_processes(&self, uuids: &[Uuid]) -> Result<Vec<Uuid>> {
@@ -310,11 +323,19 @@ impl Store for PgStore {
     }
 
     async fn pause_queue(&self, queue: &str, by: &str) -> Result<bool> {
-        paused::pause(self, queue, by).await
+        let paused = paused::pause(self, queue, by).await?;
+        if paused {
+            self.wake_control();
+        }
+        Ok(paused)
     }
 
     async fn resume_queue(&self, queue: &str) -> Result<bool> {
-        paused::resume(self, queue).await
+        let resumed = paused::resume(self, queue).await?;
+        if resumed {
+            self.wake_control();
+        }
+        Ok(resumed)
     }
 
     async fn paused_queues(&self) -> Result<Vec<PausedQueue>> {

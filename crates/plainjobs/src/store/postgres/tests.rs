@@ -149,6 +149,11 @@ async fn behind_a_transaction_pooler_each_claim_rules_its_own_plan() {
         .fetch_all(&mut *tx)
         .await
         .expect("explain");
+        // A prepared statement outlives the transaction.
+        sqlx::raw_sql("DEALLOCATE claim_plan")
+            .execute(&mut *tx)
+            .await
+            .expect("deallocate");
         tx.rollback().await.expect("rollback");
         let plan = plan.join("\n");
         assert!(

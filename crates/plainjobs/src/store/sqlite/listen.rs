@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{Connection, SqliteConnection};
-use tokio::sync::Notify;
 
 use super::SqliteStore;
 use crate::store::local_wake;
@@ -24,7 +23,7 @@ const DATA_VERSION_EVERY: Duration = Duration::from_millis(50);
 /// Wakes for this process's inserts into the same database at once, and for other processes'
 /// commits through `PRAGMA data_version`.
 struct InsertListener {
-    local: Arc<Notify>,
+    local: Arc<local_wake::Waiter>,
     /// The connection `data_version` is read on (None for an in-memory database, or once it
     /// failed: in-process wake-ups and polling remain).
     watch: Option<SqliteConnection>,
@@ -38,11 +37,11 @@ impl Listener for InsertListener {
     async fn wait(&mut self) -> Result<Heard> {
         loop {
             let Some(conn) = self.watch.as_mut() else {
-                self.local.notified().await;
+                self.local.requests.notified().await;
                 return Ok(Heard::Requests);
             };
             tokio::select! {
-                _ = self.local.notified() => return Ok(Heard::Requests),
+                _ = self.local.requests.notified() => return Ok(Heard::Requests),
                 _ = tokio::time::sleep(DATA_VERSION_EVERY) => {}
             }
             match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
