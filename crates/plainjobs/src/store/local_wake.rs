@@ -16,8 +16,11 @@ pub(crate) struct Waiter {
     pub(crate) control: Notify,
 }
 
-fn waiters() -> &'static Mutex<Vec<(Arc<str>, Weak<Waiter>)>> {
-    static WAITERS: OnceLock<Mutex<Vec<(Arc<str>, Weak<Waiter>)>>> = OnceLock::new();
+/// A registered worker: the database it waits on, and its [`Waiter`] while it keeps it.
+type Registered = (Arc<str>, Weak<Waiter>);
+
+fn waiters() -> &'static Mutex<Vec<Registered>> {
+    static WAITERS: OnceLock<Mutex<Vec<Registered>>> = OnceLock::new();
     WAITERS.get_or_init(|| Mutex::new(Vec::new()))
 }
 
