@@ -9,10 +9,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 use crate::dispatch::{LocalDispatch, Reservation};
-use crate::telemetry::hooks::Metrics;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Migrated, NewRequest, SchemaReport, Store};
+use crate::telemetry::hooks::Metrics;
 use crate::{redact_url, Error, Result};
 
 /// A connection to the job tables: enqueue, inspect, retry. Cheap to clone.

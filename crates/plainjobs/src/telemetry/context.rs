@@ -5,7 +5,10 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState}
 
 /// The columns' text for `cx`: `("0x…32", "0x…16")`.
 pub fn format_context(cx: &SpanContext) -> (String, String) {
-    (format!("0x{}", cx.trace_id()), format!("0x{}", cx.span_id()))
+    (
+        format!("0x{}", cx.trace_id()),
+        format!("0x{}", cx.span_id()),
+    )
 }
 
 /// The context stored in a row, read as plain.jobs reads it (`int(text, 16)`: an optional

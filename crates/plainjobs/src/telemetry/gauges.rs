@@ -48,7 +48,9 @@ impl Gauges {
     }
 
     pub(crate) fn set_interval(&self, interval: Duration) {
-        let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ms = u64::try_from(interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.interval_ms.store(ms, Ordering::Relaxed);
     }
 

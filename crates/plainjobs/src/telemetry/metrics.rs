@@ -9,6 +9,7 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 
 use super::gauges::Gauges;
 use super::names::*;
+use super::pending::PendingSends;
 
 /// Bucket bounds, in seconds, for both duration histograms: the messaging conventions'
 /// advice (the SDK's default bounds, 0 to 10,000, are meant for milliseconds).
@@ -45,6 +46,7 @@ struct Instruments {
     operation: Histogram<f64>,
     queue_wait: Histogram<f64>,
     gauges: Arc<Gauges>,
+    pending: PendingSends,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -111,8 +113,13 @@ impl Metrics {
                     "Time a job spent waiting in the queue before a worker picked it up.",
                 ),
                 gauges,
+                pending: PendingSends::default(),
             }),
         }
+    }
+
+    pub(crate) fn pending(&self) -> &PendingSends {
+        &self.inner.pending
     }
 
     pub(crate) fn gauges(&self) -> &Arc<Gauges> {
@@ -161,6 +168,14 @@ impl Metrics {
             attrs.push(KeyValue::new(ERROR_TYPE, error_type.to_string()));
         }
         self.inner.operation.record(took.as_secs_f64(), &attrs);
+    }
+
+    /// Results written without a run to see them (LOST by a rescue, CANCELLED): counted by
+    /// their status, with no span.
+    pub(crate) fn results(&self, results: &[crate::model::JobResult]) {
+        for r in results {
+            self.consumed(&r.queue, &r.job_class, r.status.as_str(), None);
+        }
     }
 
     /// A result written: `status` as plain.jobs stores it (`SUCCESSFUL`, `LOST`…).

@@ -37,6 +37,8 @@ mod names;
 #[cfg(not(feature = "otel"))]
 mod off;
 #[cfg(feature = "otel")]
+pub(crate) mod pending;
+#[cfg(feature = "otel")]
 mod scrape;
 #[cfg(feature = "otel")]
 mod setup;

@@ -26,12 +26,23 @@ impl Metrics {
     pub(crate) fn processed(&self, _: &str, _: &str, _: Option<&str>, _: Duration) {
         match *self {}
     }
+    pub(crate) fn results(&self, _: &[crate::model::JobResult]) {
+        match *self {}
+    }
     pub(crate) fn consumed(&self, _: &str, _: &str, _: &str, _: Option<&str>) {
         match *self {}
     }
 }
 
-pub(crate) fn describe_send(_: &Span, _: &str, _: &str, _: &Location<'_>, _: Option<usize>) {}
+pub(crate) fn describe_send(
+    _: &Span,
+    _: &str,
+    _: &str,
+    _: uuid::Uuid,
+    _: Option<&Location<'_>>,
+    _: Option<usize>,
+) {
+}
 
 pub(crate) fn sampled_context(_: &Span) -> Option<(String, String)> {
     None

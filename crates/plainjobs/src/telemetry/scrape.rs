@@ -60,7 +60,10 @@ impl Telemetry {
     /// # Errors
     /// [`TelemetryError::Bind`] when the address cannot be bound;
     /// [`TelemetryError::Unsupported`] without a Prometheus registry.
-    pub async fn serve_prometheus(&self, addr: SocketAddr) -> Result<MetricsServer, TelemetryError> {
+    pub async fn serve_prometheus(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<MetricsServer, TelemetryError> {
         let Some(registry) = self.prometheus_registry() else {
             return Err(TelemetryError::Unsupported {
                 var: "metrics address",

@@ -58,8 +58,7 @@ fn wanted(exporter_var: &'static str, endpoint_var: &str) -> Result<Wanted, Tele
     if var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
         return Ok(Wanted::Off);
     }
-    let endpoint =
-        var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() || var(endpoint_var).is_some();
+    let endpoint = var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() || var(endpoint_var).is_some();
     match var(exporter_var).as_deref().map(str::trim) {
         None => Ok(if endpoint { Wanted::Otlp } else { Wanted::Off }),
         Some("none") => Ok(Wanted::Off),
@@ -160,7 +159,10 @@ impl Telemetry {
     /// [`TelemetryError::Otlp`] for an exporter that cannot be built.
     pub fn from_env() -> Result<Telemetry, TelemetryError> {
         let traces = wanted("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")?;
-        let metrics = wanted("OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")?;
+        let metrics = wanted(
+            "OTEL_METRICS_EXPORTER",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        )?;
         if traces == Wanted::Off && metrics == Wanted::Off {
             return Ok(Telemetry::none());
         }

@@ -20,7 +20,8 @@ pub(crate) fn describe_send(
     span: &Span,
     queue: &str,
     job_class: &str,
-    caller: &Location<'_>,
+    request_uuid: uuid::Uuid,
+    caller: Option<&Location<'_>>,
     batch: Option<usize>,
 ) {
     if span.is_disabled() {
@@ -31,12 +32,21 @@ pub(crate) fn describe_send(
     set(span, MESSAGING_OPERATION_TYPE, "send");
     set(span, MESSAGING_OPERATION_NAME, "send");
     set(span, MESSAGING_DESTINATION_NAME, queue.to_string());
-    set(span, CODE_FUNCTION_NAME, format!("{job_class}.run_in_worker"));
-    set(span, CODE_FILE_PATH, caller.file().to_string());
-    set(span, CODE_LINE_NUMBER, i64::from(caller.line()));
-    if let Some(count) = batch {
-        let count = i64::try_from(count).unwrap_or(i64::MAX);
-        set(span, "messaging.batch.message_count", count);
+    set(
+        span,
+        CODE_FUNCTION_NAME,
+        format!("{job_class}.run_in_worker"),
+    );
+    if let Some(caller) = caller {
+        set(span, CODE_FILE_PATH, caller.file().to_string());
+        set(span, CODE_LINE_NUMBER, i64::from(caller.line()));
+    }
+    match batch {
+        None => set(span, MESSAGING_MESSAGE_ID, request_uuid.to_string()),
+        Some(count) => {
+            let count = i64::try_from(count).unwrap_or(i64::MAX);
+            set(span, "messaging.batch.message_count", count);
+        }
     }
 }
 
@@ -64,7 +74,11 @@ pub(crate) fn describe_process(span: &Span, process: &JobProcess) {
     set(span, MESSAGING_DESTINATION_NAME, process.queue.clone());
     set(span, MESSAGING_CONSUMER_GROUP_NAME, process.queue.clone());
     set(span, MESSAGING_MESSAGE_ID, process.uuid.to_string());
-    set(span, CODE_FUNCTION_NAME, format!("{}.run", process.job_class));
+    set(
+        span,
+        CODE_FUNCTION_NAME,
+        format!("{}.run", process.job_class),
+    );
     set(span, JOB_REQUEST_UUID, process.job_request_uuid.to_string());
     set(span, RETRY_ATTEMPT, i64::from(process.retry_attempt));
     if let (Some(trace_id), Some(span_id)) = (&process.trace_id, &process.span_id) {
@@ -117,11 +131,7 @@ pub(crate) fn flag(span: &Span, key: &'static str) {
 /// heartbeat), as plain.jobs' `error_consumer_span`; `log` runs inside it so its lines carry
 /// the span's ids.
 pub(crate) fn error_span(name: &'static str, error: &crate::Error, log: impl FnOnce()) {
-    let span = tracing::error_span!(
-        "worker error",
-        otel.name = name,
-        otel.kind = "consumer",
-    );
+    let span = tracing::error_span!("worker error", otel.name = name, otel.kind = "consumer",);
     let text = error.to_string();
     record_error(&span, error_type_of(error), &text);
     span.in_scope(log);

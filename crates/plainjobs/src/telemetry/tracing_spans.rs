@@ -31,4 +31,3 @@ pub(crate) fn process_span(process: &JobProcess) -> Span {
         span_id = tracing::field::Empty,
     )
 }
-
