@@ -189,6 +189,12 @@ impl Jobs {
         self
     }
 
+    /// This handle with `metrics` (or none).
+    pub(crate) fn recording(mut self, metrics: Option<Metrics>) -> Jobs {
+        self.metrics = metrics;
+        self
+    }
+
     /// The metrics to record on, when any.
     pub(crate) fn metrics(&self) -> Option<&Metrics> {
         self.metrics.as_ref()

@@ -145,8 +145,3 @@ pub(crate) fn error_type_of(error: &crate::Error) -> &'static str {
 fn set(span: &Span, key: &'static str, value: impl Into<Value>) {
     span.set_attribute(key, value);
 }
-
-/// For callers that name a span only when it is wanted.
-pub(crate) fn wanted(span: &Span) -> bool {
-    !span.is_disabled()
-}
