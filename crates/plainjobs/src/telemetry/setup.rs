@@ -232,7 +232,13 @@ impl Telemetry {
         S: Subscriber + for<'span> LookupSpan<'span>,
     {
         let tracer = self.traces.as_ref()?.tracer(SCOPE);
-        Some(tracing_opentelemetry::layer().with_tracer(tracer))
+        // No `code.*` location of the layer's own: it would name plainjobs' span macros where
+        // plain.jobs' attributes name the enqueue's caller.
+        Some(
+            tracing_opentelemetry::layer()
+                .with_location(false)
+                .with_tracer(tracer),
+        )
     }
 
     /// The tracer provider, when traces are on.
