@@ -15,7 +15,7 @@ pub fn format_context(cx: &SpanContext) -> (String, String) {
 /// `0x`, any case, surrounding blanks) into a remote, sampled context to link to. `None` when
 /// either part is not hex that fits, or is zero (an invalid context).
 pub fn parse_context(trace_id: &str, span_id: &str) -> Option<SpanContext> {
-    let trace = TraceId::from(u128::try_from(hex(trace_id, 32)?).ok()?);
+    let trace = TraceId::from(hex(trace_id, 32)?);
     let span = SpanId::from(u64::try_from(hex(span_id, 16)?).ok()?);
     let cx = SpanContext::new(trace, span, TraceFlags::SAMPLED, true, TraceState::NONE);
     cx.is_valid().then_some(cx)
