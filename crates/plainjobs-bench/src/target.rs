@@ -153,8 +153,13 @@ impl Target {
         Ok(())
     }
 
-    /// A `Jobs` handle with a pool of `max_connections`.
+    /// A `Jobs` handle with a pool of `max_connections` (recording telemetry when asked).
     pub async fn connect(&self, max_connections: u32) -> anyhow::Result<Jobs> {
+        let jobs = self.connect_plain(max_connections).await?;
+        Ok(crate::telemetry::observed(jobs))
+    }
+
+    async fn connect_plain(&self, max_connections: u32) -> anyhow::Result<Jobs> {
         Jobs::connect_with(
             &self.jobs_url(),
             ConnectOptions {
