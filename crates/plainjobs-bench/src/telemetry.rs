@@ -24,7 +24,11 @@ pub fn observed(jobs: Jobs) -> Jobs {
             .try_init();
         eprintln!(
             "telemetry on: metrics (Prometheus reader){}",
-            if telemetry.tracer_provider().is_some() { ", spans by OTLP" } else { "" }
+            if telemetry.tracer_provider().is_some() {
+                ", spans by OTLP"
+            } else {
+                ""
+            }
         );
         Some(telemetry)
     });

@@ -58,7 +58,10 @@ fn start_prometheus(target: SocketAddr) -> Prometheus {
     let addr = free_port();
     let child = Command::new(&bin)
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address={addr}"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("prometheus.log")).expect("log"))
@@ -74,7 +77,9 @@ fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
     let mut reply = String::new();
     stream.read_to_string(&mut reply).ok()?;
-    reply.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+    reply
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
 }
 
 fn encode(query: &str) -> String {
@@ -89,7 +94,10 @@ fn encode(query: &str) -> String {
 
 /// The value of an instant query that returns one sample, as Prometheus answers it.
 fn query(prometheus: &Prometheus, promql: &str) -> Option<f64> {
-    let body = http_get(prometheus.addr, &format!("/api/v1/query?query={}", encode(promql)))?;
+    let body = http_get(
+        prometheus.addr,
+        &format!("/api/v1/query?query={}", encode(promql)),
+    )?;
     let json: serde_json::Value = serde_json::from_str(&body).ok()?;
     let value = json["data"]["result"].get(0)?["value"][1].as_str()?;
     value.parse().ok()
@@ -98,7 +106,9 @@ fn query(prometheus: &Prometheus, promql: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_a_worker_and_answers_with_its_counters_and_depth() {
     let db = test_db_for(Backend::Postgres).await;
-    let telemetry = Telemetry::none().with_prometheus().expect("prometheus reader");
+    let telemetry = Telemetry::none()
+        .with_prometheus()
+        .expect("prometheus reader");
     let scrape = telemetry
         .serve_prometheus("127.0.0.1:0".parse().unwrap())
         .await
@@ -134,7 +144,10 @@ async fn prometheus_scrapes_a_worker_and_answers_with_its_counters_and_depth() {
         "the five jobs of `work` ran"
     );
     let own = http_get(scrape.local_addr(), "/metrics").expect("our endpoint answers");
-    assert!(own.contains("messaging_client_consumed_messages_total"), "{own}");
+    assert!(
+        own.contains("messaging_client_consumed_messages_total"),
+        "{own}"
+    );
 
     let prometheus = start_prometheus(scrape.local_addr());
     let consumed = r#"sum(messaging_client_consumed_messages_total{plain_jobs_outcome="successful",messaging_destination_name="work"})"#;
