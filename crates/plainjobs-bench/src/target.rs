@@ -210,7 +210,6 @@ fn is_loopback(url: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
-
 /// The file beside a SQLite database that says the benchmark made it.
 fn marker(path: &str) -> String {
     format!("{path}.bench")
