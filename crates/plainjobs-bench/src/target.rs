@@ -160,8 +160,13 @@ impl Target {
         Ok(())
     }
 
-    /// A `Jobs` handle with a pool of `max_connections`.
+    /// A `Jobs` handle with a pool of `max_connections` (recording telemetry when asked).
     pub async fn connect(&self, max_connections: u32) -> anyhow::Result<Jobs> {
+        let jobs = self.connect_plain(max_connections).await?;
+        Ok(crate::telemetry::observed(jobs))
+    }
+
+    async fn connect_plain(&self, max_connections: u32) -> anyhow::Result<Jobs> {
         Jobs::connect_with(
             &self.jobs_url(),
             ConnectOptions {
@@ -205,19 +210,6 @@ fn is_loopback(url: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_loopback_urls_pass() {
-        assert!(is_loopback("postgres://postgres@127.0.0.1:5432/bench"));
-        assert!(is_loopback("postgres://u:p@localhost/bench?x=1"));
-        assert!(!is_loopback("postgres://postgres@10.0.0.1:5432/bench"));
-        assert!(!is_loopback("postgres://db.example:5432/bench"));
-    }
-}
-
 /// The file beside a SQLite database that says the benchmark made it.
 fn marker(path: &str) -> String {
     format!("{path}.bench")
@@ -234,4 +226,17 @@ fn check_ours(path: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_urls_pass() {
+        assert!(is_loopback("postgres://postgres@127.0.0.1:5432/bench"));
+        assert!(is_loopback("postgres://u:p@localhost/bench?x=1"));
+        assert!(!is_loopback("postgres://postgres@10.0.0.1:5432/bench"));
+        assert!(!is_loopback("postgres://db.example:5432/bench"));
+    }
 }

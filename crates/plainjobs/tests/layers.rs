@@ -16,6 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "schedule/cron.rs",
         ],
     ),
+    ("telemetry", &["telemetry/"]),
     ("store", &["store/"]),
     ("handle", &["jobs.rs", "dispatch.rs"]),
     (
@@ -50,6 +51,7 @@ const ROOT: &[(&str, &str)] = &[
     ("params", "leaves"),
     ("settings", "leaves"),
     ("cron", "leaves"),
+    ("telemetry", "telemetry"),
     ("store", "store"),
     ("QueueStats", "store"),
     ("Purged", "store"),
