@@ -46,6 +46,7 @@ mod server;
 mod shapes;
 mod table;
 mod target;
+mod telemetry;
 mod waits;
 mod worker_cmd;
 mod worker_setup;

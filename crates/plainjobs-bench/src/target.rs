@@ -7,7 +7,8 @@ use plainjobs::{ConnectOptions, Jobs};
 /// Where to run. Every subcommand takes these.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Target {
-    /// `postgres://…` on loopback, or `sqlite://FILE` (the file is recreated per phase).
+    /// `postgres://…` on loopback, or `sqlite://FILE` (the file is recreated per phase; an
+    /// existing file is refused unless an earlier run made it, as its `FILE.bench` says).
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -132,9 +133,15 @@ impl Target {
         match self.backend() {
             Backend::Sqlite => {
                 let path = self.sqlite_path().unwrap_or_default();
+                check_ours(path)?;
                 for suffix in ["", "-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{path}{suffix}"));
                 }
+                std::fs::write(
+                    marker(path),
+                    "made by plainjobs-bench, which recreates it\n",
+                )
+                .with_context(|| format!("writing {}", marker(path)))?;
             }
             Backend::Postgres => {
                 let mut probe = crate::server::connect(&self.jobs_url()).await?;
@@ -153,8 +160,13 @@ impl Target {
         Ok(())
     }
 
-    /// A `Jobs` handle with a pool of `max_connections`.
+    /// A `Jobs` handle with a pool of `max_connections` (recording telemetry when asked).
     pub async fn connect(&self, max_connections: u32) -> anyhow::Result<Jobs> {
+        let jobs = self.connect_plain(max_connections).await?;
+        Ok(crate::telemetry::observed(jobs))
+    }
+
+    async fn connect_plain(&self, max_connections: u32) -> anyhow::Result<Jobs> {
         Jobs::connect_with(
             &self.jobs_url(),
             ConnectOptions {
@@ -196,6 +208,24 @@ fn is_loopback(url: &str) -> bool {
         .map(|hp| hp.rsplit_once(':').map_or(hp, |(h, _)| h))
         .unwrap_or_default();
     matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// The file beside a SQLite database that says the benchmark made it.
+fn marker(path: &str) -> String {
+    format!("{path}.bench")
+}
+
+/// Refuses to delete a SQLite file the benchmark did not make (an application's own queue).
+fn check_ours(path: &str) -> anyhow::Result<()> {
+    let exists = std::path::Path::new(path).exists();
+    if exists && !std::path::Path::new(&marker(path)).exists() {
+        bail!(
+            "refusing to recreate {path}: the benchmark deletes its database before each phase, \
+             and this file was not made by it (no {}); give --database-url a new file",
+            marker(path)
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 use std::io::IsTerminal;
 
 use clap::{Args, ValueEnum};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -43,29 +45,39 @@ fn filter_for(level: &str) -> Result<EnvFilter, String> {
         .map_err(|e| format!("--log-level {level:?} is not a level or filter: {e}"))
 }
 
-/// Installs the subscriber. A log line that cannot be written is dropped: with stderr a pipe
-/// whose reader went away (a dead `| tee`, a restarting log shipper) the worker carries on.
-/// (The subscriber's own report of a failed write would go to that same stderr with
+/// Installs the subscriber: the log lines, filtered by `--log-level`/`RUST_LOG`, and, when
+/// `otel` is given (OpenTelemetry traces are on), the layer that exports spans at `info` and
+/// above whatever the log level. A log line that cannot be written is dropped: with stderr a
+/// pipe whose reader went away (a dead `| tee`, a restarting log shipper) the worker carries
+/// on. (The subscriber's own report of a failed write would go to that same stderr with
 /// `eprintln!`, whose panic would kill whichever task was logging.)
-pub fn init(args: &LogArgs, default_level: &str) -> Result<(), String> {
+pub fn init<L>(args: &LogArgs, default_level: &str, otel: Option<L>) -> Result<(), String>
+where
+    L: Layer<Registry> + Send + Sync + 'static,
+{
     let filter = match &args.log_level {
         Some(level) => filter_for(level)?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .log_internal_errors(false);
-    let _ = match args.log_format {
-        LogFormat::Text => builder
+    let lines = match args.log_format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .log_internal_errors(false)
             .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
-        LogFormat::Json => builder
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .log_internal_errors(false)
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
+            .boxed(),
     };
+    let otel = otel.map(|layer| layer.with_filter(EnvFilter::new("info")));
+    let _ = tracing_subscriber::registry()
+        .with(otel)
+        .with(lines.with_filter(filter))
+        .try_init();
     Ok(())
 }

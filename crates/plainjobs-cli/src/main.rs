@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use plainjobs::cli::{self, CliError, Command, GlobalArgs};
+use plainjobs::telemetry::Telemetry;
 use plainjobs::Registry;
 
 /// Background jobs in PostgreSQL (or an embedded SQLite file), compatible with plain.jobs.
@@ -86,12 +87,22 @@ async fn main() -> ExitCode {
     if json {
         logs.log_format = logging::LogFormat::Json;
     }
-    if let Err(e) = logging::init(&logs, default_level) {
+    // OTLP from the standard OTEL_* variables; with none set, nothing at all.
+    let telemetry = match Telemetry::from_env() {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            CliError::Usage(e.to_string()).print(json);
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = logging::init(&logs, default_level, telemetry.tracing_layer()) {
         CliError::Usage(e).print(json);
         return ExitCode::from(2);
     }
     let outcome = match cli.command {
-        Top::Jobs(command) => cli::run(cli.global, command, Registry::new()).await,
+        Top::Jobs(command) => {
+            cli::run_with_telemetry(cli.global, command, Registry::new(), telemetry).await
+        }
         Top::Demo(args) => demo::run(cli.global, args).await,
         Top::Completions { shell } => {
             clap_complete::generate(

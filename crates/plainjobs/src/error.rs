@@ -143,6 +143,29 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         self.db_kind().is_some_and(DbErrorKind::is_transient)
     }
+
+    /// The variant's name, as `plainjobs::Error::Database`: what telemetry records as
+    /// `error.type` (a short, stable identifier, as the conventions ask).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Error::Connect { .. } => "plainjobs::Error::Connect",
+            Error::UnsupportedUrl(_) => "plainjobs::Error::UnsupportedUrl",
+            Error::NoDatabase(_) => "plainjobs::Error::NoDatabase",
+            Error::Database { .. } => "plainjobs::Error::Database",
+            Error::Migration { .. } => "plainjobs::Error::Migration",
+            Error::SchemaTooNew { .. } => "plainjobs::Error::SchemaTooNew",
+            Error::NotMigrated => "plainjobs::Error::NotMigrated",
+            Error::SchemaUnfixable { .. } => "plainjobs::Error::SchemaUnfixable",
+            Error::SchemaChange { .. } => "plainjobs::Error::SchemaChange",
+            Error::InvalidInput { .. } => "plainjobs::Error::InvalidInput",
+            Error::Params(_) => "plainjobs::Error::Params",
+            Error::UnknownJob(_) => "plainjobs::Error::UnknownJob",
+            Error::ShouldEnqueue { .. } => "plainjobs::Error::ShouldEnqueue",
+            Error::Schedule { .. } => "plainjobs::Error::Schedule",
+            Error::ClaimFailures { .. } => "plainjobs::Error::ClaimFailures",
+            Error::WorkerTask(_) => "plainjobs::Error::WorkerTask",
+        }
+    }
 }
 
 /// What a database error means to the layers above the storage backend. Each backend maps its

@@ -12,6 +12,7 @@ use crate::dispatch::{LocalDispatch, Reservation};
 use crate::store::postgres::{PgStore, Pooler};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Migrated, NewRequest, SchemaReport, Store};
+use crate::telemetry::hooks::Metrics;
 use crate::{redact_url, Error, Result};
 
 /// A connection to the job tables: enqueue, inspect, retry. Cheap to clone.
@@ -26,6 +27,8 @@ use crate::{redact_url, Error, Result};
 #[derive(Clone)]
 pub struct Jobs {
     inner: Arc<Inner>,
+    /// plain.jobs' instruments, when given (`with_metrics`): `None` records nothing.
+    metrics: Option<Metrics>,
 }
 
 struct Inner {
@@ -139,6 +142,7 @@ impl Jobs {
                     sqlite: Some(pool),
                     local: Default::default(),
                 }),
+                metrics: None,
             });
         }
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -197,7 +201,38 @@ impl Jobs {
                 sqlite: None,
                 local: Default::default(),
             }),
+            metrics: None,
         }
+    }
+
+    /// This handle with plain.jobs' metrics (feature `otel`): what it enqueues, and what the
+    /// workers made from it run, is recorded on them, and those workers read the gauges. Set
+    /// it before making workers and clones: they carry the metrics of the handle they were
+    /// made from.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # async fn demo(provider: opentelemetry_sdk::metrics::SdkMeterProvider) -> plainjobs::Result<()> {
+    /// let jobs = plainjobs::Jobs::connect("sqlite://jobs.sqlite3")
+    ///     .await?
+    ///     .with_metrics(plainjobs::telemetry::Metrics::new(&provider));
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "otel")]
+    pub fn with_metrics(mut self, metrics: crate::telemetry::Metrics) -> Jobs {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// This handle with `metrics` (or none).
+    pub(crate) fn recording(mut self, metrics: Option<Metrics>) -> Jobs {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics to record on, when any.
+    pub(crate) fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_ref()
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
@@ -216,6 +251,7 @@ impl Jobs {
                 sqlite: self.inner.sqlite.clone(),
                 local: Default::default(),
             }),
+            metrics: self.metrics.clone(),
         }
     }
 

@@ -82,7 +82,7 @@
 #![warn(missing_docs)]
 
 // Layers, each using only those listed before it: leaves (error, model, params, settings,
-// schedule's cron) → store → jobs (the handle) and dispatch → job and registry → client →
+// schedule's cron) → telemetry → store → jobs (the handle) and dispatch → job and registry → client →
 // admin → worker → cli. docs/ARCHITECTURE.md has the picture.
 #[cfg(feature = "admin")]
 pub mod admin;
@@ -99,6 +99,10 @@ mod registry;
 pub mod schedule;
 pub mod settings;
 mod store;
+#[cfg(feature = "otel")]
+pub mod telemetry;
+#[cfg(not(feature = "otel"))]
+mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;

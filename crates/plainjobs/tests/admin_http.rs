@@ -5,12 +5,12 @@ mod admin_support;
 
 use std::time::Duration;
 
-use admin_support::{csrf_token, seed, Client, Seeded, XSS_ERROR, XSS_PARAM};
+use admin_support::{csrf_token, seed, Client, Hold, Seeded, XSS_ERROR, XSS_PARAM};
 use axum::http::StatusCode;
 use axum::Router;
 use plainjobs::admin::{Auth, Dashboard};
 use plainjobs::testing::{conformance, test_jobs, Backend};
-use plainjobs::{JobStatus, Jobs, RequestFilter, ResultFilter};
+use plainjobs::{JobStatus, Jobs, ProcessFilter, RequestFilter, ResultFilter, Worker};
 
 /// The dashboard of a seeded database, nested at `/admin`.
 async fn dashboard(
@@ -245,6 +245,123 @@ async fn delete_and_run_now(backend: Backend) {
     assert_eq!(left.len(), 3, "two seeded results and the cancelled one");
 }
 
+/// A queue paused and resumed from its requests page; the overview marks it paused.
+async fn pause_and_resume_a_queue(backend: Backend) {
+    let (jobs, _, mut client) = dashboard(backend, defaults).await;
+    let page = client.get("/admin/requests?queue=default").await;
+    assert!(page.body.contains("id=\"pause-queue\""), "{}", page.body);
+    let token = csrf_token(&page.body);
+    let queue_form = |token: &str| {
+        [
+            ("authenticity_token", token.to_string()),
+            ("queue", "default".to_string()),
+            ("back", "requests?queue=default".to_string()),
+        ]
+    };
+    let fields = queue_form(&token);
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let paused = client.post("/admin/actions/pause", &fields).await;
+    assert_eq!(paused.status, StatusCode::SEE_OTHER);
+    assert!(
+        paused.location().contains("queue+default+paused"),
+        "{}",
+        paused.location()
+    );
+    let now_paused = jobs.paused_queues().await.unwrap();
+    assert_eq!(now_paused.len(), 1);
+    assert_eq!(now_paused[0].queue, "default");
+    assert_eq!(now_paused[0].paused_by, "the dashboard");
+    let page = client.get("/admin/requests?queue=default").await;
+    assert!(page.body.contains("id=\"queue-paused\""), "{}", page.body);
+    assert!(page.body.contains("id=\"resume-queue\""));
+    let mut overview = String::new();
+    for _ in 0..40 {
+        overview = client.get("/admin").await.body;
+        if overview.contains("pill paused") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(overview.contains("pill paused"), "the overview marks it");
+    let resumed = client.post("/admin/actions/resume", &fields).await;
+    assert_eq!(resumed.status, StatusCode::SEE_OTHER);
+    assert!(jobs.paused_queues().await.unwrap().is_empty());
+    let no_queue = client
+        .post(
+            "/admin/actions/pause",
+            &[("authenticity_token", &token), ("queue", " ")],
+        )
+        .await;
+    assert_eq!(no_queue.status, StatusCode::BAD_REQUEST);
+    assert!(jobs.paused_queues().await.unwrap().is_empty());
+}
+
+/// A running job cancelled from the processes page is stopped by its worker at once.
+async fn cancel_a_running_job(backend: Backend) {
+    let (jobs, _, mut client) = dashboard(backend, defaults).await;
+    let worker = Worker::new(jobs.clone()).register::<Hold>().spawn();
+    let request = jobs.enqueue(Hold {}).await.unwrap().unwrap().uuid;
+    let mut running = None;
+    for _ in 0..200 {
+        let page = jobs
+            .processes_page(&ProcessFilter::default())
+            .await
+            .unwrap();
+        running = page.items.into_iter().find(|p| p.started_at.is_some());
+        if running.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let process = running.expect("the job runs").uuid.to_string();
+    let job_page = client.get(&format!("/admin/jobs/{process}")).await;
+    assert!(job_page.body.contains("id=\"cancel-running\""));
+    let page = client.get("/admin/processes").await;
+    assert!(
+        page.body
+            .contains(&format!("name=\"uuid\" value=\"{process}\"")),
+        "{}",
+        page.body
+    );
+    let token = csrf_token(&page.body);
+    let cancel = client
+        .post(
+            "/admin/actions/cancel",
+            &[
+                ("authenticity_token", &token),
+                ("uuid", &process),
+                ("back", "processes"),
+            ],
+        )
+        .await;
+    assert_eq!(cancel.status, StatusCode::SEE_OTHER);
+    assert!(
+        cancel.location().contains("1+cancelled"),
+        "{}",
+        cancel.location()
+    );
+    let cancelled = jobs
+        .results(&ResultFilter::new().status(JobStatus::Cancelled))
+        .await
+        .unwrap();
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0].job_request_uuid, request);
+    // The hour-long run was stopped: the worker stops without waiting for it.
+    tokio::time::timeout(Duration::from_secs(20), worker.stop())
+        .await
+        .expect("the cancelled run no longer holds the worker")
+        .unwrap();
+    let results = jobs.results(&ResultFilter::new()).await.unwrap();
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.job_request_uuid == request)
+            .count(),
+        1,
+        "no second result for the stopped run"
+    );
+}
+
 /// An action without the token, with a wrong one, or from another site changes nothing.
 async fn actions_need_a_csrf_token(backend: Backend) {
     let (jobs, seeded, mut client) = dashboard(backend, defaults).await;
@@ -367,6 +484,8 @@ conformance!(
     results_filter_and_search,
     retry_makes_a_new_request,
     delete_and_run_now,
+    pause_and_resume_a_queue,
+    cancel_a_running_job,
     actions_need_a_csrf_token,
     read_only_changes_nothing,
     a_job_is_its_whole_chain_and_escaped,

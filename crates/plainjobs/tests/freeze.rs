@@ -1,6 +1,7 @@
 //! A frozen worker (SIGSTOP past the heartbeat timeout, as a VM pause or a long stall would)
 //! never starts the jobs it had claimed ahead once it may have been declared dead: another
-//! worker has rescued them as LOST and retried them by then.
+//! worker has rescued them as LOST and retried them by then. And the job it was running when
+//! it froze is stopped when it wakes, rather than running on beside its retry.
 
 mod common;
 
@@ -15,11 +16,14 @@ use serde::{Deserialize, Serialize};
 
 const T: Duration = Duration::from_secs(30);
 
-/// Appends its process uuid to the run log when it starts, then sleeps.
+/// Appends its process uuid to the run log when it starts, then sleeps, or waits until the
+/// test releases it (a retry does neither), then appends `{uuid} end`.
 #[derive(Serialize, Deserialize)]
 struct Logged {
     id: u32,
     sleep_ms: u64,
+    #[serde(default)]
+    until_released: bool,
 }
 
 /// Where runs are logged: one line per run, written with one `write` call.
@@ -36,7 +40,13 @@ impl Job for Logged {
             .append(true)
             .open(&log.0)?;
         file.write_all(line.as_bytes())?;
-        tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
+        if ctx.process().retry_attempt == 0 {
+            tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
+            while self.until_released && !release_file(&log.0).exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        file.write_all(format!("{} end\n", ctx.process().uuid).as_bytes())?;
         Ok(Outcome::Success)
     }
 
@@ -72,6 +82,33 @@ fn run_log(db: &TestDb) -> PathBuf {
     dir.join(format!("{}.log", db.schema))
 }
 
+/// The file whose existence releases a job waiting `until_released`.
+fn release_file(log: &std::path::Path) -> PathBuf {
+    log.with_extension("release")
+}
+
+/// Process uuids whose run reached its end.
+fn ended_runs(log: &PathBuf) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_suffix(" end"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn start_child(db: &TestDb, log: &PathBuf) -> tokio::process::Child {
+    let exe = std::env::current_exe().expect("test binary path");
+    tokio::process::Command::new(exe)
+        .args(["frozen_child_worker", "--exact", "--ignored", "--nocapture"])
+        .env("TEST_CHILD_DATABASE_URL", &db.url)
+        .env("TEST_CHILD_RUN_LOG", log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start child worker")
+}
+
 /// Process uuids the run log has lines for.
 fn logged_runs(log: &PathBuf) -> Vec<String> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -98,17 +135,12 @@ fn signal(child: &tokio::process::Child, sig: &str) {
 async fn a_frozen_worker_never_starts_jobs_rescued_meanwhile(backend: Backend) {
     let db = test_db_for(backend).await;
     let log = run_log(&db);
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut child = tokio::process::Command::new(exe)
-        .args(["frozen_child_worker", "--exact", "--ignored", "--nocapture"])
-        .env("TEST_CHILD_DATABASE_URL", &db.url)
-        .env("TEST_CHILD_RUN_LOG", &log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start child worker");
-    let quick = |id| Logged { id, sleep_ms: 1 };
+    let mut child = start_child(&db, &log);
+    let quick = |id| Logged {
+        id,
+        sleep_ms: 1,
+        until_released: false,
+    };
     db.jobs
         .enqueue_many((0..30).map(quick))
         .await
@@ -122,6 +154,7 @@ async fn a_frozen_worker_never_starts_jobs_rescued_meanwhile(backend: Backend) {
     let slow = Logged {
         id: 100,
         sleep_ms: 500,
+        until_released: false,
     };
     let batch = std::iter::once(slow).chain((1000..1040).map(quick));
     db.jobs.enqueue_many(batch).await.expect("enqueue");
@@ -196,4 +229,61 @@ async fn a_frozen_worker_never_starts_jobs_rescued_meanwhile(backend: Backend) {
     assert!(lost >= frozen_with.len(), "{lost} LOST results");
 }
 
-conformance!(a_frozen_worker_never_starts_jobs_rescued_meanwhile);
+/// The child runs a job that waits to be released and is frozen; a worker here rescues it as
+/// LOST and runs its retry (which does not wait). The child is woken, and a second later the job
+/// is released: by then the child has found the job's process gone and stopped the run, which
+/// never reaches its end (without the stop, it ends at the release).
+async fn a_frozen_workers_run_is_stopped_once_it_was_rescued(backend: Backend) {
+    let db = test_db_for(backend).await;
+    let log = run_log(&db);
+    let mut child = start_child(&db, &log);
+    db.jobs
+        .enqueue(Logged {
+            id: 7,
+            sleep_ms: 0,
+            until_released: true,
+        })
+        .await
+        .expect("enqueue");
+    assert!(
+        wait_until(T, || async { !logged_runs(&log).is_empty() }).await,
+        "the child began the job"
+    );
+    let first_run = logged_runs(&log)[0].clone();
+    signal(&child, "-STOP");
+    let rescuer = Worker::new(db.jobs.clone())
+        .register::<Logged>()
+        .state(RunLog(log.clone()))
+        .config(fast_config())
+        .spawn();
+    assert!(
+        wait_until(T, || async {
+            db.processes().await == 0 && db.requests().await == 0
+        })
+        .await,
+        "the frozen child's job was rescued and its retry ran"
+    );
+    rescuer.stop().await.expect("rescuer stops");
+    signal(&child, "-CONT");
+    // The child looks at what it holds every poll interval (200 ms): well within this.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::fs::write(release_file(&log), "").expect("release");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ended = ended_runs(&log);
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    assert!(
+        !ended.contains(&first_run),
+        "the rescued run went on to its end after the worker woke: {ended:?}"
+    );
+    assert_eq!(ended.len(), 1, "only the retry ended: {ended:?}");
+    let statuses: Vec<JobStatus> = db.results().await.iter().map(|r| r.status).collect();
+    assert!(statuses.contains(&JobStatus::Lost), "{statuses:?}");
+    assert!(statuses.contains(&JobStatus::Successful), "{statuses:?}");
+    assert_eq!(statuses.len(), 2, "one LOST, one retry: {statuses:?}");
+}
+
+conformance!(
+    a_frozen_worker_never_starts_jobs_rescued_meanwhile,
+    a_frozen_workers_run_is_stopped_once_it_was_rescued,
+);

@@ -1,4 +1,5 @@
-//! The actions: retry or delete results, delete requests or run them now. Each is a POST from
+//! The actions: retry or delete results, cancel jobs (waiting or running), run requests now,
+//! pause and resume a queue. Each is a POST from
 //! a form of the dashboard with its CSRF token, refused in read-only mode or when the browser
 //! says the request comes from another site; it answers with a redirect back to the page it
 //! came from, saying what it did.
@@ -14,10 +15,11 @@ use uuid::Uuid;
 use super::error::DashboardError;
 use super::web::{App, Base};
 
-/// What a form sends: its token, the uuids it acts on, and the page to go back to.
+/// What a form sends: its token, the uuids or the queue it acts on, and the page to go back to.
 struct Submitted {
     token: String,
     uuids: Vec<Uuid>,
+    queue: String,
     back: String,
 }
 
@@ -26,6 +28,7 @@ impl Submitted {
         let mut submitted = Submitted {
             token: String::new(),
             uuids: Vec::new(),
+            queue: String::new(),
             back: String::new(),
         };
         for (name, value) in fields {
@@ -38,6 +41,7 @@ impl Submitted {
                             DashboardError::BadRequest(format!("{value:?} is not a uuid"))
                         })?)
                 }
+                "queue" => submitted.queue = value,
                 "back" => submitted.back = value,
                 _ => {}
             }
@@ -94,6 +98,22 @@ pub(crate) async fn act(
                 "cancelled",
             )
         }
+        "pause" | "resume" if submitted.queue.trim().is_empty() => {
+            return Err(DashboardError::BadRequest(
+                "no queue given: pause and resume act on one queue".into(),
+            ))
+        }
+        "pause" => {
+            let paused = app
+                .jobs
+                .pause_queue(&submitted.queue, "the dashboard")
+                .await?;
+            queue_said(&submitted.queue, paused, "paused")
+        }
+        "resume" => {
+            let resumed = app.jobs.resume_queue(&submitted.queue).await?;
+            queue_said(&submitted.queue, resumed, "resumed")
+        }
         "run-now" => said(
             app.jobs.run_now(uuids).await?,
             uuids.len(),
@@ -125,6 +145,15 @@ fn said(n: impl TryInto<usize>, of: usize, what: &str) -> String {
         format!("{n} {what}")
     } else {
         format!("{n} of {of} {what} (the others had moved on)")
+    }
+}
+
+/// What a pause or resume did: "queue emails paused", or that it already was.
+fn queue_said(queue: &str, changed: bool, what: &str) -> String {
+    if changed {
+        format!("queue {queue} {what}")
+    } else {
+        format!("queue {queue} was already {what}")
     }
 }
 

@@ -28,6 +28,8 @@ pub(crate) struct Snapshot {
     pub taken_at: DateTime<Utc>,
     pub depths: Vec<QueueDepth>,
     pub workers: Vec<WorkerHeartbeat>,
+    /// The paused queues' names.
+    pub paused: Vec<String>,
     pub trend: Trend,
     /// The last pass failed: why (details are logged, not shown).
     pub failed: bool,
@@ -133,6 +135,7 @@ async fn pass(live: &Live, counting: &mut Counting) -> Snapshot {
     let depths = live.jobs.queue_depths().await;
     let workers = live.jobs.workers().await;
     let counted = count_new_results(live, counting).await;
+    let paused = paused_queues(live).await;
     let errors = [
         depths.as_ref().err(),
         workers.as_ref().err(),
@@ -153,8 +156,23 @@ async fn pass(live: &Live, counting: &mut Counting) -> Snapshot {
             .ok()
             .or_else(|| previous.as_ref().map(|p| p.workers.clone()))
             .unwrap_or_default(),
+        paused: paused
+            .or_else(|| previous.as_ref().map(|p| p.paused.clone()))
+            .unwrap_or_default(),
         trend: counting.trend.clone(),
         failed,
+    }
+}
+
+/// The paused queues; None when they cannot be read (a schema older than pausing is not a
+/// failure of the refresh: it has none).
+async fn paused_queues(live: &Live) -> Option<Vec<String>> {
+    match live.jobs.paused_queues().await {
+        Ok(paused) => Some(paused.into_iter().map(|p| p.queue).collect()),
+        Err(e) => {
+            tracing::debug!(error = %e, "dashboard: could not read the paused queues");
+            None
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 use crate::cli::error::{failure, usage, CliError};
 use crate::cli::GlobalArgs;
 use crate::settings::Settings;
+use crate::telemetry::hooks::Metrics;
 use crate::{redact_url, ConnectOptions, Jobs};
 
 /// The settings and output mode of one command.
@@ -14,6 +15,8 @@ pub struct Ctx {
     pub settings: Settings,
     /// Print JSON instead of text.
     pub json: bool,
+    /// What every handle this context opens records on (feature `otel`).
+    pub(crate) metrics: Option<Metrics>,
 }
 
 impl Ctx {
@@ -25,6 +28,7 @@ impl Ctx {
         Ok(Ctx {
             settings: load_settings(global)?,
             json: global.json,
+            metrics: None,
         })
     }
 
@@ -72,7 +76,7 @@ impl Ctx {
             ..ConnectOptions::default()
         };
         match Jobs::connect_with(url, options).await {
-            Ok(jobs) => Ok(jobs),
+            Ok(jobs) => Ok(jobs.recording(self.metrics.clone())),
             Err(crate::Error::NoDatabase(db)) => Err(failure(format!(
                 "no database at {db}: the file does not exist. Run `plainjobs migrate` to create it, or point --database-url at an existing one (now set by {})",
                 self.settings.origin("database_url")
@@ -118,6 +122,7 @@ pub async fn connect(settings: &Settings) -> Result<Jobs, CliError> {
     let ctx = Ctx {
         settings: settings.clone(),
         json: false,
+        metrics: None,
     };
     ctx.jobs_creating().await
 }

@@ -41,6 +41,7 @@ mod doctor;
 mod enqueue;
 mod error;
 mod foreground;
+mod observe;
 mod output;
 mod purge;
 mod results;
@@ -73,6 +74,7 @@ pub use values::TimeRange;
 pub use worker::WorkerArgs;
 
 use crate::Registry;
+use observe::Observe;
 
 /// Options every subcommand takes.
 #[derive(Debug, Clone, Args)]
@@ -169,28 +171,64 @@ pub async fn main(cli: JobsCli, registry: Registry) -> ExitCode {
 /// # Errors
 /// [`CliError`]: usage errors (exit 2) and failures (exit 1).
 pub async fn run(global: GlobalArgs, command: Command, registry: Registry) -> Result<(), CliError> {
-    let ctx = Ctx::load(&global)?;
+    run_observed(global, command, registry, Observe::default()).await
+}
+
+/// Runs one command with `telemetry` (feature `otel`): every command's handle records on its
+/// metrics, `worker --metrics-addr` serves them to Prometheus, and what is buffered is exported
+/// before it returns. Build it with [`Telemetry::from_env`](crate::telemetry::Telemetry::from_env)
+/// and install its [`tracing_layer`](crate::telemetry::Telemetry::tracing_layer) first.
+///
+/// # Errors
+/// As [`run`].
+#[cfg(feature = "otel")]
+pub async fn run_with_telemetry(
+    global: GlobalArgs,
+    command: Command,
+    registry: Registry,
+    telemetry: crate::telemetry::Telemetry,
+) -> Result<(), CliError> {
+    run_observed(global, command, registry, telemetry).await
+}
+
+async fn run_observed(
+    global: GlobalArgs,
+    command: Command,
+    registry: Registry,
+    observe: Observe,
+) -> Result<(), CliError> {
+    let mut ctx = Ctx::load(&global)?;
+    if let Command::Worker(args) = command {
+        return worker::worker(&ctx, args, registry, observe).await;
+    }
+    ctx.metrics = observe::metrics_of(&observe);
+    let out = run_command(&ctx, command, registry).await;
+    observe::finish(&observe);
+    out
+}
+
+async fn run_command(ctx: &Ctx, command: Command, registry: Registry) -> Result<(), CliError> {
     match command {
-        Command::Migrate => worker::migrate(&ctx).await,
-        Command::Worker(args) => worker::worker(&ctx, args, registry).await,
-        Command::Enqueue(args) => enqueue::enqueue(&ctx, args).await,
-        Command::EnqueueCommand(args) => enqueue::enqueue_command(&ctx, args).await,
-        Command::Stats(args) => stats::stats(&ctx, args).await,
-        Command::Results(args) => results::results(&ctx, args).await,
-        Command::Show(args) => show::show(&ctx, args).await,
-        Command::Retry(args) => retry::retry(&ctx, args, &registry).await,
-        Command::Clear(args) => purge::clear(&ctx, args).await,
-        Command::Purge(args) => purge::purge(&ctx, args).await,
-        Command::Cancel(args) => control::cancel(&ctx, args).await,
-        Command::Pause(args) => control::pause(&ctx, args).await,
-        Command::Resume(args) => control::resume(&ctx, args).await,
-        Command::Run(args) => foreground::run_job(&ctx, args, &registry).await,
-        Command::List => foreground::list(&ctx, registry),
-        Command::Schedule(args) => foreground::schedule(&ctx, args),
-        Command::Config(args) => config::config(&ctx, args),
-        Command::Doctor => doctor::doctor(&ctx).await,
+        Command::Migrate => worker::migrate(ctx).await,
+        Command::Worker(args) => worker::worker(ctx, args, registry, Observe::default()).await,
+        Command::Enqueue(args) => enqueue::enqueue(ctx, args).await,
+        Command::EnqueueCommand(args) => enqueue::enqueue_command(ctx, args).await,
+        Command::Stats(args) => stats::stats(ctx, args).await,
+        Command::Results(args) => results::results(ctx, args).await,
+        Command::Show(args) => show::show(ctx, args).await,
+        Command::Retry(args) => retry::retry(ctx, args, &registry).await,
+        Command::Clear(args) => purge::clear(ctx, args).await,
+        Command::Purge(args) => purge::purge(ctx, args).await,
+        Command::Cancel(args) => control::cancel(ctx, args).await,
+        Command::Pause(args) => control::pause(ctx, args).await,
+        Command::Resume(args) => control::resume(ctx, args).await,
+        Command::Run(args) => foreground::run_job(ctx, args, &registry).await,
+        Command::List => foreground::list(ctx, registry),
+        Command::Schedule(args) => foreground::schedule(ctx, args),
+        Command::Config(args) => config::config(ctx, args),
+        Command::Doctor => doctor::doctor(ctx).await,
         #[cfg(feature = "admin")]
-        Command::Admin(args) => admin::admin(&ctx, args, registry).await,
+        Command::Admin(args) => admin::admin(ctx, args, registry).await,
     }
 }
 

@@ -6,11 +6,13 @@ use clap::Args;
 use serde_json::json;
 
 use crate::cli::error::{failure, CliError};
+use crate::cli::observe::{finish, metrics_of, serve_metrics, Observe};
 use crate::cli::output::print_json;
 use crate::cli::values::{at_least_one, duration, queue_name};
 use crate::cli::Ctx;
 use crate::registry::Registry;
 use crate::schedule::{ScheduledCommand, ShellCommand};
+use crate::telemetry::hooks::Metrics;
 use crate::{Worker, WorkerConfig};
 
 /// `worker` options.
@@ -31,6 +33,10 @@ pub struct WorkerArgs {
     /// After a shutdown request, cancel jobs still running after this long, e.g. 30s.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub shutdown_timeout: Option<Duration>,
+    /// Serve plain.jobs' metrics to Prometheus at http://ADDR/metrics, e.g. 127.0.0.1:9464.
+    #[cfg(feature = "otel")]
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 pub(crate) async fn migrate(ctx: &Ctx) -> Result<(), CliError> {
@@ -63,7 +69,24 @@ pub(crate) async fn migrate(ctx: &Ctx) -> Result<(), CliError> {
 pub(crate) async fn worker(
     ctx: &Ctx,
     args: WorkerArgs,
+    registry: Registry,
+    observe: Observe,
+) -> Result<(), CliError> {
+    #[cfg(feature = "otel")]
+    let addr = args.metrics_addr;
+    #[cfg(not(feature = "otel"))]
+    let addr = None;
+    let (observe, _scrape) = serve_metrics(observe, addr).await?;
+    let out = run_worker(ctx, args, registry, metrics_of(&observe)).await;
+    finish(&observe);
+    out
+}
+
+async fn run_worker(
+    ctx: &Ctx,
+    args: WorkerArgs,
     mut registry: Registry,
+    metrics: Option<Metrics>,
 ) -> Result<(), CliError> {
     let settings = &ctx.settings;
     let mut config = WorkerConfig::from_settings(settings);
@@ -81,7 +104,7 @@ pub(crate) async fn worker(
     // The standalone worker opts in to shell commands.
     registry.register::<ScheduledCommand>();
     registry.register::<ShellCommand>();
-    let jobs = ctx.jobs_creating().await?;
+    let jobs = ctx.jobs_creating().await?.recording(metrics);
     jobs.migrate().await?;
     let mut worker = Worker::new(jobs)
         .registry(registry)

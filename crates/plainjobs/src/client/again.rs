@@ -257,6 +257,7 @@ mod tests {
                 .collect(),
             opts: Options::default(),
             source: "again.rs test".into(),
+            caller: std::panic::Location::caller(),
         };
         let uuids = many.new_uuids();
         let mut first = many.run_once(&uuids).await.expect("first attempt");

@@ -5,11 +5,14 @@ use std::panic::Location;
 use std::pin::Pin;
 use std::time::Duration;
 
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::admit::enqueue_on;
 use super::again::{already_enqueued, is_duplicate_request_uuid, is_terminated_connection};
+use super::on_commit::count_on_commit;
 use super::request::{build_request_as, caller_source, Options};
+use super::traced::Sending;
 use super::transaction::TransactionConn;
 use crate::job::Job;
 use crate::model::{new_uuid, JobRequest};
@@ -29,6 +32,7 @@ impl Jobs {
             items: jobs.into_iter().map(|j| Box::new(j) as Box<_>).collect(),
             opts: Options::default(),
             source: caller_source(Location::caller()),
+            caller: Location::caller(),
         }
     }
 }
@@ -48,6 +52,7 @@ pub struct EnqueueMany<'j> {
     pub(crate) items: Vec<Box<dyn ErasedJob>>,
     pub(crate) opts: Options,
     pub(crate) source: String,
+    pub(crate) caller: &'static Location<'static>,
 }
 
 impl<'j> EnqueueMany<'j> {
@@ -192,20 +197,71 @@ impl<'j> EnqueueMany<'j> {
         // Every request is built before anything is inserted: an error (a job whose
         // parameters cannot be encoded) leaves the caller's transaction untouched, rather than
         // holding the statements before it, which the caller might commit.
-        let (simple, keyed) = self.build(&self.items, 0, &self.new_uuids())?;
-        let mut conn = tx.as_conn(self.jobs.pooler());
-        self.insert_built(&mut *conn, simple, keyed).await
+        let mut this = self;
+        let Some((send, first)) = this.start_send()? else {
+            return Ok(Vec::new());
+        };
+        let (simple, keyed) = this.build(&this.items, 0, &this.new_uuids())?;
+        let mut conn = tx.as_conn(this.jobs.pooler());
+        let out = this
+            .insert_built(&mut *conn, simple, keyed)
+            .instrument(send.span().clone())
+            .await;
+        match (&out, this.jobs.metrics()) {
+            (Ok(made), Some(metrics)) if !made.is_empty() => {
+                let uuids = made.iter().map(|r| r.uuid).collect();
+                count_on_commit(this.jobs, metrics, uuids, &first, send.elapsed());
+            }
+            (Err(e), _) => send.failed(this.jobs, &first.queue, &first.job_class, e),
+            _ => {}
+        }
+        out
     }
 
-    async fn run(self) -> Result<Vec<JobRequest>> {
-        let uuids = self.new_uuids();
-        match self.run_once(&uuids).await {
-            Err(e) if is_terminated_connection(&e) => {
-                tracing::debug!(error = %e, "connection was closed by the server; enqueueing again");
-                self.run_again(&uuids).await
-            }
-            other => other,
+    /// The `send` span of the whole batch, named after its first job, whose context every row
+    /// stores (when sampled and none was given); with that first job's request. None for an
+    /// empty batch.
+    fn start_send(&mut self) -> Result<Option<(Sending, NewRequest)>> {
+        let Some(job) = self.items.first() else {
+            return Ok(None);
+        };
+        let send = Sending::start();
+        let mut first = build_request_as(&**job, &self.opts, String::new(), Uuid::nil())
+            .inspect_err(|e| send.failed_early(e))?;
+        let context = send.describe(&mut first, Some(self.caller), Some(self.items.len()));
+        if self.opts.trace.is_none() {
+            self.opts.trace = context;
         }
+        Ok(Some((send, first)))
+    }
+
+    async fn run(mut self) -> Result<Vec<JobRequest>> {
+        let Some((send, first)) = self.start_send()? else {
+            return Ok(Vec::new());
+        };
+        let uuids = self.new_uuids();
+        let out = async {
+            match self.run_once(&uuids).await {
+                Err(e) if is_terminated_connection(&e) => {
+                    tracing::debug!(error = %e, "connection was closed by the server; enqueueing again");
+                    self.run_again(&uuids).await
+                }
+                other => other,
+            }
+        }
+        .instrument(send.span().clone())
+        .await;
+        match (&out, self.jobs.metrics()) {
+            (Ok(made), Some(m)) if !made.is_empty() => m.sent_many(
+                &first.queue,
+                &first.job_class,
+                made.len() as u64,
+                send.elapsed(),
+            ),
+            (Err(e), _) => send.failed(self.jobs, &first.queue, &first.job_class, e),
+            _ => {}
+        }
+        out
     }
 
     /// The second attempt after a closed connection. The first attempt was one transaction:

@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use crate::model::JobResult;
-use crate::store::{CancelTarget, JobFilter, PausedQueue, Purged};
+use crate::store::{CancelTarget, CancelledRows, JobFilter, PausedQueue, Purged};
 use crate::{Error, Jobs, Result};
 
 /// What [`Jobs::cancel`] did.
@@ -61,6 +61,7 @@ impl Jobs {
             .store()
             .cancel(CancelTarget::Uuids(&[uuid]), &reason)
             .await?;
+        self.count_cancelled(&done);
         if let Some((result, worker_id)) = done.claimed.pop() {
             return Ok(Cancelled::Running { result, worker_id });
         }
@@ -102,8 +103,19 @@ impl Jobs {
         self.cancel_target(CancelTarget::Matching(filter), by).await
     }
 
+    /// CANCELLED results count as consumed messages, with no span (as plain.jobs' do).
+    fn count_cancelled(&self, done: &CancelledRows) {
+        if let Some(metrics) = self.metrics() {
+            metrics.results(&done.pending);
+            for (result, _) in &done.claimed {
+                metrics.results(std::slice::from_ref(result));
+            }
+        }
+    }
+
     async fn cancel_target(&self, target: CancelTarget<'_>, by: &str) -> Result<Purged> {
         let done = self.store().cancel(target, &cancel_reason(by)).await?;
+        self.count_cancelled(&done);
         Ok(Purged {
             requests: done.pending.len() as u64,
             processes: done.claimed.len() as u64,

@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::admit::enqueue_on;
 use super::again::{enqueue_again, is_terminated_connection};
+use super::on_commit::count_on_commit;
 use super::request::{build_request, caller_source, Options};
 use super::single::enqueue_once;
+use super::traced::Sending;
 use super::transaction::TransactionConn;
 use crate::job::{Job, JobContext};
 use crate::model::JobRequest;
@@ -89,15 +92,21 @@ pub struct Enqueue<'j> {
     job: Box<dyn ErasedJob>,
     opts: Options,
     source: String,
+    caller: &'static Location<'static>,
 }
 
 impl<'j> Enqueue<'j> {
-    fn new(jobs: &'j Jobs, job: Box<dyn ErasedJob>, caller: &Location<'_>) -> Enqueue<'j> {
+    fn new(
+        jobs: &'j Jobs,
+        job: Box<dyn ErasedJob>,
+        caller: &'static Location<'static>,
+    ) -> Enqueue<'j> {
         Enqueue {
             jobs,
             job,
             opts: Options::default(),
             source: caller_source(caller),
+            caller,
         }
     }
 
@@ -167,23 +176,43 @@ impl<'j> Enqueue<'j> {
         self,
         tx: &mut T,
     ) -> Result<Option<JobRequest>> {
-        let req = build_request(&*self.job, &self.opts, self.source)?;
+        let send = Sending::start();
+        let mut req = build_request(&*self.job, &self.opts, self.source)
+            .inspect_err(|e| send.failed_early(e))?;
+        send.describe(&mut req, Some(self.caller), None);
+        let (uuid, exclude) = (req.uuid, self.opts.exclude_process);
         let mut conn = tx.as_conn(self.jobs.pooler());
-        enqueue_on(&mut *conn, &*self.job, req, self.opts.exclude_process).await
+        let out = enqueue_on(&mut *conn, &*self.job, req.clone(), exclude)
+            .instrument(send.span().clone())
+            .await;
+        send.finish(self.jobs, &req.queue, &req.job_class, out.as_ref(), false);
+        if let (Ok(Some(_)), Some(metrics)) = (&out, self.jobs.metrics()) {
+            count_on_commit(self.jobs, metrics, vec![uuid], &req, send.elapsed());
+        }
+        out
     }
 
     /// Its own connection (or transaction, with a key); once more, idempotently, when the
     /// server closed the connection.
     async fn run(self) -> Result<Option<JobRequest>> {
-        let req = build_request(&*self.job, &self.opts, self.source)?;
+        let send = Sending::start();
+        let mut req = build_request(&*self.job, &self.opts, self.source)
+            .inspect_err(|e| send.failed_early(e))?;
+        send.describe(&mut req, Some(self.caller), None);
         let (job, exclude) = (&*self.job, self.opts.exclude_process);
-        match enqueue_once(self.jobs, job, req.clone(), exclude).await {
-            Err(e) if is_terminated_connection(&e) => {
-                tracing::debug!(error = %e, job_request_uuid = %req.uuid, "connection was closed by the server; enqueueing again");
-                enqueue_again(self.jobs, job, req, exclude).await
+        let out = async {
+            match enqueue_once(self.jobs, job, req.clone(), exclude).await {
+                Err(e) if is_terminated_connection(&e) => {
+                    tracing::debug!(error = %e, job_request_uuid = %req.uuid, "connection was closed by the server; enqueueing again");
+                    enqueue_again(self.jobs, job, req.clone(), exclude).await
+                }
+                other => other,
             }
-            other => other,
         }
+        .instrument(send.span().clone())
+        .await;
+        send.finish(self.jobs, &req.queue, &req.job_class, out.as_ref(), true);
+        out
     }
 }
 

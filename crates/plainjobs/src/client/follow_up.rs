@@ -7,6 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::admit::enqueue_on;
+use super::traced::Sending;
 use crate::model::{new_uuid, JobProcess, JobRequest, JobResult, JobStatus};
 use crate::registry::ErasedJob;
 use crate::store::{NewRequest, Start};
@@ -128,11 +129,14 @@ pub(crate) async fn finish_with_follow_up(
     if p.started_at.is_none() {
         p.started_at = process.started_at;
     }
+    // A span only for a follow-up that is enqueued (a final result sends nothing).
+    let mut send = None;
     let (request, error_text) = match (follow, job) {
         (FollowUp::Retry, Some(job)) if p.retries > 0 && p.retry_attempt < p.retries => {
             let attempt = p.retry_attempt + 1;
             let delay = job.retry_delay(u32::try_from(attempt).unwrap_or(1));
-            let req = Origin::from(&p).request(attempt, delay);
+            let mut req = Origin::from(&p).request(attempt, delay);
+            send.insert(Sending::start()).describe_follow_up(&mut req);
             (
                 enqueue_on(&mut *tx, job, req, None).await?,
                 error.to_string(),
@@ -150,7 +154,8 @@ pub(crate) async fn finish_with_follow_up(
             } else {
                 p.retry_attempt
             };
-            let req = Origin::from(&p).request(attempt, delay);
+            let mut req = Origin::from(&p).request(attempt, delay);
+            send.insert(Sending::start()).describe_follow_up(&mut req);
             let new = enqueue_on(&mut *tx, job, req, None).await?;
             let secs = seconds_text(delay);
             let text = if new.is_some() {
@@ -169,7 +174,17 @@ pub(crate) async fn finish_with_follow_up(
         .insert_result(&p, status, &error_text, request.as_ref().map(|r| r.uuid))
         .await?;
     tx.commit().await?;
+    if let Some(send) = &send {
+        count_sent(jobs, send, request.as_ref());
+    }
     Ok(Some(result))
+}
+
+/// Counts a follow-up request that committed.
+fn count_sent(jobs: &Jobs, send: &Sending, request: Option<&JobRequest>) {
+    if let (Some(r), Some(metrics)) = (request, jobs.metrics()) {
+        metrics.sent(&r.queue, &r.job_class, None, send.elapsed());
+    }
 }
 
 /// Retries a failed result with `job`: locks it while still retryable (or, with `force`, while
@@ -186,11 +201,14 @@ pub(crate) async fn retry_with(
     };
     let attempt = r.retry_attempt.saturating_add(1);
     let delay = job.retry_delay(u32::try_from(attempt).unwrap_or(1));
-    let req = Origin::from(&r).request(attempt, delay);
+    let send = Sending::start();
+    let mut req = Origin::from(&r).request(attempt, delay);
+    send.describe_follow_up(&mut req);
     let new = enqueue_on(&mut *tx, job, req, None).await?;
     if let Some(n) = &new {
         tx.link_retry(r.uuid, n.uuid).await?;
     }
     tx.commit().await?;
+    count_sent(jobs, &send, new.as_ref());
     Ok(new)
 }

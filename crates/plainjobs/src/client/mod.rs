@@ -12,9 +12,11 @@ mod control;
 mod enqueue;
 pub(crate) mod follow_up;
 mod inspect;
+mod on_commit;
 mod operator;
 pub(crate) mod request;
 mod single;
+mod traced;
 mod transaction;
 
 pub(crate) use admit::enqueue_on;

@@ -12,6 +12,7 @@ use std::fmt;
 pub struct JobError {
     inner: Box<dyn std::error::Error + Send + Sync + 'static>,
     backtrace: Backtrace,
+    type_name: &'static str,
 }
 
 #[derive(Debug)]
@@ -29,12 +30,19 @@ impl JobError {
         JobError {
             inner: Box::new(Message(message.to_string())),
             backtrace: Backtrace::disabled(),
+            type_name: "plainjobs::JobError",
         }
     }
 
     /// The underlying error.
     pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
         &*self.inner
+    }
+
+    /// The Rust type of the error it was made from (`std::io::error::Error`), or
+    /// `plainjobs::JobError` for one made from a message: telemetry's `error.type`.
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
     }
 
     /// The message and its causes, one per line (what logs show).
@@ -58,6 +66,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
         JobError {
             inner: Box::new(err),
             backtrace: Backtrace::capture(),
+            type_name: std::any::type_name::<E>(),
         }
     }
 }

@@ -196,9 +196,8 @@ pub(crate) async fn results_of_requests<B: SqlBackend>(
 
 /// The result that was retried (or deferred) by the request `request_uuid`, written no later
 /// than `made_by`: the request's own creation, which the result precedes or shares (a retry is
-/// written with its failure, one transaction, one `now()`). The search walks the `created_at`
-/// index back from there: one step for plainjobs' retries, as many as results were written in
-/// between for a retry made later by hand.
+/// written with its failure, one transaction, one `now()`). Found by the partial index of
+/// results by `retry_job_request_uuid` (one lookup, whether or not any result retried it).
 pub(crate) async fn result_retried_by<B: SqlBackend>(
     backend: &B,
     request_uuid: Uuid,

@@ -267,17 +267,19 @@ impl ResultFilter {
     }
 }
 
-/// Which pending and running jobs an operation applies to ([`Jobs::purge_where`]): by queue,
+/// Which pending and running jobs an operation applies to ([`Jobs::cancel_where`]): by queue,
 /// job name and when they were enqueued. The default matches every job.
 ///
-/// [`Jobs::purge_where`]: crate::Jobs::purge_where
+/// [`Jobs::cancel_where`]: crate::Jobs::cancel_where
 ///
 /// # Example
 /// ```no_run
 /// # async fn demo(jobs: plainjobs::Jobs) -> plainjobs::Result<()> {
 /// use plainjobs::JobFilter;
-/// let purged = jobs.purge_where(&JobFilter::new().queue("emails")).await?;
-/// println!("{} pending, {} running", purged.requests, purged.processes);
+/// let cancelled = jobs
+///     .cancel_where(&JobFilter::new().queue("emails"), "ops@example.com")
+///     .await?;
+/// println!("{} pending, {} running", cancelled.requests, cancelled.processes);
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -337,10 +339,10 @@ pub struct PausedQueue {
     pub paused_by: String,
 }
 
-/// What [`Jobs::cancel_where`] and [`Jobs::purge`] cancelled: each job got a CANCELLED result.
+/// What [`Jobs::cancel_where`] and [`Jobs::cancel_many`] cancelled: each job got a CANCELLED result.
 ///
 /// [`Jobs::cancel_where`]: crate::Jobs::cancel_where
-/// [`Jobs::purge`]: crate::Jobs::purge
+/// [`Jobs::cancel_many`]: crate::Jobs::cancel_many
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Purged {
     /// Pending requests.

@@ -24,6 +24,7 @@ use super::shutdown::{hand_back, hand_back_unaccounted};
 use super::vacuum::vacuum_when_due;
 use crate::model::JobProcess;
 use crate::store::ClaimHow;
+use crate::telemetry::hooks as otel;
 use crate::{Error, Result};
 
 /// Jobs claimed ahead that have waited this long for a slot are handed back.
@@ -339,7 +340,10 @@ impl ClaimLoop {
         if e.may_have_committed() {
             self.unsure = true;
         }
-        tracing::warn!(error = %e, failures = self.failures, "claim failed");
+        let failures = self.failures;
+        otel::error_span(otel::CLAIM_ERROR_SPAN, &e, || {
+            tracing::warn!(error = %e, failures, "claim failed");
+        });
         if self.failures >= self.core.config.max_claim_failures {
             return Err(Error::ClaimFailures {
                 failures: self.failures,

@@ -20,6 +20,7 @@ use crate::params::RunOptions;
 use crate::registry::{ErasedJob, LoadError};
 use crate::settings::approximate_duration;
 use crate::store::Finish;
+use crate::telemetry::hooks as otel;
 
 /// How a run ended.
 enum Ran {
@@ -28,10 +29,12 @@ enum Ran {
         delay: Duration,
         increment_retries: bool,
     },
-    /// `error` is stored (with a backtrace when captured); `summary` is logged.
+    /// `error` is stored (with a backtrace when captured); `summary` is logged; `error_type`
+    /// is telemetry's `error.type`.
     Failed {
         error: String,
         summary: String,
+        error_type: &'static str,
     },
 }
 
@@ -78,7 +81,14 @@ async fn job_task(
     cancel: CancellationToken,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    let span = job_span(&process);
+    let span = otel::process_span(&process);
+    otel::describe_process(&span, &process);
+    if let Some(metrics) = core.jobs.metrics() {
+        if let (Some(started), Some(requested)) = (process.started_at, process.requested_at) {
+            let waited = (started - requested).to_std().unwrap_or_default();
+            metrics.queue_wait(&process.queue, &process.job_class, waited);
+        }
+    }
     let began = Instant::now();
     let job = core
         .registry
@@ -95,14 +105,12 @@ async fn job_task(
     }
     core.pace.record_run(began.elapsed());
     let took = began.elapsed();
-    record(&core, &process, job.ok().as_deref(), ran, took)
-        .instrument(span)
+    record(&core, &process, job.ok().as_deref(), ran, took, &span)
+        .instrument(span.clone())
         .await;
     drop(permit);
 }
 
-/// The span a job runs in: every log line of the job carries these fields. The trace context
-/// the enqueue stored is recorded only when there is one.
 /// The run-time limit: the enqueue's (stored with the parameters), else the job type's.
 fn run_limit(process: &JobProcess, job: Option<&dyn ErasedJob>) -> Option<Duration> {
     RunOptions::read(process.parameters.as_ref())
@@ -125,27 +133,10 @@ async fn within_limit(limit: Option<Duration>, run: impl std::future::Future<Out
             Ran::Failed {
                 error: text.clone(),
                 summary: text,
+                error_type: "timeout",
             }
         }
     }
-}
-
-fn job_span(process: &JobProcess) -> tracing::Span {
-    let span = tracing::info_span!(
-        "process",
-        otel.name = %format!("process {}", process.queue),
-        job_class = %process.job_class,
-        job_process_uuid = %process.uuid,
-        job_request_uuid = %process.job_request_uuid,
-        queue = %process.queue,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-    );
-    if let (Some(trace), Some(span_id)) = (&process.trace_id, &process.span_id) {
-        span.record("trace_id", trace.as_str());
-        span.record("span_id", span_id.as_str());
-    }
-    span
 }
 
 /// Runs the job's code, catching panics. An unknown name or parameters that do not fit fail
@@ -170,6 +161,7 @@ async fn run_job(
             return Ran::Failed {
                 error: e.to_string(),
                 summary: e.to_string(),
+                error_type: "plainjobs::LoadError",
             }
         }
     };
@@ -191,37 +183,56 @@ async fn run_job(
         Ok(Err(e)) => Ran::Failed {
             error: e.report(),
             summary: e.chain(),
+            error_type: e.type_name(),
         },
         Err(panic) => {
             let text = format!("panicked: {}", panic_message(&*panic));
             Ran::Failed {
                 error: text.clone(),
                 summary: text,
+                error_type: "panic",
             }
         }
     }
 }
 
 /// Records how the run ended: a success or a final failure goes to the result writer; a
-/// failure with retries left or a deferral is written with its follow-up request.
+/// failure with retries left or a deferral is written with its follow-up request. Telemetry:
+/// the run's duration and outcome, the error on `span`.
 async fn record(
     core: &Core,
     process: &JobProcess,
     job: Option<&dyn ErasedJob>,
     ran: Ran,
     took: Duration,
+    span: &tracing::Span,
 ) {
     let duration_ms = took.as_millis() as u64;
     let counters = &core.counters;
+    let metrics = core.jobs.metrics();
+    let (queue, class) = (process.queue.as_str(), process.job_class.as_str());
     match ran {
         Ran::Success => {
             Counters::add(&counters.succeeded, 1);
             tracing::info!(status = "SUCCESSFUL", duration_ms, "job finished");
+            if let Some(m) = metrics {
+                m.processed(queue, class, None, took);
+                m.consumed(queue, class, JobStatus::Successful.as_str(), None);
+            }
             finish(core, process, JobStatus::Successful, String::new()).await;
         }
-        Ran::Failed { error, summary } => {
+        Ran::Failed {
+            error,
+            summary,
+            error_type,
+        } => {
             Counters::add(&counters.failed, 1);
             tracing::warn!(status = "ERRORED", duration_ms, error = %summary, "job failed");
+            otel::record_error(span, error_type, &summary);
+            if let Some(m) = metrics {
+                m.processed(queue, class, Some(error_type), took);
+                m.consumed(queue, class, JobStatus::Errored.as_str(), Some(error_type));
+            }
             let error = storable(error);
             let retry =
                 job.is_some() && process.retries > 0 && process.retry_attempt < process.retries;
@@ -248,11 +259,19 @@ async fn record(
             Counters::add(&counters.deferred, 1);
             let delay_s = delay.as_secs_f64();
             tracing::info!(status = "DEFERRED", duration_ms, delay_s, "job deferred");
+            if let Some(m) = metrics {
+                m.processed(queue, class, None, took);
+                m.consumed(queue, class, JobStatus::Deferred.as_str(), None);
+            }
             let follow = FollowUp::Defer {
                 delay,
                 increment_retries,
             };
-            write_follow_up(core, process, JobStatus::Deferred, "", job, follow).await;
+            let written =
+                write_follow_up(core, process, JobStatus::Deferred, "", job, follow).await;
+            if written.is_some_and(|r| r.retry_job_request_uuid.is_none()) {
+                otel::flag(span, otel::DEFER_SKIPPED);
+            }
         }
     }
 }

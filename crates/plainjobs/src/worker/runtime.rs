@@ -93,6 +93,13 @@ pub(crate) async fn run(worker: Worker, shutdown: Shutdown, counters: Arc<Counte
             stats_loop(&core.counters, &core.ledger, every, done).await
         }));
     }
+    #[cfg(feature = "otel")]
+    if let Some(metrics) = core.jobs.metrics().cloned() {
+        let (core, done) = (core.clone(), done.clone());
+        background.push(tokio::spawn(async move {
+            super::maintenance::gauges_loop(&core, metrics, done).await
+        }));
+    }
     let writer_task = tokio::spawn(write_results(core.clone(), writes));
     if core.config.local_dispatch {
         let local: Arc<dyn LocalDispatch> = core.clone();

@@ -121,5 +121,8 @@ async fn cancel_running(core: &Core) {
         let written = write_follow_up(core, &process, status, error, job.as_deref(), follow).await;
         results.extend(written);
     }
+    if let Some(metrics) = core.jobs.metrics() {
+        metrics.results(&results);
+    }
     run_on_aborted(core, &results).await;
 }

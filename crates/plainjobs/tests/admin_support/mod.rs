@@ -32,6 +32,18 @@ impl Job for Greet {
     }
 }
 
+/// Runs for an hour, unless stopped.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Hold {}
+
+impl Job for Hold {
+    const NAME: &'static str = "tests.admin.Hold";
+    async fn run(&self, _: &JobContext) -> Result<Outcome, JobError> {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok(Outcome::Success)
+    }
+}
+
 /// Fails with its note as the error text; one retry, at once.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Explode {

@@ -73,6 +73,8 @@ pub(crate) struct JobView {
     pub pending: Option<String>,
     /// The pending request is scheduled for later.
     pub scheduled: bool,
+    /// The process, when a worker holds the job (cancelling it stops the run).
+    pub claimed: Option<String>,
     pub this: String,
 }
 
@@ -200,6 +202,7 @@ fn view(asked: Uuid, chain: &Chain) -> Option<JobView> {
             .request
             .as_ref()
             .is_some_and(|r| r.start_at.is_some_and(|t| t > now)),
+        claimed: last.process.as_ref().map(|p| p.uuid.to_string()),
         this: format!("jobs/{asked}"),
     })
 }

@@ -48,6 +48,7 @@ pub(crate) struct QueueRow {
     pub late: bool,
     pub per_minute: String,
     pub spark: String,
+    pub paused: bool,
 }
 
 /// What the overview shows.
@@ -237,6 +238,7 @@ fn build(app: &App, s: &Snapshot, long_range: bool, base: &str) -> OverviewView 
 fn queue_rows(s: &Snapshot, now: DateTime<Utc>, now_minute: i64, base: &str) -> Vec<QueueRow> {
     let mut names: BTreeSet<String> = s.depths.iter().map(|d| d.queue.clone()).collect();
     names.extend(s.trend.queues());
+    names.extend(s.paused.iter().cloned());
     names
         .into_iter()
         .map(|name| {
@@ -263,6 +265,7 @@ fn queue_rows(s: &Snapshot, now: DateTime<Utc>, now_minute: i64, base: &str) -> 
                 late: waited.is_some_and(|w| w >= 60),
                 per_minute: per_minute(last_5),
                 spark: chart::sparkline(&totals),
+                paused: s.paused.contains(&name),
                 name,
             }
         })

@@ -69,6 +69,7 @@ struct ProcessesPage<'a> {
 #[derive(Template)]
 #[template(path = "admin/processes_table.html")]
 struct ProcessesTable<'a> {
+    chrome: Chrome,
     base: &'a str,
     v: &'a ProcessesView,
 }
@@ -134,13 +135,14 @@ pub(crate) async fn page(
         pager: Pager::new("processes", &filters, page, keyset),
     };
     let prefix = base.0.clone();
+    let chrome = Chrome::new(&app, base, &token, "processes")?;
     if q.fragment.is_some() {
         return fragment(&ProcessesTable {
+            chrome,
             base: &prefix,
             v: &v,
         });
     }
-    let chrome = Chrome::new(&app, base, &token, "processes")?;
     render(
         token,
         &ProcessesPage {

@@ -54,6 +54,16 @@ pub(crate) struct RequestsView {
     pub key: String,
     pub rows: Vec<RequestRow>,
     pub pager: Pager,
+    /// The one queue the page is filtered by, with its pause state.
+    pub control: Option<QueueControl>,
+}
+
+/// A queue that may be paused or resumed from the page filtered by it.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueControl {
+    pub queue: String,
+    /// "since 2026-11-30 10:00 UTC, by ops", when it is paused.
+    pub paused: Option<String>,
 }
 
 #[derive(Template)]
@@ -112,6 +122,7 @@ pub(crate) async fn page(
         key: given(&q.key).unwrap_or("").to_string(),
         rows: page.items.iter().map(row).collect(),
         pager: Pager::new("requests", &filters, page, keyset),
+        control: None,
     };
     let prefix = base.0.clone();
     let chrome = Chrome::new(&app, base, &token, "requests")?;
@@ -122,6 +133,10 @@ pub(crate) async fn page(
             v: &v,
         });
     }
+    let v = RequestsView {
+        control: queue_control(&app, given(&q.queue)).await,
+        ..v
+    };
     render(
         token,
         &RequestsPage {
@@ -130,6 +145,29 @@ pub(crate) async fn page(
             v: &v,
         },
     )
+}
+
+/// The filtered queue's pause state (a failure to read it leaves the control out).
+async fn queue_control(app: &App, queue: Option<&str>) -> Option<QueueControl> {
+    let queue = queue?;
+    let paused = match app.jobs.paused_queues().await {
+        Ok(paused) => paused,
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard: could not read the paused queues");
+            return None;
+        }
+    };
+    let paused = paused.into_iter().find(|p| p.queue == queue).map(|p| {
+        let since = p.paused_at.map(format::time).unwrap_or_default();
+        match p.paused_by.as_str() {
+            "" => format!("since {since} UTC"),
+            by => format!("since {since} UTC, by {by}"),
+        }
+    });
+    Some(QueueControl {
+        queue: queue.to_string(),
+        paused,
+    })
 }
 
 fn row(r: &JobRequest) -> RequestRow {

@@ -120,4 +120,11 @@ Migration {
             paused_by TEXT NOT NULL
         )",
     ],
+},
+Migration {
+    version: 4,
+    name: "results by the request that retried them",
+    statements: &[
+        "CREATE INDEX IF NOT EXISTS plainjobs_jobresult_retried_by_idx ON plainjobs_jobresult (retry_job_request_uuid, id) WHERE retry_job_request_uuid IS NOT NULL",
+    ],
 }];

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{NewHeartbeat, Store};
+use crate::telemetry::hooks as otel;
 use crate::worker::core::Health;
 
 /// While the heartbeat fails, try again this often at most.
@@ -41,9 +42,12 @@ pub(crate) async fn heartbeat_loop(
                 every
             }
             Err(e) => {
-                if health.set_ok(false) {
-                    tracing::warn!(error = %e, "cannot write the heartbeat; claiming paused until it can");
-                }
+                let first = health.set_ok(false);
+                otel::error_span(otel::HEARTBEAT_ERROR_SPAN, &e, || {
+                    if first {
+                        tracing::warn!(error = %e, "cannot write the heartbeat; claiming paused until it can");
+                    }
+                });
                 every.min(RETRY_EVERY)
             }
         };

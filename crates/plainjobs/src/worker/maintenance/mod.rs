@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::core::Core;
 
+#[cfg(feature = "otel")]
+mod gauges;
 mod heartbeat;
 mod rescue;
 mod retention;
@@ -17,6 +19,8 @@ mod retries;
 mod schedules;
 mod stats;
 
+#[cfg(feature = "otel")]
+pub(crate) use gauges::gauges_loop;
 pub(crate) use heartbeat::heartbeat_loop;
 pub(crate) use schedules::{Clock, ScheduledJob};
 pub(crate) use stats::stats_loop;

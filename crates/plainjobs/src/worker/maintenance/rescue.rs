@@ -61,6 +61,9 @@ async fn rescue_dead_workers(core: &Core, timeout: Duration) {
 
 /// After a rescue: hooks first, then the retries the results qualify for.
 async fn after_rescue(core: &Core, results: Vec<JobResult>) {
+    if let Some(metrics) = core.jobs.metrics() {
+        metrics.results(&results);
+    }
     run_on_aborted(core, &results).await;
     for r in results.iter().filter(|r| r.is_retryable()) {
         if let Err(e) = retry_result(&core.jobs, &core.registry, r).await {

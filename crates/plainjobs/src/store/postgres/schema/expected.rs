@@ -3,7 +3,7 @@
 //! plain.postgres' convergence leaves alone. docs/decisions/plain-compatibility.md says why.
 
 /// The schema version this build writes and understands.
-pub(crate) const SCHEMA_VERSION: i64 = 7;
+pub(crate) const SCHEMA_VERSION: i64 = 8;
 
 /// The lock plain.postgres takes around `sync` and `migrations apply` (its schema lock,
 /// `plain/postgres/schema_lock.py`): held while we migrate, so a Plain deploy and plainjobs
@@ -231,6 +231,14 @@ pub(crate) const OURS: &[Constraint] = &[
         RES,
         "plainjobs_jobresult_job_request_uuid_excl",
         "EXCLUDE USING btree (job_request_uuid WITH =, id WITH =)",
+    ),
+    // Results by the request that retried them: a job's chain walked back from a retry (or
+    // found to end at a never-retried job) in one lookup. Partial: most results are never
+    // retried, so the drain pays for it only on failures.
+    con(
+        RES,
+        "plainjobs_jobresult_retried_by_excl",
+        "EXCLUDE USING btree (retry_job_request_uuid WITH =, id WITH =) WHERE ((retry_job_request_uuid IS NOT NULL))",
     ),
 ];
 
