@@ -37,7 +37,7 @@ pub struct WorkerArgs {
     pub log: PathBuf,
     #[arg(long, default_value_t = 6)]
     pub concurrency: usize,
-    /// Wake on LISTEN/NOTIFY (off behind a transaction-mode pooler).
+    /// Wake on LISTEN/NOTIFY (off: poll only).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub listen: bool,
 }

@@ -90,7 +90,7 @@ pub const REFERENCE: &[SettingInfo] = &[
         "listen",
         "PLAINJOBS_LISTEN",
         "true",
-        "wake workers with LISTEN/NOTIFY (PostgreSQL); behind a transaction-mode pooler (pooler=transaction in the URL) only this process's own inserts wake them",
+        "wake workers with LISTEN/NOTIFY (PostgreSQL); behind a transaction-mode pooler (pooler=transaction in the URL) only what this process does (enqueues, cancels, pauses) wakes them",
     ),
     info(
         "timezone",
