@@ -15,6 +15,10 @@
 //! `COMMIT`, which keeps the session for both exchanges and commits exactly what autocommit
 //! would have. A query without arguments goes by the simple protocol in one exchange as it
 //! is (so `VACUUM`, which refuses a transaction block, still runs).
+//!
+//! One thing stays named whatever the executor does: sqlx's own look-up of a type it does not
+//! know by OID (an enum, a domain), which it prepares and caches itself. The store binds and
+//! reads only built-in types, so it never makes one.
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
