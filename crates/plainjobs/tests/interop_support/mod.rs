@@ -215,4 +215,3 @@ pub async fn shared_db() -> (TestDb, Plain) {
         .expect("runs table");
     (db, plain)
 }
-
