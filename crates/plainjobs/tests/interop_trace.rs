@@ -10,6 +10,8 @@
 //!   plain.jobs' worker runs the job, and the CONSUMER span its own `JobProcess.run()` opens in
 //!   the job process (exported by the SDK's ConsoleSpanExporter to a file: interop/app/otel.py)
 //!   links to our send span's trace id and span id.
+//! - Unsampled: our enqueue in an unsampled trace stores no context, and plain.jobs' process
+//!   span links to nothing.
 //!
 //! PostgreSQL only (plain.jobs is). Without a Python that plain.jobs supports the suite fails,
 //! saying so: it never skips.
@@ -24,12 +26,16 @@ use std::time::Duration;
 
 use common::*;
 use interop_support::*;
-use opentelemetry::trace::{SpanId, SpanKind, TracerProvider as _};
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState,
+    TracerProvider as _,
+};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use plainjobs::{JobStatus, Worker};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 
 const T: Duration = Duration::from_secs(60);
@@ -403,4 +409,62 @@ async fn a_rust_enqueue_is_linked_from_the_python_process_span() {
     // A link, not a parent: plain.jobs' run is a trace of its own.
     assert_eq!(process.parent_id, None);
     assert_ne!(process.context.trace_id, own(&send).trace_id);
+}
+
+/// An enqueue in an unsampled trace stores no context, as plain.jobs' own does (it stores one
+/// only for a recording span): plain.jobs' worker then runs the job with a process span that
+/// links to nothing.
+#[tokio::test]
+async fn an_unsampled_rust_enqueue_leaves_plain_jobs_nothing_to_link() {
+    let _rust = rust_spans();
+    let (db, plain) = shared_db().await;
+    let dir = SpansDir::new("unsampled");
+    let plain = plain.with_env(SPANS_DIR_VARIABLE, path_text(&dir.path));
+
+    // The caller's trace came in unsampled (a remote parent without the sampled flag): the SDK's
+    // default sampler (parent-based) records none of its spans, our send span included.
+    let unsampled = SpanContext::new(
+        TraceId::from(0x5eed_u128),
+        SpanId::from(0x5eed_u64),
+        TraceFlags::default(),
+        true,
+        TraceState::NONE,
+    );
+    let caller = tracing::info_span!("unsampled request");
+    caller
+        .set_parent(opentelemetry::Context::new().with_remote_span_context(unsampled))
+        .expect("a parent for the caller's span");
+    let request = async {
+        db.jobs
+            .enqueue(RecordJob {
+                label: "unsampled".into(),
+                fail_times: 0,
+                sleep: 0.0,
+            })
+            .await
+    }
+    .instrument(caller)
+    .await
+    .expect("enqueue")
+    .expect("enqueued");
+    let (trace_id, span_id): (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT trace_id, span_id FROM plainjobs_jobrequest WHERE uuid = $1")
+            .bind(request.uuid)
+            .fetch_one(pool(&db))
+            .await
+            .expect("the request row");
+    assert_eq!((trace_id, span_id), (None, None), "no context stored");
+
+    plain.work_until_idle(&[]).await;
+    let results = db.results().await;
+    assert_eq!(results.len(), 1, "{results:#?}");
+    assert_eq!(results[0].status, JobStatus::Successful);
+    let process = dir
+        .one(
+            "process default",
+            "messaging.message.id",
+            &results[0].job_process_uuid.to_string(),
+        )
+        .await;
+    assert!(process.links.is_empty(), "{process:#?}");
 }
