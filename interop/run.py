@@ -185,11 +185,14 @@ def cmd_enqueue(args: argparse.Namespace) -> None:
                 "span_id": f"0x{trace.format_span_id(cx.span_id)}",
             }
             request = job.run_in_worker(**options)
+    # The caller's span, with --span only: without it the output is what it always was.
+    extra = {} if span is None else {"span": span}
     if request is None:
-        _out({"ok": True, "enqueued": False, "span": span})
+        _out({"ok": True, "enqueued": False, **extra})
         return
     _out(
         {
+            **extra,
             "ok": True,
             "enqueued": True,
             "id": request.id,
@@ -205,7 +208,6 @@ def cmd_enqueue(args: argparse.Namespace) -> None:
             "parameters": request.parameters,
             "trace_id": request.trace_id,
             "span_id": request.span_id,
-            "span": span,
         }
     )
 
