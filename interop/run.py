@@ -165,12 +165,34 @@ def cmd_enqueue(args: argparse.Namespace) -> None:
         options["concurrency_key"] = args.concurrency_key
     if args.delay is not None:
         options["delay"] = datetime.timedelta(seconds=args.delay)
-    request = job.run_in_worker(**options)
+    span: dict[str, str] | None = None
+    if args.span is None:
+        request = job.run_in_worker(**options)
+    else:
+        # As a request handler would: the enqueue inside a span of the caller's. plain.jobs
+        # opens its own `send {queue}` span inside it and stores that span's context.
+        from opentelemetry import trace
+
+        from app.otel import SPANS_DIR_VARIABLE
+
+        tracer = trace.get_tracer("interop")
+        with tracer.start_as_current_span(args.span) as current:
+            if not current.is_recording():
+                _fail(f"--span needs the span exporter: set {SPANS_DIR_VARIABLE}")
+            cx = current.get_span_context()
+            span = {
+                "trace_id": f"0x{trace.format_trace_id(cx.trace_id)}",
+                "span_id": f"0x{trace.format_span_id(cx.span_id)}",
+            }
+            request = job.run_in_worker(**options)
+    # The caller's span, with --span only: without it the output is what it always was.
+    extra = {} if span is None else {"span": span}
     if request is None:
-        _out({"ok": True, "enqueued": False})
+        _out({"ok": True, "enqueued": False, **extra})
         return
     _out(
         {
+            **extra,
             "ok": True,
             "enqueued": True,
             "id": request.id,
@@ -184,6 +206,8 @@ def cmd_enqueue(args: argparse.Namespace) -> None:
             "start_at": request.start_at,
             "created_at": request.created_at,
             "parameters": request.parameters,
+            "trace_id": request.trace_id,
+            "span_id": request.span_id,
         }
     )
 
@@ -401,6 +425,11 @@ def main() -> None:
     p.add_argument("--retries", type=int)
     p.add_argument("--concurrency-key")
     p.add_argument("--delay", type=float, help="seconds")
+    p.add_argument(
+        "--span",
+        metavar="NAME",
+        help="enqueue inside a span of this name (needs TEST_PLAIN_SPANS_DIR: app/otel.py)",
+    )
 
     p = sub.add_parser("decode", help="plain.jobs' decoding of a parameters envelope")
     p.add_argument("params")

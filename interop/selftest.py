@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -40,10 +41,10 @@ def check(name: str, ok: bool, detail: Any = "") -> None:
         print(f"FAIL  {name}: {detail}")
 
 
-def run(*argv: str, timeout: float = 120) -> dict[str, Any]:
+def run(*argv: str, timeout: float = 120, env: dict[str, str] | None = None) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, str(HERE / "run.py"), *argv],
-        env=ENV,
+        env={**ENV, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -90,6 +91,8 @@ def scenario() -> None:
 
     r1 = run("enqueue", "app.jobs.RecordJob", "--params", '{"args": ["r1"]}')
     check("enqueue RecordJob", r1.get("enqueued") is True and r1["job_class"] == "app.jobs.RecordJob", r1)
+    check("without the span exporter plain.jobs stores no trace context",
+          r1.get("trace_id") is None and r1.get("span_id") is None, r1)
     k1 = run("enqueue", "app.jobs.RecordJob", "--params", '{"args": ["k1"]}', "--concurrency-key", "K")
     k2 = run("enqueue", "app.jobs.RecordJob", "--params", '{"args": ["k2"]}', "--concurrency-key", "K")
     check("a second job with the same concurrency key is refused",
@@ -170,8 +173,45 @@ def scenario() -> None:
     retried = sql("SELECT retry_attempt FROM plainjobs_jobrequest WHERE job_class = 'app.jobs.RecordJob'")
     check("retry-failed re-enqueues it as attempt 1", out.get("ok") and retried == [(1,)], (out, retried))
 
+    traces()
+
     out = run("sync-check")
     check("sync-check is still clean", out.get("clean") is True, out)
+
+
+def traces() -> None:
+    """enqueue --span and the span files of TEST_PLAIN_SPANS_DIR (app/otel.py)."""
+    out = run("enqueue", "app.jobs.RecordJob", "--params", '{"args": ["no-exporter"]}',
+              "--span", "request")
+    check("enqueue --span without TEST_PLAIN_SPANS_DIR fails", out.get("ok") is False, out)
+    with tempfile.TemporaryDirectory() as spans_dir:
+        env = {"TEST_PLAIN_SPANS_DIR": spans_dir}
+        # A queue of its own: the default queue still holds the slow job's retry.
+        t1 = run("enqueue", "app.jobs.RecordJob", "--params", '{"args": ["t1"]}',
+                 "--queue", "traces", "--span", "request", env=env)
+        out = run("worker", "--queue", "traces", "--seconds", "60", "--until-idle", env=env)
+        spans = [
+            json.loads(line)
+            for path in Path(spans_dir).glob("spans-*.jsonl")
+            for line in path.read_text().splitlines()
+        ]
+        by_name: dict[str, list[dict]] = {}
+        for span in spans:
+            by_name.setdefault(span["name"], []).append(span)
+        sends = [s for s in by_name.get("send traces", [])
+                 if s["attributes"].get("messaging.message.id") == t1.get("uuid")]
+        check("enqueue --span: plain.jobs' send span is a child of the span and its context is "
+              "stored", len(sends) == 1 and t1.get("span") is not None
+              and sends[0]["parent_id"] == t1["span"]["span_id"]
+              and sends[0]["context"]["trace_id"] == t1["span"]["trace_id"]
+              and {"trace_id": t1["trace_id"], "span_id": t1["span_id"]}
+              == {k: sends[0]["context"][k] for k in ("trace_id", "span_id")}, (t1, sends))
+        processes = by_name.get("process traces", [])
+        check("the job process exports plain.jobs' process span, linked to the send span",
+              out.get("stopped") == "idle" and len(processes) == 1
+              and [link["context"]["span_id"] for link in processes[0]["links"]] == [t1.get("span_id")]
+              and [link["context"]["trace_id"] for link in processes[0]["links"]] == [t1.get("trace_id")],
+              (out, processes))
 
 
 if __name__ == "__main__":

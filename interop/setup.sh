@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the interop suite's throwaway Python environment: a venv in
-# target/interop-venv with plain.jobs and what it needs, installed by name from PyPI
-# (interop/requirements.txt). Prints the venv's python on stdout; messages go to stderr.
+# target/interop-venv with plain.jobs and what it needs, and the OpenTelemetry SDK for the trace
+# tests, installed by name from PyPI (interop/requirements.txt). Prints the venv's python on
+# stdout; messages go to stderr.
 #
 #   PY="$(interop/setup.sh)" && "$PY" interop/run.py info
 #
@@ -82,7 +83,8 @@ find_python
 STAMP="python $PYTHON_VERSION ($PYTHON); requirements $(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
 
 if [[ -f "$VENV/.interop-stamp" && "$(cat "$VENV/.interop-stamp")" == "$STAMP" ]] &&
-    "$VENV/bin/python" -c "import plain.jobs, plain.postgres, psycopg" 2>/dev/null; then
+    "$VENV/bin/python" -c "import plain.jobs, plain.postgres, psycopg, opentelemetry.sdk.trace" \
+        2>/dev/null; then
     echo "$VENV/bin/python"
     exit 0
 fi
@@ -97,5 +99,5 @@ if ! PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
     exit 1
 fi
 echo "$STAMP" >"$VENV/.interop-stamp"
-say "ready: $("$VENV/bin/python" -c 'import importlib.metadata as m; print("plain.jobs", m.version("plain.jobs"), "plain.postgres", m.version("plain.postgres"))')"
+say "ready: $("$VENV/bin/python" -c 'import importlib.metadata as m; print(*(f"{p} {m.version(p)}" for p in ("plain.jobs", "plain.postgres", "opentelemetry-sdk")), sep=", ")')"
 echo "$VENV/bin/python"

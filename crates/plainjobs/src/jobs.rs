@@ -225,6 +225,7 @@ impl Jobs {
     }
 
     /// This handle with `metrics` (or none).
+    #[cfg(feature = "cli")]
     pub(crate) fn recording(mut self, metrics: Option<Metrics>) -> Jobs {
         self.metrics = metrics;
         self

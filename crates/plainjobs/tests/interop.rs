@@ -1,18 +1,18 @@
 //! One queue with a real Plain app: the real plain.jobs (installed by name from PyPI into a
 //! throwaway venv by `interop/setup.sh`) and plainjobs on the same tables, each test in a
 //! PostgreSQL schema of its own. The Python side is driven through `interop/run.py`
-//! (interop/README.md lists its commands). Without a Python that plain.jobs supports the suite
+//! (interop/README.md lists its commands; the driver is in interop_support/). Without a Python that plain.jobs supports the suite
 //! fails, saying so: it never skips.
 
 mod common;
+mod interop_support;
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use common::*;
+use interop_support::*;
 use plainjobs::params::{plain_date, plain_datetime};
 use plainjobs::{Cancelled, Job, JobContext, JobError, JobStatus, Jobs, Outcome, Worker};
 use serde::{Deserialize, Serialize};
@@ -22,164 +22,8 @@ use sqlx::PgPool;
 const T: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------------------------
-// The Python side.
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The interop venv's Python: `TEST_PLAIN_PYTHON` (scripts/test sets it), else what
-/// `interop/setup.sh` makes. Panics, naming the problem, when there is none.
-fn python() -> &'static str {
-    static PYTHON: OnceLock<String> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        if let Ok(py) = std::env::var("TEST_PLAIN_PYTHON") {
-            return py;
-        }
-        let out = std::process::Command::new("bash")
-            .arg(repo().join("interop/setup.sh"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run interop/setup.sh");
-        assert!(
-            out.status.success(),
-            "interop/setup.sh found no Python for plain.jobs (see its message above): the interop suite cannot run"
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    })
-}
-
-/// The test's database as plain sees it: the same schema, through `DATABASE_URL`.
-struct Plain {
-    url: String,
-}
-
-impl Plain {
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(python());
-        cmd.arg(repo().join("interop/run.py"))
-            .args(args)
-            .env("DATABASE_URL", &self.url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd
-    }
-
-    /// Runs a command and returns its JSON (the last stdout line); panics when it failed.
-    async fn run(&self, args: &[&str]) -> Value {
-        let out = self
-            .command(args)
-            .output()
-            .await
-            .expect("run interop/run.py");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let last = stdout.lines().last().unwrap_or("");
-        let value: Value = serde_json::from_str(last).unwrap_or(Value::Null);
-        assert!(
-            out.status.success() && value["ok"] == true,
-            "run.py {args:?} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        value
-    }
-
-    /// A Plain deploy: `plain postgres sync`.
-    async fn deploy(&self) -> Value {
-        self.run(&["sync"]).await
-    }
-
-    /// `plain postgres sync --check`, asserting it is clean.
-    async fn assert_in_sync(&self) {
-        let check = self.run(&["sync-check"]).await;
-        assert_eq!(
-            check["clean"], true,
-            "plain postgres sync --check: {check:#}"
-        );
-    }
-
-    async fn enqueue(&self, class: &str, params: Value, extra: &[&str]) -> Value {
-        let params = params.to_string();
-        let mut args = vec!["enqueue", class, "--params", &params];
-        args.extend_from_slice(extra);
-        self.run(&args).await
-    }
-
-    /// A plain.jobs worker until its queues are idle (at most `seconds`).
-    async fn work_until_idle(&self, extra: &[&str]) -> Value {
-        let mut args = vec!["worker", "--until-idle", "--seconds", "30"];
-        args.extend_from_slice(extra);
-        self.run(&args).await
-    }
-
-    async fn runs(&self, label: &str) -> Vec<Value> {
-        let v = self.run(&["runs", "--label", label]).await;
-        v["runs"].as_array().cloned().unwrap_or_default()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Rust job types under plain.jobs' Python names (interop/app/jobs.py).
-
-/// Records each run in `interop_runs`, as the Python jobs do.
-async fn record_run(
-    ctx: &JobContext,
-    class: &str,
-    label: &str,
-    outcome: &str,
-    seen: Option<Value>,
-) -> Result<(), JobError> {
-    let pool = ctx
-        .jobs()
-        .pg_pool()
-        .ok_or_else(|| JobError::msg("PostgreSQL only"))?;
-    sqlx::query(RUNS_TABLE).execute(pool).await?;
-    let p = ctx.process();
-    sqlx::query(
-        "INSERT INTO interop_runs (side, job_class, label, job_request_uuid, job_process_uuid, retry_attempt, outcome, seen, pid)
-         VALUES ('rust', $1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(class)
-    .bind(label)
-    .bind(p.job_request_uuid)
-    .bind(p.uuid)
-    .bind(i32::from(p.retry_attempt))
-    .bind(outcome)
-    .bind(seen)
-    .bind(std::process::id() as i32)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-const RUNS_TABLE: &str = "CREATE TABLE IF NOT EXISTS interop_runs (
-    id bigserial PRIMARY KEY, side text NOT NULL, job_class text NOT NULL, label text NOT NULL,
-    job_request_uuid uuid, job_process_uuid uuid, retry_attempt integer, outcome text NOT NULL,
-    seen jsonb, pid integer NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())";
-
-#[derive(Serialize, Deserialize)]
-struct RecordJob {
-    label: String,
-    #[serde(default)]
-    fail_times: i16,
-    #[serde(default)]
-    sleep: f64,
-}
-
-impl Job for RecordJob {
-    const NAME: &'static str = "app.jobs.RecordJob";
-    async fn run(&self, ctx: &JobContext) -> Result<Outcome, JobError> {
-        let failing = ctx.process().retry_attempt < self.fail_times;
-        let outcome = if failing { "fail" } else { "ok" };
-        record_run(ctx, Self::NAME, &self.label, outcome, None).await?;
-        tokio::time::sleep(Duration::from_secs_f64(self.sleep)).await;
-        if failing {
-            return Err(JobError::msg(format!("{}: failing on purpose", self.label)));
-        }
-        Ok(Outcome::Success)
-    }
-}
+// Rust job types under plain.jobs' Python names (interop/app/jobs.py); RecordJob is shared
+// (interop_support).
 
 #[derive(Serialize, Deserialize)]
 struct FailJob {
@@ -225,31 +69,6 @@ impl Job for DatesJob {
 
 // ---------------------------------------------------------------------------------------------
 // Set-up.
-
-fn plain_for(db: &TestDb) -> Plain {
-    Plain {
-        url: db.url.clone(),
-    }
-}
-
-fn pool(db: &TestDb) -> &PgPool {
-    match &db.raw {
-        Raw::Pg(p) => p,
-        Raw::Sqlite(_) => panic!("the interop suite runs on PostgreSQL"),
-    }
-}
-
-/// A database where plainjobs made the tables and a Plain deploy ran after it.
-async fn shared_db() -> (TestDb, Plain) {
-    let db = test_db().await;
-    let plain = plain_for(&db);
-    plain.deploy().await;
-    sqlx::query(RUNS_TABLE)
-        .execute(pool(&db))
-        .await
-        .expect("runs table");
-    (db, plain)
-}
 
 fn rust_worker(db: &TestDb) -> Worker {
     Worker::new(db.jobs.clone())
@@ -844,7 +663,7 @@ async fn plain_creates_the_tables_then_plainjobs_then_a_plain_deploy() {
         .await
         .expect("schema");
     let url = url_for_schema(&base_url(), &schema);
-    let plain = Plain { url: url.clone() };
+    let plain = Plain::new(url.clone());
     plain.deploy().await;
     let jobs = Jobs::connect(&url).await.expect("connect");
     jobs.migrate().await.expect("migrate over plain's tables");
