@@ -76,10 +76,12 @@ pub async fn start_workers(
     dir: &Path,
     latency: bool,
 ) -> anyhow::Result<Vec<Process>> {
+    let pool = pool_per_process(target, k).await?;
     let mut procs = Vec::with_capacity(k);
     for i in 0..k {
         let mut a = vec!["worker".to_string()];
         a.extend(spec.to_args());
+        a.extend(["--pool".into(), pool.to_string()]);
         a.extend([
             "--runs-file".into(),
             runs_file(dir, i).display().to_string(),
@@ -96,6 +98,29 @@ pub async fn start_workers(
         p.ready(Duration::from_secs(60)).await?;
     }
     Ok(procs)
+}
+
+/// Connections each of `k` worker processes may pool: [`WorkerSpec::PROCESS_POOL`], or fewer
+/// when `k` such pools would not fit in the server's `max_connections` (stock: 100) beside the
+/// producer, the meter and the reserved ones — as an operator running 16 processes against a
+/// stock server must configure them. At least 3 (results, heartbeat and maintenance, control).
+async fn pool_per_process(target: &Target, k: usize) -> anyhow::Result<u32> {
+    if target.backend() != crate::target::Backend::Postgres {
+        return Ok(WorkerSpec::PROCESS_POOL);
+    }
+    let mut probe = crate::server::connect(&target.jobs_url()).await?;
+    let free: i64 = sqlx::query_scalar(
+        "SELECT current_setting('max_connections')::int8
+              - current_setting('superuser_reserved_connections')::int8",
+    )
+    .fetch_one(&mut probe)
+    .await?;
+    const OTHERS: i64 = 12; // the producer, the meter's sampler and probe, headroom
+    // Each process also holds its LISTEN connection and its claim session, both outside the
+    // pool (the claim's session is detached from it to keep its plan settings).
+    const OUTSIDE_THE_POOL: i64 = 2;
+    let each = (free - OTHERS) / k.max(1) as i64 - OUTSIDE_THE_POOL;
+    Ok(each.clamp(3, i64::from(WorkerSpec::PROCESS_POOL)) as u32)
 }
 
 pub fn runs_file(dir: &Path, i: usize) -> PathBuf {

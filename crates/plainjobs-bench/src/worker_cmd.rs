@@ -33,11 +33,15 @@ pub struct Args {
     /// Where to write enqueue-to-start samples (ns, 8 bytes each): PATH.short and PATH.long.
     #[arg(long)]
     pub latency_file: Option<PathBuf>,
+    /// The process's pool size (the orchestrator shrinks it when many processes share a
+    /// server's `max_connections`).
+    #[arg(long, default_value_t = WorkerSpec::PROCESS_POOL)]
+    pub pool: u32,
 }
 
 pub async fn main(args: Args) -> anyhow::Result<()> {
     args.target.check()?;
-    let jobs = args.target.connect(WorkerSpec::PROCESS_POOL).await?;
+    let jobs = args.target.connect(args.pool).await?;
     // One round trip now, so the pool holds a live connection before `go`.
     jobs.stats().await?;
     say("ready", json!({}));
