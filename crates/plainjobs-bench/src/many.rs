@@ -115,7 +115,8 @@ async fn pool_per_process(target: &Target, k: usize) -> anyhow::Result<u32> {
     )
     .fetch_one(&mut probe)
     .await?;
-    const OTHERS: i64 = 12; // the producer, the meter's sampler and probe, headroom
+    // The producer, the meter's sampler and probe, headroom.
+    const OTHERS: i64 = 12;
     // Each process also holds its LISTEN connection and its claim session, both outside the
     // pool (the claim's session is detached from it to keep its plan settings).
     const OUTSIDE_THE_POOL: i64 = 2;
