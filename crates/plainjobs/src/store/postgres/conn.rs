@@ -8,10 +8,11 @@ use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::requests::insert_requests;
+use super::wake::InsertWake;
 use super::{PgExec, Pooler};
 use crate::model::{JobProcess, JobRequest, JobResult, JobStatus};
 use crate::store::rows::{job_process, job_result, PROCESS_COLUMNS, RESULT_COLUMNS};
-use crate::store::{local_wake, portable, Conn, NewRequest, StoreTx};
+use crate::store::{portable, Conn, NewRequest, StoreTx};
 use crate::Result;
 
 /// A connection (pooled, borrowed from the caller, or in a transaction) seen through [`Conn`],
@@ -19,9 +20,9 @@ use crate::Result;
 pub(crate) struct PgConn<C> {
     conn: C,
     pooler: Pooler,
-    /// The tables' key for in-process wake-ups (see `PgStore::local`), on the store's own
-    /// connections behind a transaction pooler.
-    wake: Option<Arc<str>>,
+    /// How the store wakes the workers after its inserts commit, on the store's own
+    /// connections; None on the caller's, where the insert trigger's `NOTIFY` does.
+    wake: Option<Arc<InsertWake>>,
     /// Requests were inserted in this transaction: wake at its commit.
     inserted: bool,
 }
@@ -36,10 +37,13 @@ impl<C: DerefMut<Target = PgConnection> + Send> PgConn<C> {
         }
     }
 
-    /// The same, waking this process's workers of the tables `key` once the requests it
-    /// inserts are committed.
-    pub(super) fn waking(self, key: Option<Arc<str>>) -> PgConn<C> {
-        PgConn { wake: key, ..self }
+    /// The same, waking the workers through `wake` once the requests it inserts are
+    /// committed (and not by the insert trigger).
+    pub(super) fn waking(self, wake: Arc<InsertWake>) -> PgConn<C> {
+        PgConn {
+            wake: Some(wake),
+            ..self
+        }
     }
 
     /// What its statements run on.
@@ -52,8 +56,8 @@ impl PgConn<Transaction<'static, Postgres>> {
     /// Commits the transaction.
     pub(crate) async fn commit(self) -> Result<()> {
         self.conn.commit().await?;
-        if let (true, Some(key)) = (self.inserted, &self.wake) {
-            local_wake::wake(Some(key));
+        if let (true, Some(wake)) = (self.inserted, &self.wake) {
+            wake.committed();
         }
         Ok(())
     }
@@ -93,13 +97,14 @@ impl<C: DerefMut<Target = PgConnection> + Send> Conn for PgConn<C> {
     }
 
     async fn insert_requests(&mut self, rows: Vec<NewRequest>) -> Result<Vec<JobRequest>> {
-        let made = insert_requests(&mut self.exec(), rows).await?;
-        if let (false, Some(key)) = (made.is_empty(), &self.wake) {
+        let quiet = self.wake.is_some();
+        let made = insert_requests(&mut self.exec(), rows, quiet).await?;
+        if let (false, Some(wake)) = (made.is_empty(), &self.wake) {
             // Alone, the insert committed in its own transaction; else at the commit.
             if self.conn.is_in_transaction() {
                 self.inserted = true;
             } else {
-                local_wake::wake(Some(key));
+                wake.committed();
             }
         }
         Ok(made)

@@ -25,6 +25,7 @@ pub(crate) mod schema;
 mod sql;
 #[cfg(test)]
 mod tests;
+mod wake;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -60,6 +61,8 @@ pub(crate) struct PgStore {
     /// wait on it, and what this process inserts there wakes them. None otherwise: LISTEN tells
     /// them, whoever inserted.
     local: Option<Arc<str>>,
+    /// How the workers are woken after this store's inserts commit (not by the trigger).
+    inserts: Arc<wake::InsertWake>,
     /// Sessions for the claim statement that keep one plan for it ([`claim::CLAIM_SESSION`]):
     /// planning the claim anew on every execution cost more server time (~0.35 ms) than
     /// running it. Used only by workers with LISTEN on, and never behind a transaction pooler
@@ -76,10 +79,12 @@ pub(crate) struct PgStore {
 impl PgStore {
     pub(crate) fn new(pool: PgPool, pooler: Pooler) -> PgStore {
         let local = (pooler == Pooler::Transaction).then(|| tables_key(&pool));
+        let inserts = Arc::new(wake::InsertWake::new(&pool, local.clone()));
         PgStore {
             pool,
             pooler,
             local,
+            inserts,
             claims: Mutex::new(Vec::new()),
         }
     }
@@ -87,13 +92,13 @@ impl PgStore {
     /// A pooled connection in autocommit mode.
     pub(crate) async fn conn(&self) -> Result<PgConn<PoolConnection<Postgres>>> {
         let conn = PgConn::new(self.pool.acquire().await?, self.pooler);
-        Ok(conn.waking(self.local.clone()))
+        Ok(conn.waking(self.inserts.clone()))
     }
 
     /// A transaction.
     pub(crate) async fn tx(&self) -> Result<PgConn<Transaction<'static, Postgres>>> {
         let tx = PgConn::new(self.pool.begin().await?, self.pooler);
-        Ok(tx.waking(self.local.clone()))
+        Ok(tx.waking(self.inserts.clone()))
     }
 
     /// Wakes this process's workers of these tables after requests were put back (behind a

@@ -23,33 +23,57 @@ fn start_columns(start: Start) -> (Option<i64>, Option<DateTime<Utc>>) {
     }
 }
 
-/// One request, with plain parameters: a single enqueue is the latency path, and a plain
-/// `VALUES` insert costs the server less to bind and run than `unnest` over arrays of one.
-async fn insert_request(conn: &mut PgExec<'_>, r: NewRequest) -> Result<JobRequest> {
+/// One request: `$1`…`$13` as plain parameters, after `WITH` (nothing, or [`QUIET`]) and from
+/// `FROM` (nothing, or the quiet row).
+macro_rules! insert_one {
+    ($with:expr, $from:expr) => {
+        concat!(
+            $with,
+            "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
+             SELECT now(), $1, $2, $3, $4, $5, $6, $7, $8, $9,
+                    CASE WHEN $10::int8 IS NOT NULL THEN now() + $10::int8 * interval '1 microsecond' ELSE $11::timestamptz END,
+                    $12, $13 ",
+            $from,
+            " RETURNING id, created_at, start_at"
+        )
+    };
+}
+
+/// The insert trigger's `NOTIFY` turned off for the rest of the inserting transaction (the
+/// store wakes the workers after the commit: `wake.rs`). Set inside the statement, so an
+/// autocommit enqueue costs no round trip more; the `FROM` that reads it makes sure it is set
+/// before the statement's trigger runs.
+macro_rules! quiet {
+    () => {
+        "quiet AS (SELECT set_config('plainjobs.notify', 'off', true) AS quiet)"
+    };
+}
+const QUIET: &str = quiet!();
+
+const INSERT_ONE: &str = insert_one!("", "");
+const INSERT_ONE_QUIET: &str = insert_one!(concat!("WITH ", quiet!(), " "), "FROM quiet");
+
+/// One request, with plain parameters: a single enqueue is the latency path, and a one-row
+/// insert costs the server less to bind and run than `unnest` over arrays of one.
+async fn insert_request(conn: &mut PgExec<'_>, r: NewRequest, quiet: bool) -> Result<JobRequest> {
     let uuid = r.uuid;
     let (delay_us, start_at) = start_columns(r.start);
-    let row = sqlx::query(
-        "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, start_at, trace_id, span_id)
-         VALUES (now(), $1, $2, $3, $4, $5, $6, $7, $8, $9,
-                 CASE WHEN $10::int8 IS NOT NULL THEN now() + $10::int8 * interval '1 microsecond' ELSE $11::timestamptz END,
-                 $12, $13)
-         RETURNING id, created_at, start_at",
-    )
-    .bind(uuid)
-    .bind(&r.job_class)
-    .bind(&r.parameters)
-    .bind(r.priority)
-    .bind(&r.source)
-    .bind(&r.queue)
-    .bind(r.retries)
-    .bind(r.retry_attempt)
-    .bind(&r.concurrency_key)
-    .bind(delay_us)
-    .bind(start_at)
-    .bind(&r.trace_id)
-    .bind(&r.span_id)
-    .fetch_one(&mut *conn)
-    .await?;
+    let row = sqlx::query(if quiet { INSERT_ONE_QUIET } else { INSERT_ONE })
+        .bind(uuid)
+        .bind(&r.job_class)
+        .bind(&r.parameters)
+        .bind(r.priority)
+        .bind(&r.source)
+        .bind(&r.queue)
+        .bind(r.retries)
+        .bind(r.retry_attempt)
+        .bind(&r.concurrency_key)
+        .bind(delay_us)
+        .bind(start_at)
+        .bind(&r.trace_id)
+        .bind(&r.span_id)
+        .fetch_one(&mut *conn)
+        .await?;
     let id = row.try_get(0)?;
     let created_at = row.try_get(1)?;
     let start_at = row.try_get(2)?;
@@ -71,6 +95,13 @@ const INSERT_MANY: &str = "WITH made AS (
              RETURNING uuid, id, start_at
            )
            SELECT now(), array_agg(uuid), array_agg(id), array_agg(start_at) FROM made";
+
+/// [`INSERT_MANY`] with [`QUIET`]: read by a join with its one row.
+static INSERT_MANY_QUIET: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    INSERT_MANY
+        .replacen("WITH made AS (", &format!("WITH {QUIET}, made AS ("), 1)
+        .replacen(" ORDER BY t.ord", " CROSS JOIN quiet ORDER BY t.ord", 1)
+});
 
 /// The columns of many requests, one array each, as [`INSERT_MANY`] binds them.
 struct Columns<'a> {
@@ -126,13 +157,16 @@ impl<'a> Columns<'a> {
 
 /// Inserts requests, returning them in the order given: one with plain parameters, more
 /// through [`INSERT_MANY`].
+///
+/// `quiet`: the trigger sends no `NOTIFY` (see [`QUIET`]); the caller wakes the workers.
 pub(super) async fn insert_requests(
     conn: &mut PgExec<'_>,
     mut rows: Vec<NewRequest>,
+    quiet: bool,
 ) -> Result<Vec<JobRequest>> {
     if rows.len() <= 1 {
         return match rows.pop() {
-            Some(one) => insert_request(conn, one).await.map(|r| vec![r]),
+            Some(one) => insert_request(conn, one, quiet).await.map(|r| vec![r]),
             None => Ok(Vec::new()),
         };
     }
@@ -141,7 +175,12 @@ pub(super) async fn insert_requests(
     // row's parameters).
     let uuids: Vec<Uuid> = rows.iter().map(|r| r.uuid).collect();
     let c = Columns::of(&rows);
-    let made = sqlx::query(INSERT_MANY)
+    let sql: &str = if quiet {
+        &INSERT_MANY_QUIET
+    } else {
+        INSERT_MANY
+    };
+    let made = sqlx::query(sql)
         .bind(c.job_class)
         .bind(c.parameters)
         .bind(c.priority)

@@ -251,3 +251,113 @@ async fn counts_by_key_and_the_next_start_use_indexes() {
     let plan = plan.join("\n");
     assert!(plan.contains("plainjobs_jobrequest_start_at_idx"), "{plan}");
 }
+
+/// A request for the notification test.
+fn notify_request() -> crate::store::NewRequest {
+    crate::store::NewRequest {
+        uuid: crate::model::new_uuid(),
+        job_class: "tests.Notify".into(),
+        parameters: serde_json::json!({"args": [], "kwargs": {}}),
+        priority: 0,
+        source: String::new(),
+        queue: "default".into(),
+        retries: 0,
+        retry_attempt: 0,
+        concurrency_key: String::new(),
+        start: crate::store::Start::Now,
+        trace_id: None,
+        span_id: None,
+    }
+}
+
+/// The store's own inserts keep the trigger's `NOTIFY` out of their transaction and notify
+/// after their commit instead (alone, or at the end of a store transaction); any other
+/// producer's insert is notified by the trigger, unless its transaction says
+/// `plainjobs.notify = off`. Every notification names the tables' schema.
+#[tokio::test]
+async fn the_stores_inserts_notify_after_their_commit_others_through_the_trigger() {
+    use crate::store::Conn;
+    use std::time::Duration;
+
+    let jobs = test_jobs(Backend::Postgres).await;
+    let pool = jobs.pg_pool().expect("a PostgreSQL pool").clone();
+    let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
+        .fetch_one(&pool)
+        .await
+        .expect("schema");
+    // Other tests' schemas notify on the same channel: only ours counts.
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .expect("listener");
+    listener
+        .listen("plainjobs_jobrequest")
+        .await
+        .expect("listen");
+    let raw_insert = "INSERT INTO plainjobs_jobrequest (created_at, uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key)
+         VALUES (now(), gen_random_uuid(), 'tests.Notify', '{}', 0, '', 'default', 0, 0, '')";
+
+    let mut quiet = pool.begin().await.expect("begin");
+    sqlx::query("SET LOCAL plainjobs.notify = 'off'")
+        .execute(&mut *quiet)
+        .await
+        .expect("set");
+    sqlx::query(raw_insert)
+        .execute(&mut *quiet)
+        .await
+        .expect("insert");
+    quiet.commit().await.expect("commit");
+    assert!(
+        !heard(&mut listener, &schema, Duration::from_millis(500)).await,
+        "a transaction that said plainjobs.notify = off was notified by the trigger"
+    );
+
+    sqlx::query(raw_insert)
+        .execute(&pool)
+        .await
+        .expect("insert");
+    assert!(
+        heard(&mut listener, &schema, Duration::from_secs(5)).await,
+        "another producer's insert is notified"
+    );
+
+    let store = PgStore::new(pool.clone(), Pooler::Session);
+    let mut conn = store.conn().await.expect("conn");
+    conn.insert_requests(vec![notify_request()])
+        .await
+        .expect("insert");
+    assert!(
+        heard(&mut listener, &schema, Duration::from_secs(5)).await,
+        "the store's insert is notified after its commit"
+    );
+
+    let mut tx = store.tx().await.expect("begin");
+    tx.insert_requests(vec![notify_request(), notify_request()])
+        .await
+        .expect("insert");
+    tx.commit().await.expect("commit");
+    assert!(
+        heard(&mut listener, &schema, Duration::from_secs(5)).await,
+        "the store's transaction is notified after its commit"
+    );
+    assert!(
+        !heard(&mut listener, &schema, Duration::from_millis(500)).await,
+        "one notification per commit, not one from the trigger as well"
+    );
+}
+
+/// Whether a notification naming `schema` arrives within `wait`.
+async fn heard(
+    listener: &mut sqlx::postgres::PgListener,
+    schema: &str,
+    wait: std::time::Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, listener.recv()).await {
+            Ok(Ok(n)) if n.payload() == schema => return true,
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => panic!("listening: {e}"),
+            Err(_) => return false,
+        }
+    }
+}

@@ -4,7 +4,7 @@
 use super::catalog::{ActualObject, Catalog};
 use super::expected::{
     version_comment, Column, Constraint, Index, COLUMNS, CREATE_TABLES, INDEXES, NOTIFY_BODY,
-    NOTIFY_FUNCTION, NOTIFY_TRIGGER, OBSOLETE_INDEXES, OURS, PAUSED_FUNCTION,
+    NOTIFY_FUNCTION, NOTIFY_QUIET, NOTIFY_TRIGGER, OBSOLETE_INDEXES, OURS, PAUSED_FUNCTION,
     PLAIN_MIGRATION_RECORD, SCHEMA_VERSION, TABLES, UNIQUE,
 };
 
@@ -184,6 +184,10 @@ fn trigger(c: &Catalog) -> Option<Drift> {
         }
         Some(t) if !t.source.contains(NOTIFY_BODY) => {
             "the insert notification sends an older payload".to_string()
+        }
+        Some(t) if !t.source.contains(NOTIFY_QUIET) => {
+            "the insert notification is older than this plainjobs (it notifies inside every enqueue)"
+                .to_string()
         }
         Some(_) => return None,
     };

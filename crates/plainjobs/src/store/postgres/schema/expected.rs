@@ -259,16 +259,24 @@ pub(crate) const OBSOLETE_INDEXES: &[&str] = &[
 ];
 
 /// The insert notification: one per inserting statement, naming the table's schema, so any
-/// producer (plain.jobs' Python code too) wakes the workers of that schema.
+/// producer (plain.jobs' Python code too) wakes the workers of that schema. Except when the
+/// inserting transaction says `plainjobs.notify = off`: the store's own inserts, which wake
+/// the workers after their commit instead (`store/postgres/wake.rs`) — a `NOTIFY` inside the
+/// inserting transaction makes concurrent enqueues commit one at a time.
 pub(crate) const NOTIFY_FUNCTION: &str = r#"CREATE OR REPLACE FUNCTION plainjobs_notify_jobrequest() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('plainjobs_jobrequest', TG_TABLE_SCHEMA);
+    IF current_setting('plainjobs.notify', true) IS DISTINCT FROM 'off' THEN
+        PERFORM pg_notify('plainjobs_jobrequest', TG_TABLE_SCHEMA);
+    END IF;
     RETURN NULL;
 END
 $$"#;
 
 /// What the function body must send.
 pub(crate) const NOTIFY_BODY: &str = "pg_notify('plainjobs_jobrequest', TG_TABLE_SCHEMA)";
+
+/// What the function body must honour: inserts that wake the workers themselves.
+pub(crate) const NOTIFY_QUIET: &str = "current_setting('plainjobs.notify', true)";
 
 /// The paused queues (`store/postgres/paused.rs`), as `migrate` creates the function: nothing
 /// paused. Replacing an existing one would resume every queue, so it is only created.
