@@ -16,9 +16,10 @@ const CONTROL_CHANNEL: &str = "plainjobs_control";
 
 /// Sent on [`CONTROL_CHANNEL`] in the transaction that cancels claimed jobs or pauses a queue,
 /// naming the schema of our tables: the workers of that schema look at once.
-pub(crate) const CONTROL_NOTICE: &str = "SELECT pg_notify('plainjobs_control', n.nspname::text)
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.oid = to_regclass('plainjobs_jobrequest')";
+pub(crate) const CONTROL_NOTICE: &str = concat!(
+    "SELECT pg_notify('plainjobs_control', n.nspname::text)",
+    from_our_schema!()
+);
 
 /// The schema our tables resolve to, as the trigger names it in each notification since
 /// schema version 5. Before it the payload was empty (3–4) or the queue's name (1–2): a
@@ -29,12 +30,11 @@ async fn notification_schema(store: &PgStore) -> Result<Option<String>> {
     if migrated.is_none_or(|v| v < 5) {
         return Ok(None);
     }
-    Ok(sqlx::query_scalar(
-        "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.oid = to_regclass('plainjobs_jobrequest')",
+    Ok(
+        sqlx::query_scalar(concat!("SELECT n.nspname::text", from_our_schema!()))
+            .fetch_optional(&mut conn.exec())
+            .await?,
     )
-    .fetch_optional(&mut conn.exec())
-    .await?)
 }
 
 /// `LISTEN plainjobs_jobrequest` and `plainjobs_control` on a session of its own. A

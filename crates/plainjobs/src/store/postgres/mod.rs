@@ -4,11 +4,22 @@
 //! (`claim.rs`), inserting requests (`requests.rs`), the result writer (`finish.rs`), handing
 //! jobs back (`hand_back.rs`), rescues (`rescue.rs`), wake-ups (`listen.rs`), the [`Conn`] and
 //! [`StoreTx`] on a connection (`conn.rs`), how the code shared with SQLite runs here
-//! (`sql.rs`), and how every statement is sent, directly or behind a transaction pooler
-//! (`exec.rs`, `pooler.rs`).
+//! (`sql.rs`), how every statement is sent, directly or behind a transaction pooler
+//! (`exec.rs`, `pooler.rs`), and how workers are woken after the store's own inserts
+//! (`wake.rs`).
 //!
 //! Every statement runs on a [`PgExec`] (`conn.exec()`), never on the pool or a bare
 //! connection: that is where the [`Pooler`] decides how it is sent.
+
+/// `FROM … WHERE …` selecting `n.nspname`, the schema our tables resolve to (through the
+/// session's `search_path`): the payload of every notification, as the insert trigger's
+/// `TG_TABLE_SCHEMA`. A macro so that statements can be written with `concat!`.
+macro_rules! from_our_schema {
+    () => {
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+          WHERE c.oid = to_regclass('plainjobs_jobrequest')"
+    };
+}
 
 mod claim;
 mod conn;

@@ -23,10 +23,11 @@ use super::{PgExec, Pooler};
 use crate::store::local_wake;
 
 /// The `NOTIFY` sent after a commit: the payload names the tables' schema, as the trigger's.
-const NOTIFY_AFTER_COMMIT: &str = "SELECT set_config('synchronous_commit', 'off', true), \
-     pg_notify('plainjobs_jobrequest', n.nspname::text) \
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-     WHERE c.oid = to_regclass('plainjobs_jobrequest')";
+const NOTIFY_AFTER_COMMIT: &str = concat!(
+    "SELECT set_config('synchronous_commit', 'off', true), \
+     pg_notify('plainjobs_jobrequest', n.nspname::text)",
+    from_our_schema!()
+);
 
 /// How a store wakes the workers after its inserts commit.
 pub(crate) struct InsertWake {
