@@ -219,6 +219,7 @@ pub(crate) async fn result_retried_by<B: SqlBackend>(
 /// concurrency key starts with `key_prefix` (`"{key}:scheduled:"`), newest occurrence first.
 /// The key index serves it (keys of one class, in order; the Unix seconds that end a scheduled
 /// key have ten digits, so they sort as numbers).
+#[cfg_attr(not(feature = "admin"), allow(dead_code))] // the dashboard's alone
 pub(crate) async fn scheduled_runs<B: SqlBackend>(
     backend: &B,
     job_class: &str,
@@ -246,6 +247,7 @@ pub(crate) async fn scheduled_runs<B: SqlBackend>(
 }
 
 /// The query of [`scheduled_runs`] on one table.
+#[cfg_attr(not(feature = "admin"), allow(dead_code))] // the dashboard's alone
 fn scheduled<'a>(
     columns: &str,
     table: &str,

@@ -54,6 +54,7 @@ pub(crate) async fn queue_depths<B: SqlBackend>(backend: &B) -> Result<Vec<Queue
 
 /// The id after which the results written `age` ago or since begin (by the `created_at`
 /// index): the one before the first of them, else the newest result's, else 0.
+#[cfg_attr(not(feature = "admin"), allow(dead_code))] // the dashboard's alone
 pub(crate) async fn results_start<B: SqlBackend>(backend: &B, age: Duration) -> Result<i64> {
     let statement = Statement::new(
         "SELECT COALESCE(
@@ -74,6 +75,7 @@ pub(crate) async fn results_start<B: SqlBackend>(backend: &B, age: Duration) -> 
 /// after others with higher ids. Only results written more than `settle` ago are counted, and
 /// none at or past the first one that is not: the next call starts there. A result is missed
 /// only if the transaction that wrote it ran longer than `settle`.
+#[cfg_attr(not(feature = "admin"), allow(dead_code))] // the dashboard's alone
 pub(crate) async fn count_results_after<B: SqlBackend>(
     backend: &B,
     after_id: i64,

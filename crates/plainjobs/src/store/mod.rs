@@ -42,6 +42,7 @@ pub(crate) use cancel::{CancelTarget, CancelledRows};
 pub(crate) use listing::paginate;
 pub use listing::{Cursor, Page, ProcessFilter, ProcessState, RequestFilter};
 pub use overview::QueueDepth;
+#[cfg_attr(not(feature = "admin"), allow(unused_imports))] // the dashboard's alone
 pub(crate) use overview::{CountedResults, MinuteCount};
 pub use postgres::{Pooler, UnknownPooler};
 pub(crate) use types::{
@@ -285,6 +286,7 @@ pub(crate) trait Inspect: Send + Sync {
     ) -> Result<Option<JobResult>>;
     /// Pending requests and results of `job_class` whose key starts with `key_prefix`, newest
     /// key first, up to `limit` of each.
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))] // the dashboard's alone
     async fn scheduled_runs(
         &self,
         job_class: &str,
@@ -295,9 +297,11 @@ pub(crate) trait Inspect: Send + Sync {
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>>;
     /// The id after which the results written `age` ago or since begin (the newest id, or 0,
     /// when there are none).
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))] // the dashboard's alone
     async fn results_start(&self, age: Duration) -> Result<i64>;
     /// Results with ids in `(after_id, after_id + span]` written over `settle` ago, counted per
     /// minute, queue and status (see `counts.rs`).
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))] // the dashboard's alone
     async fn count_results_after(
         &self,
         after_id: i64,

@@ -22,6 +22,7 @@ pub struct QueueDepth {
 
 /// Results written in one minute, of one queue and status.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "admin"), allow(dead_code))] // the dashboard's alone
 pub(crate) struct MinuteCount {
     /// The minute, as Unix seconds (a multiple of 60).
     pub minute: i64,
@@ -35,6 +36,7 @@ pub(crate) struct MinuteCount {
 
 /// Results counted by [`Inspect::count_results_after`](super::Inspect::count_results_after).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(not(feature = "admin"), allow(dead_code))] // the dashboard's alone
 pub(crate) struct CountedResults {
     pub counts: Vec<MinuteCount>,
     /// Every result with an id up to this one is counted (or settled when counted in a
