@@ -21,12 +21,18 @@ const SETTLE: Duration = Duration::from_secs(2);
 const SPAN: i64 = 100_000;
 /// Statements per pass at most when catching up (a backlog of counts is read over passes).
 const SPANS_PER_PASS: usize = 50;
+/// The queue depths read the whole request and process tables (no index counts them), which
+/// takes a while on a big backlog; a read that took `d` is not repeated for `DEPTHS_BUDGET × d`
+/// (at most 1 % of one core), nor sooner than the next pass.
+const DEPTHS_BUDGET: u32 = 100;
 
 /// What the overview shows, as of `taken_at`.
 #[derive(Debug, Clone)]
 pub(crate) struct Snapshot {
     pub taken_at: DateTime<Utc>,
     pub depths: Vec<QueueDepth>,
+    /// When `depths` were read (older than `taken_at` on a big backlog: see [`DEPTHS_BUDGET`]).
+    pub depths_taken_at: Option<DateTime<Utc>>,
     pub workers: Vec<WorkerHeartbeat>,
     /// The paused queues' names.
     pub paused: Vec<String>,
@@ -52,6 +58,18 @@ struct Counting {
     /// Results up to this id are counted.
     through_id: Option<i64>,
     last_pass: Option<Instant>,
+}
+
+/// The queue depths last read, and when they may be read again.
+#[derive(Default)]
+struct Depths {
+    last: Option<(Vec<QueueDepth>, DateTime<Utc>)>,
+    due: Option<Instant>,
+}
+
+/// How long to wait before reading the depths again after a read that took `took`.
+fn depths_pause(took: Duration) -> Duration {
+    took * DEPTHS_BUDGET
 }
 
 impl Live {
@@ -112,6 +130,7 @@ async fn run(live: Weak<Live>) {
         through_id: None,
         last_pass: None,
     };
+    let mut depths = Depths::default();
     loop {
         let Some(live) = live.upgrade() else {
             return;
@@ -121,7 +140,7 @@ async fn run(live: Weak<Live>) {
             let _ = tokio::time::timeout(Duration::from_secs(30), live.wake.notified()).await;
             continue;
         }
-        let snapshot = pass(&live, &mut counting).await;
+        let snapshot = pass(&live, &mut counting, &mut depths).await;
         live.latest.send_replace(Some(Arc::new(snapshot)));
         let interval = live.interval;
         drop(live);
@@ -131,13 +150,13 @@ async fn run(live: Weak<Live>) {
 
 /// One refresh: queue depths, workers, and the results written since the last pass. What
 /// fails keeps its previous value, and the snapshot says that it failed.
-async fn pass(live: &Live, counting: &mut Counting) -> Snapshot {
-    let depths = live.jobs.queue_depths().await;
+async fn pass(live: &Live, counting: &mut Counting, depths: &mut Depths) -> Snapshot {
+    let read = read_depths(live, depths).await;
     let workers = live.jobs.workers().await;
     let counted = count_new_results(live, counting).await;
     let paused = paused_queues(live).await;
     let errors = [
-        depths.as_ref().err(),
+        read.as_ref().err(),
         workers.as_ref().err(),
         counted.as_ref().err(),
     ];
@@ -149,9 +168,11 @@ async fn pass(live: &Live, counting: &mut Counting) -> Snapshot {
     Snapshot {
         taken_at: Utc::now(),
         depths: depths
-            .ok()
-            .or_else(|| previous.as_ref().map(|p| p.depths.clone()))
+            .last
+            .as_ref()
+            .map(|d| d.0.clone())
             .unwrap_or_default(),
+        depths_taken_at: depths.last.as_ref().map(|d| d.1),
         workers: workers
             .ok()
             .or_else(|| previous.as_ref().map(|p| p.workers.clone()))
@@ -162,6 +183,20 @@ async fn pass(live: &Live, counting: &mut Counting) -> Snapshot {
         trend: counting.trend.clone(),
         failed,
     }
+}
+
+/// Reads the queue depths when they are due (see [`DEPTHS_BUDGET`]); a failed read keeps
+/// the last ones.
+async fn read_depths(live: &Live, depths: &mut Depths) -> crate::Result<()> {
+    if depths.due.is_some_and(|due| Instant::now() < due) {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let taken_at = Utc::now();
+    let read = live.jobs.queue_depths().await;
+    depths.due = Some(started + depths_pause(started.elapsed()));
+    depths.last = Some((read?, taken_at));
+    Ok(())
 }
 
 /// The paused queues; None when they cannot be read (a schema older than pausing is not a

@@ -73,7 +73,53 @@ async fn nobody_watching_costs_nothing(backend: Backend) {
     assert_eq!(faults.calls.load(Ordering::Acquire), settled, "asleep");
 }
 
+/// A big backlog's depths (a slow scan of the request table) are read less often than the
+/// overview refreshes — at most 1 % of a core — and the overview says when they were counted;
+/// cheap depths are read every pass.
+async fn a_slow_depth_count_is_read_less_often(backend: Backend) {
+    let (jobs, faults) = FaultyStore::wrap(&test_jobs(backend).await);
+    let router = Dashboard::new(jobs)
+        .refresh_every(Duration::from_millis(200))
+        .router();
+    let watch = |secs: u64| {
+        let router = router.clone();
+        async move {
+            let until = tokio::time::Instant::now() + Duration::from_secs(secs);
+            let mut body = String::new();
+            while tokio::time::Instant::now() < until {
+                let request = Request::get("/live/overview")
+                    .body(Body::empty())
+                    .expect("a request");
+                let response = router.clone().oneshot(request).await.expect("an answer");
+                assert_eq!(response.status(), StatusCode::OK);
+                let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .expect("a body");
+                body = String::from_utf8_lossy(&bytes).into_owned();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            body
+        }
+    };
+    let body = watch(2).await;
+    let cheap = faults.depths_reads.swap(0, Ordering::AcqRel);
+    assert!(cheap >= 3, "cheap depths read on {cheap} passes in 2 s");
+    assert!(!body.contains("data-depths-note"), "no note while fresh");
+    // 40 ms a read: the next one no sooner than 4 s later.
+    faults.depths_delay_ms.store(40, Ordering::Release);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    faults.depths_reads.store(0, Ordering::Release);
+    let body = watch(3).await;
+    let slow = faults.depths_reads.load(Ordering::Acquire);
+    assert!(slow <= 1, "slow depths read {slow} times in 3 s");
+    assert!(
+        body.contains("data-depths-note"),
+        "the overview says when the depths were counted: {body}"
+    );
+}
+
 conformance!(
+    a_slow_depth_count_is_read_less_often,
     the_overview_costs_one_pass_per_interval,
     a_list_costs_one_query_per_interval,
     nobody_watching_costs_nothing,

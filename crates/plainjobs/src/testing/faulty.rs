@@ -42,6 +42,11 @@ pub(crate) struct Faults {
     /// How many calls reached the store (each one a statement or a few): what a test of the
     /// cost of a caller counts.
     pub calls: Arc<AtomicU64>,
+    /// How many times the queue depths were read.
+    pub depths_reads: Arc<AtomicU64>,
+    /// Milliseconds each read of the queue depths takes on top of the real one (a big
+    /// backlog's scan).
+    pub depths_delay_ms: Arc<AtomicU64>,
 }
 
 /// A store that delegates every call to a real one, injecting [`Faults`]. The transactions
@@ -172,6 +177,9 @@ impl Inspect for FaultyStore {
 
     async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
         self.reach()?;
+        self.faults.depths_reads.fetch_add(1, Ordering::AcqRel);
+        let delay = self.faults.depths_delay_ms.load(Ordering::Acquire);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
         self.inner.queue_depths().await
     }
 

@@ -60,6 +60,8 @@ pub(crate) struct OverviewView {
     pub results: Vec<Card>,
     pub workers: Vec<Card>,
     pub queues: Vec<QueueRow>,
+    /// When the depths are older than the snapshot (a big backlog is counted less often).
+    pub depths_note: Option<String>,
     pub chart: BarChart,
     pub long_range: bool,
 }
@@ -230,6 +232,7 @@ fn build(app: &App, s: &Snapshot, long_range: bool, base: &str) -> OverviewView 
         results,
         workers,
         queues: queue_rows(s, now, now_minute, base),
+        depths_note: depths_note(s, app.live.interval()),
         chart,
         long_range,
     }
@@ -270,6 +273,19 @@ fn queue_rows(s: &Snapshot, now: DateTime<Utc>, now_minute: i64, base: &str) -> 
             }
         })
         .collect()
+}
+
+/// Says when the depths were counted, if that was before the last refresh: on a big backlog
+/// they are counted less often (`live.rs`).
+fn depths_note(s: &Snapshot, interval: std::time::Duration) -> Option<String> {
+    let taken = s.depths_taken_at?;
+    let age = (s.taken_at - taken).to_std().ok()?;
+    (age > interval).then(|| {
+        format!(
+            "ready, scheduled, waiting and running as counted at {} UTC: a large backlog is counted less often",
+            format::time(taken)
+        )
+    })
 }
 
 /// Results of the last five whole minutes, per minute.
