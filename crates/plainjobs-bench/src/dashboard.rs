@@ -192,7 +192,7 @@ pub struct DrainArgs {
     /// Jobs per drain.
     #[arg(long, default_value_t = 100_000)]
     pub jobs: u64,
-    /// Pairs of drains (without, then with the dashboard open).
+    /// Pairs of drains, one without and one with the dashboard open, in alternating order.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
     /// Browsers watching.
@@ -200,41 +200,125 @@ pub struct DrainArgs {
     pub viewers: usize,
 }
 
+/// The `application_name` of the dashboard's connections, to find its server backends.
+const DASHBOARD_APP: &str = "plainjobs-dashboard-bench";
+
+/// What the dashboard did during one drain.
+struct Watched {
+    pages: u64,
+    /// CPU of the dashboard's own thread: its queries' client side, the pages' rendering.
+    client_cpu: Duration,
+}
+
 /// Viewers polling the overview and the results list of a dashboard of their own handle every
-/// refresh interval (2 s), as open browser tabs do, until cancelled; how many pages they got.
-fn watch(url: String, viewers: usize, stop: CancellationToken) -> tokio::task::JoinHandle<u64> {
-    tokio::spawn(async move {
-        let Ok(jobs) = Jobs::connect(&url).await else {
-            return 0;
+/// refresh interval (2 s), as open browser tabs do, until cancelled. The dashboard runs on a
+/// thread of its own (a current-thread runtime), so the CPU it costs this process is that
+/// thread's.
+fn watch(url: String, viewers: usize, stop: CancellationToken) -> std::thread::JoinHandle<Watched> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let pages = match runtime {
+            Ok(rt) => rt.block_on(poll_pages(url, viewers, stop)),
+            Err(e) => {
+                log(format!("dashboard thread: no runtime: {e}"));
+                0
+            }
         };
-        let router = Dashboard::new(jobs).router();
-        let mut tasks = Vec::new();
-        for _ in 0..viewers {
-            let (router, stop) = (router.clone(), stop.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut pages = 0u64;
-                while !stop.is_cancelled() {
-                    for path in ["/live/overview", "/results?fragment=1"] {
-                        let Ok(request) = Request::get(path).body(Body::empty()) else {
-                            continue;
-                        };
-                        let Ok(r) = router.clone().oneshot(request).await;
-                        pages += u64::from(r.status().is_success());
-                    }
-                    tokio::select! {
-                        _ = stop.cancelled() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    }
-                }
-                pages
-            }));
+        Watched {
+            pages,
+            client_cpu: thread_cpu(),
         }
-        let mut pages = 0;
-        for t in tasks {
-            pages += t.await.unwrap_or(0);
-        }
-        pages
     })
+}
+
+/// The viewers' loop: see [`watch`]. Pages served.
+async fn poll_pages(url: String, viewers: usize, stop: CancellationToken) -> u64 {
+    let jobs = match Jobs::connect(&url).await {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            log(format!("dashboard: cannot connect: {e}"));
+            return 0;
+        }
+    };
+    let router = Dashboard::new(jobs).router();
+    let mut tasks = Vec::new();
+    for _ in 0..viewers {
+        let (router, stop) = (router.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut pages = 0u64;
+            while !stop.is_cancelled() {
+                for path in ["/live/overview", "/results?fragment=1"] {
+                    let Ok(request) = Request::get(path).body(Body::empty()) else {
+                        continue;
+                    };
+                    let Ok(r) = router.clone().oneshot(request).await;
+                    pages += u64::from(r.status().is_success());
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+            }
+            pages
+        }));
+    }
+    let mut pages = 0;
+    for t in tasks {
+        pages += t.await.unwrap_or(0);
+    }
+    pages
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
+/// CPU of the dashboard's server backends so far (PostgreSQL on this machine; zero on SQLite,
+/// whose work is all in the dashboard's thread).
+async fn dashboard_server_cpu(target: &Target) -> anyhow::Result<Duration> {
+    if target.backend() != crate::target::Backend::Postgres {
+        return Ok(Duration::ZERO);
+    }
+    let mut probe = ServerProbe::connect(&target.jobs_url()).await?;
+    let pids: Vec<i32> =
+        sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE application_name = $1")
+            .bind(DASHBOARD_APP)
+            .fetch_all(probe.conn())
+            .await?;
+    Ok(pids
+        .into_iter()
+        .filter_map(|pid| u32::try_from(pid).ok())
+        .filter_map(crate::cpu::process_precise)
+        .sum())
+}
+
+/// One drain with the dashboard open: its row, and the dashboard's pages and CPU (client,
+/// server) over it.
+async fn drain_watched(
+    args: &DrainArgs,
+    shape: Shape,
+) -> anyhow::Result<(serde_json::Value, Watched, Duration)> {
+    let stop = CancellationToken::new();
+    let url = match args.target.backend() {
+        crate::target::Backend::Postgres => crate::target::with_param(
+            &args.target.jobs_url(),
+            &format!("application_name={DASHBOARD_APP}"),
+        ),
+        crate::target::Backend::Sqlite => args.target.jobs_url(),
+    };
+    let viewers = watch(url, args.viewers, stop.clone());
+    let row = drain(&args.target, &args.worker, args.jobs, shape, 600).await;
+    let server_cpu = dashboard_server_cpu(&args.target).await;
+    stop.cancel();
+    let watched = tokio::task::spawn_blocking(move || viewers.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the dashboard thread panicked"))?;
+    Ok((row?, watched, server_cpu?))
 }
 
 pub async fn drain_cost(args: DrainArgs) -> anyhow::Result<()> {
@@ -243,25 +327,62 @@ pub async fn drain_cost(args: DrainArgs) -> anyhow::Result<()> {
         sleep_ms: 0,
         pad_bytes: 0,
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     println!(
-        "| run | without dashboard, jobs/s | with {} viewer(s), jobs/s | pages served | change |",
+        "| pair | order | without, jobs/s | with {} viewer(s), jobs/s | change | pages | dashboard CPU ms (client + server) | share of the machine |",
         args.viewers
     );
-    println!("|---|---:|---:|---:|---:|");
-    for run in 1..=args.runs {
-        let without = drain(&args.target, &args.worker, args.jobs, shape, 600).await?;
-        let stop = CancellationToken::new();
-        let viewers = watch(args.target.jobs_url(), args.viewers, stop.clone());
-        let with = drain(&args.target, &args.worker, args.jobs, shape, 600).await;
-        stop.cancel();
-        let pages = viewers.await.unwrap_or(0);
-        let with = with?;
-        let rate = |row: &serde_json::Value| row["jobs_per_s"].as_f64().unwrap_or(0.0);
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    let rate = |row: &serde_json::Value| row["jobs_per_s"].as_f64().unwrap_or(0.0);
+    let (mut changes, mut shares) = (Vec::new(), Vec::new());
+    for pair in 1..=args.runs {
+        // Alternating which drain goes first cancels what the first leaves the second (a
+        // bloated table, a warmer cache).
+        let with_first = pair % 2 == 0;
+        let mut without = None;
+        if !with_first {
+            without = Some(drain(&args.target, &args.worker, args.jobs, shape, 600).await?);
+        }
+        let (with, watched, server_cpu) = drain_watched(&args, shape).await?;
+        let without = match without {
+            Some(row) => row,
+            None => drain(&args.target, &args.worker, args.jobs, shape, 600).await?,
+        };
         let (a, b) = (rate(&without), rate(&with));
+        let change = (b - a) / a.max(1.0) * 100.0;
+        let cpu = watched.client_cpu + server_cpu;
+        let drain_s = with["drain_s"].as_f64().unwrap_or(f64::NAN);
+        let share = cpu.as_secs_f64() / (drain_s * cores) * 100.0;
+        changes.push(change);
+        shares.push(share);
         println!(
-            "| {run} | {a:.0} | {b:.0} | {pages} | {:+.1} % |",
-            (b - a) / a.max(1.0) * 100.0
+            "| {pair} | {} | {a:.0} | {b:.0} | {change:+.1} % | {} | {:.1} ({:.1} + {:.1}) | {share:.2} % |",
+            if with_first { "with first" } else { "without first" },
+            watched.pages,
+            cpu.as_secs_f64() * 1000.0,
+            watched.client_cpu.as_secs_f64() * 1000.0,
+            server_cpu.as_secs_f64() * 1000.0,
         );
     }
+    let (mean, stderr) = mean_and_stderr(&changes);
+    let (share, _) = mean_and_stderr(&shares);
+    println!(
+        "\nchange over {} pairs: mean {mean:+.2} %, standard error {stderr:.2} %, median {:+.2} %; the dashboard's CPU: {share:.2} % of the machine on average",
+        changes.len(),
+        median(&changes)
+    );
     Ok(())
+}
+
+fn mean_and_stderr(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len().max(1) as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, (var / n).sqrt())
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }

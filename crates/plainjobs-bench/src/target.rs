@@ -194,7 +194,7 @@ pub async fn close(jobs: &Jobs) {
     }
 }
 
-fn with_param(url: &str, param: &str) -> String {
+pub fn with_param(url: &str, param: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}{param}")
 }
