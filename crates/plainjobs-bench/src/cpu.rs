@@ -83,6 +83,14 @@ pub fn cluster(postmaster: i32, exclude: &[i32]) -> Option<Duration> {
     Some(duration(ticks))
 }
 
+/// Time one live process has spent on a CPU, in nanoseconds (the scheduler's own count, finer
+/// than the clock ticks of /proc/PID/stat: for processes that run milliseconds at a time).
+pub fn process_precise(pid: u32) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    let ns = text.split_whitespace().next()?.parse::<u64>().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,12 +107,4 @@ mod tests {
         let me = i32::try_from(std::process::id()).expect("pid fits");
         assert!(parent(me).is_some());
     }
-}
-
-/// Time one live process has spent on a CPU, in nanoseconds (the scheduler's own count, finer
-/// than the clock ticks of /proc/PID/stat: for processes that run milliseconds at a time).
-pub fn process_precise(pid: u32) -> Option<Duration> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
-    let ns = text.split_whitespace().next()?.parse::<u64>().ok()?;
-    Some(Duration::from_nanos(ns))
 }

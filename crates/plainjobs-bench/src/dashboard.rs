@@ -137,6 +137,23 @@ pub async fn pages(args: PagesArgs) -> anyhow::Result<()> {
             "job name (0.001 %), first page",
             base.clone().job_class("app.jobs.Rare"),
         ),
+        (
+            "job name (0.001 %), first page, as the dashboard asks (at most 100,000 read)",
+            base.clone()
+                .job_class("app.jobs.Rare")
+                .scan_at_most(100_000),
+        ),
+        (
+            "job name (0.001 %), deep page, as the dashboard asks",
+            base.clone()
+                .job_class("app.jobs.Rare")
+                .scan_at_most(100_000)
+                .cursor(Cursor::Next(middle)),
+        ),
+        (
+            "LOST (0.1 %), first page, as the dashboard asks",
+            base.clone().status(JobStatus::Lost).scan_at_most(100_000),
+        ),
     ];
     println!(
         "| query (10 M results: {} rows) | median ms | slowest ms | rows |",

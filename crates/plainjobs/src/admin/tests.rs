@@ -101,12 +101,13 @@ async fn a_slow_depth_count_is_read_less_often(backend: Backend) {
             body
         }
     };
-    let body = watch(2).await;
+    let body = watch(3).await;
     let cheap = faults.depths_reads.swap(0, Ordering::AcqRel);
-    assert!(cheap >= 3, "cheap depths read on {cheap} passes in 2 s");
+    // Every 200 ms pass while a read takes under 2 ms; a loaded machine may make them rarer.
+    assert!(cheap >= 2, "cheap depths read on {cheap} passes in 3 s");
     assert!(!body.contains("data-depths-note"), "no note while fresh");
-    // 40 ms a read: the next one no sooner than 4 s later.
-    faults.depths_delay_ms.store(40, Ordering::Release);
+    // 100 ms a read: the next one no sooner than 10 s later.
+    faults.depths_delay_ms.store(100, Ordering::Release);
     tokio::time::sleep(Duration::from_millis(400)).await;
     faults.depths_reads.store(0, Ordering::Release);
     let body = watch(3).await;

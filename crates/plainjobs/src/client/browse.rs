@@ -2,7 +2,9 @@
 //! with their filters, and the depth of each queue.
 
 use crate::model::{JobProcess, JobRequest, JobResult};
-use crate::store::{paginate, Page, ProcessFilter, QueueDepth, RequestFilter, ResultFilter};
+use crate::store::{
+    paginate, Cursor, Page, ProcessFilter, QueueDepth, RequestFilter, ResultFilter,
+};
 use crate::{Jobs, Result};
 
 impl Jobs {
@@ -40,12 +42,52 @@ impl Jobs {
     /// # Ok(()) }
     /// ```
     ///
+    /// With [`ResultFilter::scan_at_most`], the page reads only that many ids past its cursor
+    /// and its cursors continue the search beyond them.
+    ///
     /// # Errors
     /// A database error.
     pub async fn results_page(&self, filter: &ResultFilter) -> Result<Page<JobResult>> {
         let one_more = filter.clone().limit(filter.limit.max(1).saturating_add(1));
-        let rows = self.store().results(&one_more).await?;
-        Ok(paginate(rows, filter.limit, filter.cursor, |r| r.id))
+        let Some(scan) = filter.scan_limit.filter(|_| filter.uuid.is_none()) else {
+            let rows = self.store().results(&one_more).await?;
+            return Ok(paginate(rows, filter.limit, filter.cursor, |r| r.id));
+        };
+        let (Some(oldest), Some(newest)) = (
+            self.end_id(Cursor::Prev(0)).await?,
+            self.end_id(Cursor::First).await?,
+        ) else {
+            return Ok(paginate(Vec::new(), filter.limit, filter.cursor, |r| r.id));
+        };
+        let window = scan_window(filter.cursor, scan.max(1), newest);
+        let rows = self.store().results(&one_more.ids(window.clone())).await?;
+        let mut page = paginate(rows, filter.limit, filter.cursor, |r| r.id);
+        let (older, newer) = (window.start > oldest, window.end <= newest);
+        match filter.cursor {
+            Cursor::First | Cursor::Next(_) => {
+                if page.next.is_none() && older {
+                    page.next = Some(Cursor::Next(window.start));
+                }
+                if page.items.is_empty() && newer {
+                    page.prev = Some(Cursor::Prev(window.end - 1));
+                }
+            }
+            Cursor::Prev(_) => {
+                if page.prev.is_none() && newer {
+                    page.prev = Some(Cursor::Prev(window.end - 1));
+                }
+                if page.items.is_empty() && older {
+                    page.next = Some(Cursor::Next(window.start));
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    /// The id of the newest result (`Cursor::First`) or the oldest (`Cursor::Prev(0)`).
+    async fn end_id(&self, end: Cursor) -> Result<Option<i64>> {
+        let one = ResultFilter::new().cursor(end).limit(1);
+        Ok(self.store().results(&one).await?.first().map(|r| r.id))
     }
 
     /// Pending and claimed jobs per queue, with the time the oldest ready request became
@@ -55,5 +97,18 @@ impl Jobs {
     /// A database error.
     pub async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
         self.store().queue_depths().await
+    }
+}
+
+/// The ids a page at `cursor` may read when it reads at most `scan` of them: below the cursor
+/// (or from the newest result down) for a next page, above it for a previous one.
+fn scan_window(cursor: Cursor, scan: i64, newest: i64) -> std::ops::Range<i64> {
+    match cursor {
+        Cursor::First => {
+            let end = newest.saturating_add(1);
+            end.saturating_sub(scan)..end
+        }
+        Cursor::Next(c) => c.saturating_sub(scan)..c,
+        Cursor::Prev(c) => c.saturating_add(1)..c.saturating_add(1).saturating_add(scan),
     }
 }

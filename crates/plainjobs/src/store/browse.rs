@@ -160,6 +160,10 @@ pub(crate) async fn results<B: SqlBackend>(
     if let Some(until) = filter.until {
         c.with("created_at < $?", Arg::Time(Some(until)));
     }
+    if let Some(ids) = &filter.ids {
+        c.with("id >= $?", Arg::Int(ids.start));
+        c.with("id < $?", Arg::Int(ids.end));
+    }
     if let Some(uuid) = filter.uuid {
         // Three unique or indexed columns: one bitmap of each.
         c.with(

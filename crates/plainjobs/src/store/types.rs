@@ -183,6 +183,11 @@ pub struct ResultFilter {
     pub until: Option<DateTime<Utc>>,
     /// Only the result with this uuid, or of the process or request with this uuid.
     pub uuid: Option<Uuid>,
+    /// Only results with an id in this range.
+    pub ids: Option<std::ops::Range<i64>>,
+    /// A page reads at most this many results past its cursor, however few of them match
+    /// (see [`ResultFilter::scan_at_most`]).
+    pub scan_limit: Option<i64>,
     /// Where the page starts.
     pub cursor: Cursor,
     /// At most this many (100 by default).
@@ -199,6 +204,8 @@ impl Default for ResultFilter {
             since: None,
             until: None,
             uuid: None,
+            ids: None,
+            scan_limit: None,
             cursor: Cursor::First,
             limit: 100,
         }
@@ -251,6 +258,35 @@ impl ResultFilter {
     /// Only the result with this uuid, or of the process or request with this uuid.
     pub fn uuid(mut self, uuid: Uuid) -> Self {
         self.uuid = Some(uuid);
+        self
+    }
+
+    /// Only results with an id in `ids`.
+    pub fn ids(mut self, ids: std::ops::Range<i64>) -> Self {
+        self.ids = Some(ids);
+        self
+    }
+
+    /// Each page of [`Jobs::results_page`](crate::Jobs::results_page) reads at most `n`
+    /// results past its cursor, by id, and stops there even with fewer matches than a page —
+    /// its `next` (or `prev`) cursor then continues the search. For filters that no index
+    /// serves (a job name, a queue), so that a rare match costs a page `n` rows, not the
+    /// whole table. Ignored by [`Jobs::results`](crate::Jobs::results).
+    ///
+    /// ```no_run
+    /// # async fn demo(jobs: plainjobs::Jobs) -> plainjobs::Result<()> {
+    /// use plainjobs::ResultFilter;
+    /// let filter = ResultFilter::new().job_class("app.jobs.Rare").scan_at_most(100_000);
+    /// let page = jobs.results_page(&filter).await?;
+    /// // Fewer than a page may have matched in the newest 100,000 results: `next` goes on.
+    /// if let Some(older) = page.next {
+    ///     let more = jobs.results_page(&filter.clone().cursor(older)).await?;
+    ///     println!("{} more", more.items.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn scan_at_most(mut self, n: i64) -> Self {
+        self.scan_limit = Some(n);
         self
     }
 

@@ -361,7 +361,64 @@ async fn deletes_and_runs_requests_now(backend: Backend) {
     assert!(super::all_results(store).await.is_empty());
 }
 
+/// A page that may read only so many results stops there with fewer matches, and its cursors
+/// go on searching: a rare job name is found page by page, in both directions, and the walk
+/// ends at the oldest and the newest result.
+async fn a_scan_limited_page_stops_and_goes_on(backend: Backend) {
+    let bed = Bed::new(backend).await;
+    let ends = (0..12)
+        .map(|i| {
+            let name = if i == 1 || i == 10 { "rare" } else { "common" };
+            (request(name), JobStatus::Successful)
+        })
+        .collect();
+    let results = bed.results_of(ends).await;
+    let (rare_old, rare_new) = (results[1].id, results[10].id);
+    let jobs = &bed.db.jobs;
+    let filter = ResultFilter::new()
+        .job_class("rare")
+        .limit(5)
+        .scan_at_most(4);
+    let page = |cursor: Cursor| {
+        let filter = filter.clone().cursor(cursor);
+        async move { jobs.results_page(&filter).await.unwrap() }
+    };
+    // Newest first: ids 12..9 (rare_new is the 11th), then 8..5, 4..1.
+    let mut found = Vec::new();
+    let mut cursor = Cursor::First;
+    let mut pages = Vec::new();
+    loop {
+        let p = page(cursor).await;
+        assert!(p.items.len() <= 1, "at most one rare result in four");
+        found.extend(p.items.iter().map(|r| r.id));
+        pages.push(cursor);
+        match p.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+        assert!(pages.len() < 10, "the walk ends");
+    }
+    assert_eq!(found, vec![rare_new, rare_old], "both found, newest first");
+    assert_eq!(pages.len(), 3, "12 results, 4 a page: {pages:?}");
+    // And back up from the last page: the previous pages go on to the newest.
+    let mut back = Vec::new();
+    let mut p = page(cursor).await;
+    while let Some(prev) = p.prev {
+        p = page(prev).await;
+        back.extend(p.items.iter().map(|r| r.id));
+        assert!(back.len() < 5, "the walk back ends");
+    }
+    assert_eq!(back, vec![rare_new], "the newer rare result, once");
+    // Without a scan limit the first page finds both at once.
+    let all = jobs
+        .results_page(&ResultFilter::new().job_class("rare").limit(5))
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 2);
+}
+
 conformance!(
+    a_scan_limited_page_stops_and_goes_on,
     pages_requests_by_keyset,
     pages_processes_by_state_and_worker,
     pages_and_searches_results,
