@@ -8,6 +8,8 @@ mod again;
 mod browse;
 pub(crate) mod bulk;
 mod chain;
+#[cfg(test)]
+mod coalesced;
 mod control;
 mod enqueue;
 pub(crate) mod follow_up;
