@@ -8,8 +8,6 @@ mod again;
 mod browse;
 pub(crate) mod bulk;
 mod chain;
-#[cfg(test)]
-mod coalesced;
 mod control;
 mod enqueue;
 pub(crate) mod follow_up;
@@ -29,3 +27,6 @@ pub use enqueue::Enqueue;
 pub use inspect::Found;
 pub use request::MAX_NAME_LEN;
 pub use transaction::TransactionConn;
+
+#[cfg(test)]
+mod tests;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::again::{enqueue_again, is_terminated_connection};
-use super::single::enqueue_once;
+use crate::client::again::{enqueue_again, is_terminated_connection};
+use crate::client::single::enqueue_once;
 use crate::error::DbErrorKind;
 use crate::model::{new_uuid, JobRequest};
 use crate::registry::RawJob;
@@ -100,7 +100,8 @@ fn inserts(faults: &crate::testing::faulty::Faults) -> Vec<usize> {
 /// own row back (its own uuid and parameters), each task's ids increase, and the rows went in
 /// far fewer statements than jobs.
 async fn concurrent_enqueues_share_statements(backend: Backend) {
-    let (jobs, faults) = FaultyStore::wrap(&test_jobs(backend).await);
+    // Through the pooler too, in the pass through one.
+    let (jobs, faults) = FaultyStore::wrap(&test_db_for(backend).await.jobs);
     let tasks: Vec<_> = (0..50)
         .map(|t| {
             let jobs = jobs.clone();
@@ -146,7 +147,7 @@ async fn concurrent_enqueues_share_statements(backend: Backend) {
 /// A row the database refuses (a uuid that exists) in a batch of good ones: the batch's
 /// statement rolls back, each row is inserted alone, and only the bad one's enqueue fails.
 async fn a_bad_row_fails_only_its_own_enqueue(backend: Backend) {
-    let (jobs, faults) = FaultyStore::wrap(&test_jobs(backend).await);
+    let (jobs, faults) = FaultyStore::wrap(&test_db_for(backend).await.jobs);
     let existing = enqueue(&jobs, request("existing")).await.expect("inserted");
     faults.insert_pause_ms.store(300, Ordering::Release);
     let fillers = fill_the_slots(&jobs).await;
