@@ -9,19 +9,19 @@
 //! pending batch: its oldest caller still waiting becomes the leader and inserts the whole
 //! batch in one statement (`run.rs`), then tells each caller what became of its row.
 //!
-//! Each caller's row succeeds or fails on its own: a statement that may have committed (the
-//! connection broke), or failed for a reason that is not about the rows (no connection, a
-//! conflict), gives every caller of the batch that error, as it would have given each of them
-//! alone — and the enqueue's retry after a closed connection stays idempotent per uuid. A
+//! Each caller is told what it would have been told alone. A statement that may have
+//! committed (the connection broke), or that failed for a reason that is not about its rows
+//! (no connection, a conflict), gives every caller of the batch that error — and the enqueue's
+//! retry after a closed connection stays idempotent, each caller looking for its own uuid. A
 //! statement refused for what a row holds rolled back: each caller then inserts its row alone,
 //! so one bad row fails only its own enqueue.
 //!
 //! Cancellation: a caller dropped while its row waits in the pending batch takes its row out
-//! (no job, as an enqueue dropped before its statement was sent). Once a leader has taken the
-//! batch, the row is inserted whether or not its caller is still there (as an enqueue dropped
-//! after its statement was sent). A leader dropped while inserting does not drop the batch:
-//! the rest of it finishes in a task (`detach.rs`), so no other caller is left without an
-//! answer.
+//! (no job, as an enqueue dropped before its statement was sent). Once its row is in a batch
+//! that has a slot, the row is inserted whether or not its caller is still there (as an
+//! enqueue dropped after its statement was sent) — unless that caller was the one asked to
+//! lead the batch. A leader dropped while inserting does not drop the batch: the rest of it
+//! finishes in a task (`detach.rs`), so no other caller is left without an answer.
 
 mod detach;
 mod run;
