@@ -1,6 +1,7 @@
 //! The first attempt of a single enqueue: one autocommit `INSERT` for a job without a
-//! concurrency key (shared with the enqueues of other tasks through the same handle meanwhile) (or straight to an idle worker of this process), a transaction of its own
-//! for a job with one.
+//! concurrency key (or straight to an idle worker of this process), a transaction of its own
+//! for a job with one. The `INSERT` is shared with the concurrent enqueues of the same handle
+//! (`coalesce/`).
 
 use uuid::Uuid;
 
