@@ -8,6 +8,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+use crate::coalesce::Coalescer;
 use crate::dispatch::{LocalDispatch, Reservation};
 use crate::store::postgres::{PgStore, Pooler};
 use crate::store::sqlite::SqliteStore;
@@ -40,6 +41,14 @@ struct Inner {
     /// The running workers made from this handle (or its clones) that accept jobs enqueued
     /// through it directly (`WorkerConfig::local_dispatch`).
     local: Mutex<Vec<Weak<dyn LocalDispatch>>>,
+    /// Concurrent single enqueues share insert statements (`coalesce/`).
+    coalesce: Arc<Coalescer>,
+}
+
+/// Batches of single enqueues inserted at once on PostgreSQL: a few, so that commits overlap,
+/// leaving most of the pool to everything else (a batch holds a connection while inserting).
+fn pg_batches_in_flight(max_connections: u32) -> usize {
+    (max_connections as usize / 4).clamp(1, 4)
 }
 
 /// Which database a [`Jobs`] handle talks to.
@@ -141,6 +150,8 @@ impl Jobs {
                     pooler: Pooler::Session,
                     sqlite: Some(pool),
                     local: Default::default(),
+                    // SQLite has one writer at a time: one batch, while the next gathers.
+                    coalesce: Coalescer::new(1),
                 }),
                 metrics: None,
             });
@@ -193,6 +204,7 @@ impl Jobs {
     /// # Ok(()) }
     /// ```
     pub fn from_pool_with(pool: PgPool, pooler: Pooler) -> Jobs {
+        let batches = pg_batches_in_flight(pool.options().get_max_connections());
         Jobs {
             inner: Arc::new(Inner {
                 store: Arc::new(PgStore::new(pool.clone(), pooler)),
@@ -200,6 +212,7 @@ impl Jobs {
                 pooler,
                 sqlite: None,
                 local: Default::default(),
+                coalesce: Coalescer::new(batches),
             }),
             metrics: None,
         }
@@ -240,6 +253,11 @@ impl Jobs {
         &*self.inner.store
     }
 
+    /// Where concurrent single enqueues through this handle (and its clones) are batched.
+    pub(crate) fn coalescer(&self) -> &Arc<Coalescer> {
+        &self.inner.coalesce
+    }
+
     /// A handle on the same database (and pools) through `wrap` of this handle's store; it has
     /// workers of its own. Tests wrap the store to inject faults (`testing::FaultyStore`).
     #[cfg(test)]
@@ -251,6 +269,7 @@ impl Jobs {
                 pooler: self.inner.pooler,
                 sqlite: self.inner.sqlite.clone(),
                 local: Default::default(),
+                coalesce: Coalescer::new(self.inner.coalesce.max_in_flight()),
             }),
             metrics: self.metrics.clone(),
         }

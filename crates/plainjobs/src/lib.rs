@@ -89,6 +89,7 @@ pub mod admin;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod client;
+mod coalesce;
 mod dispatch;
 mod error;
 mod job;

@@ -18,7 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("telemetry", &["telemetry/"]),
     ("store", &["store/"]),
-    ("handle", &["jobs.rs", "dispatch.rs"]),
+    ("handle", &["jobs.rs", "dispatch.rs", "coalesce/"]),
     (
         "job",
         &[
@@ -63,6 +63,7 @@ const ROOT: &[(&str, &str)] = &[
     ("Backend", "handle"),
     ("ConnectOptions", "handle"),
     ("dispatch", "handle"),
+    ("coalesce", "handle"),
     ("job", "job"),
     ("Job", "job"),
     ("JobContext", "job"),

@@ -23,7 +23,9 @@ use crate::store::Start;
 use crate::{Jobs, Result};
 
 impl Jobs {
-    /// Starts an enqueue of `job`; set options on the builder, then `.await` it.
+    /// Starts an enqueue of `job`; set options on the builder, then `.await` it. Concurrent
+    /// enqueues through this handle share commits (see [`Enqueue`]); each returns after its
+    /// own row's commit.
     #[track_caller]
     pub fn enqueue<J: Job>(&self, job: J) -> Enqueue<'_> {
         Enqueue::new(self, Box::new(job), Location::caller())
@@ -53,6 +55,12 @@ impl JobContext {
 /// An enqueue being built: set options, then `.await` it (its own transaction) or call
 /// [`in_transaction`](Enqueue::in_transaction). Resolves to `Ok(None)` when `should_enqueue`
 /// refused the job (a duplicate by its concurrency key, say), which is not an error.
+///
+/// Awaited enqueues of jobs without a concurrency key, made concurrently through one
+/// [`Jobs`](crate::Jobs) handle (or its clones), share insert statements and their commits;
+/// durability is unchanged: each returns once its own row has committed. An enqueue dropped
+/// while it waits for a shared statement makes no job; dropped once the statement has taken
+/// its row, the job may still be made (as when an enqueue is dropped after sending its insert).
 ///
 /// When awaited and the server closes the connection, the enqueue is tried once more on a fresh
 /// connection, without ever making a second job: the request's uuid is made before the first

@@ -27,3 +27,6 @@ pub use enqueue::Enqueue;
 pub use inspect::Found;
 pub use request::MAX_NAME_LEN;
 pub use transaction::TransactionConn;
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 //! The first attempt of a single enqueue: one autocommit `INSERT` for a job without a
 //! concurrency key (or straight to an idle worker of this process), a transaction of its own
-//! for a job with one.
+//! for a job with one. The `INSERT` is shared with the concurrent enqueues of the same handle
+//! (`coalesce/`).
 
 use uuid::Uuid;
 
@@ -43,6 +44,7 @@ pub(crate) async fn enqueue_once(
         }
         conn = jobs.store().autocommit().await?;
     }
-    let mut rows = conn.insert_requests(vec![req]).await?;
-    Ok(rows.pop())
+    // Concurrent enqueues through this handle share statements (`coalesce/`).
+    let coalescer = jobs.coalescer().clone();
+    coalescer.insert(jobs, conn, req).await.map(Some)
 }

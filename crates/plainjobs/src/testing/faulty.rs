@@ -47,6 +47,17 @@ pub(crate) struct Faults {
     /// Milliseconds each read of the queue depths takes on top of the real one (a big
     /// backlog's scan).
     pub depths_delay_ms: Arc<AtomicU64>,
+    /// On autocommit connections: the number of rows of each `insert_requests`, in order.
+    pub inserts: Arc<std::sync::Mutex<Vec<usize>>>,
+    /// On autocommit connections: each `insert_requests` waits this many milliseconds before
+    /// it is sent (so that concurrent callers pile up behind it).
+    pub insert_pause_ms: Arc<AtomicU64>,
+    /// On autocommit connections: this many `insert_requests` of more than one row (batches
+    /// of coalesced enqueues) commit, but their reply is lost as when the server closes the
+    /// connection ([`DbErrorKind::Terminated`]). Counts down.
+    ///
+    /// [`DbErrorKind::Terminated`]: crate::error::DbErrorKind::Terminated
+    pub lose_insert_replies: Arc<AtomicU32>,
 }
 
 /// A store that delegates every call to a real one, injecting [`Faults`]. The transactions
@@ -77,6 +88,72 @@ impl FaultyStore {
             return Err(Error::from(sqlx::Error::PoolTimedOut));
         }
         Ok(())
+    }
+}
+
+/// An autocommit connection of a [`FaultyStore`]: counts, delays or loses the replies of its
+/// inserts; the rest goes straight through.
+struct FaultyConn<'a> {
+    inner: Box<dyn Conn + 'a>,
+    faults: Faults,
+}
+
+#[async_trait::async_trait]
+impl Conn for FaultyConn<'_> {
+    async fn advisory_lock(&mut self, id: i64) -> Result<()> {
+        self.inner.advisory_lock(id).await
+    }
+
+    async fn count_requests(
+        &mut self,
+        job_class: &str,
+        key: &str,
+        include_retries: bool,
+    ) -> Result<i64> {
+        self.inner
+            .count_requests(job_class, key, include_retries)
+            .await
+    }
+
+    async fn count_processes(
+        &mut self,
+        job_class: &str,
+        key: &str,
+        include_retries: bool,
+        exclude: Option<Uuid>,
+    ) -> Result<i64> {
+        self.inner
+            .count_processes(job_class, key, include_retries, exclude)
+            .await
+    }
+
+    async fn count_results(&mut self, job_class: &str, key: &str) -> Result<i64> {
+        self.inner.count_results(job_class, key).await
+    }
+
+    async fn insert_requests(&mut self, rows: Vec<NewRequest>) -> Result<Vec<JobRequest>> {
+        self.faults
+            .inserts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(rows.len());
+        let pause = self.faults.insert_pause_ms.load(Ordering::Acquire);
+        if pause > 0 {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        let batch = rows.len() > 1;
+        let made = self.inner.insert_requests(rows).await?;
+        if batch && take_one(&self.faults.lose_insert_replies) {
+            // The insert committed; the server closed the connection before its reply.
+            return Err(Error::Database {
+                kind: crate::error::DbErrorKind::Terminated,
+                source: sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "test: the insert's reply was lost",
+                )),
+            });
+        }
+        Ok(made)
     }
 }
 
@@ -223,7 +300,11 @@ impl Store for FaultyStore {
 
     async fn autocommit(&self) -> Result<Box<dyn Conn + '_>> {
         self.reach()?;
-        self.inner.autocommit().await
+        let conn = self.inner.autocommit().await?;
+        Ok(Box::new(FaultyConn {
+            inner: conn,
+            faults: self.faults.clone(),
+        }))
     }
 
     async fn heartbeat(&self, hb: &NewHeartbeat) -> Result<bool> {

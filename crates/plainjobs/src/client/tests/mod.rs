@@ -1,0 +1,3 @@
+//! Tests of the client that span its modules.
+
+mod coalesced;
