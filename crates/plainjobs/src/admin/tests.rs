@@ -79,7 +79,7 @@ async fn nobody_watching_costs_nothing(backend: Backend) {
 async fn a_slow_depth_count_is_read_less_often(backend: Backend) {
     let (jobs, faults) = FaultyStore::wrap(&test_jobs(backend).await);
     let router = Dashboard::new(jobs)
-        .refresh_every(Duration::from_millis(200))
+        .refresh_every(Duration::from_millis(500))
         .router();
     let watch = |secs: u64| {
         let router = router.clone();
@@ -103,12 +103,12 @@ async fn a_slow_depth_count_is_read_less_often(backend: Backend) {
     };
     let body = watch(3).await;
     let cheap = faults.depths_reads.swap(0, Ordering::AcqRel);
-    // Every 200 ms pass while a read takes under 2 ms; a loaded machine may make them rarer.
+    // Every 500 ms pass while a read takes under 5 ms; a loaded machine may make them rarer.
     assert!(cheap >= 2, "cheap depths read on {cheap} passes in 3 s");
     assert!(!body.contains("data-depths-note"), "no note while fresh");
     // 100 ms a read: the next one no sooner than 10 s later.
     faults.depths_delay_ms.store(100, Ordering::Release);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     faults.depths_reads.store(0, Ordering::Release);
     let body = watch(3).await;
     let slow = faults.depths_reads.load(Ordering::Acquire);

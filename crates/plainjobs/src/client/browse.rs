@@ -61,27 +61,8 @@ impl Jobs {
         };
         let window = scan_window(filter.cursor, scan.max(1), newest);
         let rows = self.store().results(&one_more.ids(window.clone())).await?;
-        let mut page = paginate(rows, filter.limit, filter.cursor, |r| r.id);
-        let (older, newer) = (window.start > oldest, window.end <= newest);
-        match filter.cursor {
-            Cursor::First | Cursor::Next(_) => {
-                if page.next.is_none() && older {
-                    page.next = Some(Cursor::Next(window.start));
-                }
-                if page.items.is_empty() && newer {
-                    page.prev = Some(Cursor::Prev(window.end - 1));
-                }
-            }
-            Cursor::Prev(_) => {
-                if page.prev.is_none() && newer {
-                    page.prev = Some(Cursor::Prev(window.end - 1));
-                }
-                if page.items.is_empty() && older {
-                    page.next = Some(Cursor::Next(window.start));
-                }
-            }
-        }
-        Ok(page)
+        let page = paginate(rows, filter.limit, filter.cursor, |r| r.id);
+        Ok(search_on(page, filter.cursor, window, oldest, newest))
     }
 
     /// The id of the newest result (`Cursor::First`) or the oldest (`Cursor::Prev(0)`).
@@ -111,4 +92,33 @@ fn scan_window(cursor: Cursor, scan: i64, newest: i64) -> std::ops::Range<i64> {
         Cursor::Next(c) => c.saturating_sub(scan)..c,
         Cursor::Prev(c) => c.saturating_add(1)..c.saturating_add(1).saturating_add(scan),
     }
+}
+
+/// A page read within `window` that found fewer rows than it could: its cursors go on past the
+/// window's edges, as long as results lie beyond them (ids `oldest..=newest`).
+fn search_on(
+    mut page: Page<JobResult>,
+    cursor: Cursor,
+    window: std::ops::Range<i64>,
+    oldest: i64,
+    newest: i64,
+) -> Page<JobResult> {
+    let older = (window.start > oldest).then_some(Cursor::Next(window.start));
+    let newer = (window.end <= newest).then_some(Cursor::Prev(window.end - 1));
+    let empty = page.items.is_empty();
+    match cursor {
+        Cursor::First | Cursor::Next(_) => {
+            page.next = page.next.or(older);
+            if empty {
+                page.prev = page.prev.or(newer);
+            }
+        }
+        Cursor::Prev(_) => {
+            page.prev = page.prev.or(newer);
+            if empty {
+                page.next = page.next.or(older);
+            }
+        }
+    }
+    page
 }

@@ -275,12 +275,12 @@ fn queue_rows(s: &Snapshot, now: DateTime<Utc>, now_minute: i64, base: &str) -> 
         .collect()
 }
 
-/// Says when the depths were counted, if that was before the last refresh: on a big backlog
-/// they are counted less often (`live.rs`).
+/// Says when the depths were counted, if that was a few refreshes ago: on a big backlog they
+/// are counted less often (`live.rs`). Depths a refresh or two old are not worth a note.
 fn depths_note(s: &Snapshot, interval: std::time::Duration) -> Option<String> {
     let taken = s.depths_taken_at?;
     let age = (s.taken_at - taken).to_std().ok()?;
-    (age > interval).then(|| {
+    (age > interval * 3).then(|| {
         format!(
             "ready, scheduled, waiting and running as counted at {} UTC: a large backlog is counted less often",
             format::time(taken)
