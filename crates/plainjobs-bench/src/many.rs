@@ -103,7 +103,7 @@ pub async fn start_workers(
 /// Connections each of `k` worker processes may pool: [`WorkerSpec::PROCESS_POOL`], or fewer
 /// when `k` such pools would not fit in the server's `max_connections` (stock: 100) beside the
 /// producer, the meter and the reserved ones — as an operator running 16 processes against a
-/// stock server must configure them. At least 3 (results, heartbeat and maintenance, control).
+/// stock server must configure them. At least 2 (heartbeat and maintenance, control).
 async fn pool_per_process(target: &Target, k: usize) -> anyhow::Result<u32> {
     if target.backend() != crate::target::Backend::Postgres {
         return Ok(WorkerSpec::PROCESS_POOL);
@@ -117,11 +117,11 @@ async fn pool_per_process(target: &Target, k: usize) -> anyhow::Result<u32> {
     .await?;
     // The producer, the meter's sampler and probe, headroom.
     const OTHERS: i64 = 12;
-    // Each process also holds its LISTEN connection and its claim session, both outside the
-    // pool (the claim's session is detached from it to keep its plan settings).
-    const OUTSIDE_THE_POOL: i64 = 2;
+    // Each process also holds its LISTEN connection and the sessions of its claim and its
+    // result writer, outside the pool (detached from it to keep their plan settings).
+    const OUTSIDE_THE_POOL: i64 = 3;
     let each = (free - OTHERS) / k.max(1) as i64 - OUTSIDE_THE_POOL;
-    Ok(each.clamp(3, i64::from(WorkerSpec::PROCESS_POOL)) as u32)
+    Ok(each.clamp(2, i64::from(WorkerSpec::PROCESS_POOL)) as u32)
 }
 
 pub fn runs_file(dir: &Path, i: usize) -> PathBuf {

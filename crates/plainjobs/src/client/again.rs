@@ -202,7 +202,7 @@ mod tests {
             error: String::new(),
         };
         store
-            .finish_many(worker_id, &[], &[finish])
+            .finish_many(worker_id, &[], &[finish], false)
             .await
             .expect("finish");
         let again = enqueue_again(&jobs, &job, req, None)

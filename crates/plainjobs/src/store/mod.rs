@@ -168,12 +168,14 @@ pub(crate) trait Store: Inspect + 'static {
     ) -> Result<Vec<JobProcess>>;
     /// In one statement: marks `starts` started (claimed-ahead jobs that began; never ones in
     /// `items`) and moves the processes of `items` to results. Returns the process uuids whose
-    /// results were written (a process already rescued is skipped).
+    /// results were written (a process already rescued is skipped). `pinned_session`: as
+    /// [`ClaimHow::pinned_session`], for the worker's result writer.
     async fn finish_many(
         &self,
         worker_id: Uuid,
         starts: &[Uuid],
         items: &[Finish],
+        pinned_session: bool,
     ) -> Result<Vec<Uuid>>;
     /// Hands unstarted processes back to the request table: same uuid, same `created_at`,
     /// `start_at` NULL, no retry spent.

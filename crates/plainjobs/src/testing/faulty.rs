@@ -357,9 +357,12 @@ impl Store for FaultyStore {
         worker_id: Uuid,
         starts: &[Uuid],
         items: &[Finish],
+        pinned_session: bool,
     ) -> Result<Vec<Uuid>> {
         self.reach()?;
-        self.inner.finish_many(worker_id, starts, items).await
+        self.inner
+            .finish_many(worker_id, starts, items, pinned_session)
+            .await
     }
 
     async fn hand_back(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<u64> {

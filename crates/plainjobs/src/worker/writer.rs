@@ -95,7 +95,11 @@ pub(crate) async fn write_results(core: Arc<Core>, mut rx: mpsc::Receiver<Write>
 async fn write_batch(core: &Core, starts: &[Uuid], batch: &[Finish]) {
     let mut delay = Duration::from_millis(50);
     loop {
-        match core.store().finish_many(core.id(), starts, batch).await {
+        match core
+            .store()
+            .finish_many(core.id(), starts, batch, core.config.listen)
+            .await
+        {
             Ok(written) => {
                 log_dropped_late_finishes(batch, written);
                 core.ledger
@@ -130,7 +134,12 @@ async fn write_one_by_one(core: &Core, starts: &[Uuid], batch: &[Finish]) {
     let store = core.store();
     for one in batch {
         match store
-            .finish_many(core.id(), &[], std::slice::from_ref(one))
+            .finish_many(
+                core.id(),
+                &[],
+                std::slice::from_ref(one),
+                core.config.listen,
+            )
             .await
         {
             Ok(_) => core.ledger.release(one.process_uuid),
@@ -141,7 +150,9 @@ async fn write_one_by_one(core: &Core, starts: &[Uuid], batch: &[Finish]) {
         }
     }
     if !starts.is_empty() {
-        let _ = store.finish_many(core.id(), starts, &[]).await;
+        let _ = store
+            .finish_many(core.id(), starts, &[], core.config.listen)
+            .await;
     }
 }
 

@@ -1,54 +1,16 @@
-//! The claim: ready requests moved to the process table in one statement, on sessions that
-//! keep its plan; and what the claim loop asks besides (the next start time, vacuum).
+//! The claim: ready requests moved to the process table in one statement, with its plan pinned
+//! (`pinned.rs`); and what the claim loop asks besides (the next start time, vacuum).
 
 use std::time::Duration;
 
 use sqlx::postgres::PgRow;
-use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use super::{new_uuids, PgExec, PgStore, Pooler};
+use super::{new_uuids, PgExec, PgStore};
 use crate::model::JobProcess;
 use crate::store::rows::{decode_all, job_process, PROCESS_COLUMNS};
 use crate::store::ClaimHow;
 use crate::Result;
-
-/// Idle claim sessions kept for reuse.
-pub(super) const CLAIM_SESSIONS_KEPT: usize = 4;
-
-impl PgStore {
-    /// An idle claim session, or a new one.
-    pub(super) async fn claim_session(&self) -> Result<PgConnection> {
-        let idle = self.claims.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        if let Some(conn) = idle {
-            return Ok(conn);
-        }
-        let mut conn = self.pool.acquire().await?.detach();
-        set_up_claim_session(&mut PgExec::new(&mut conn, Pooler::Session)).await?;
-        Ok(conn)
-    }
-
-    /// Keeps a claim session that just worked for the next claim.
-    pub(super) fn keep_claim_session(&self, conn: PgConnection) {
-        let mut idle = self.claims.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < CLAIM_SESSIONS_KEPT {
-            idle.push(conn);
-        }
-    }
-}
-
-/// The settings of the claim's sessions (see [`PgStore::claims`]). They pin one plan: the
-/// generic plan is made once per session and reused (`plan_cache_mode`), and with sequential
-/// and bitmap scans ruled out it is the claim index walked in claim order, whatever the
-/// statistics said when it was made — an empty table at start-up must not leave a plan that
-/// sorts a million-row backlog later. `jit` stays off, since ruling scans out inflates cost
-/// estimates past the JIT threshold.
-pub(crate) const CLAIM_SESSION: [(&str, &str); 4] = [
-    ("plan_cache_mode", "force_generic_plan"),
-    ("enable_seqscan", "off"),
-    ("enable_bitmapscan", "off"),
-    ("jit", "off"),
-];
 
 /// The claim statement (see `Store::claim`): `$1` worker id, `$2` queues, `$3` how many to
 /// claim, `$4` how many of them start at once, `$5` their process uuids.
@@ -97,19 +59,6 @@ pub(super) fn claim_sql(queues: usize, async_commit: bool, by_class: bool) -> St
     )
 }
 
-/// Behind a transaction pooler, the claim runs in a transaction of its own begun with the
-/// claim sessions' settings that rule the plan (scans, JIT) for that transaction only: no
-/// session keeps them, and nothing is left for the session's next client. Each claim is
-/// planned anew with its parameters (an unnamed statement), so `plan_cache_mode` has no use.
-pub(super) fn begin_claim() -> String {
-    CLAIM_SESSION
-        .iter()
-        .filter(|(name, _)| *name != "plan_cache_mode")
-        .fold("BEGIN".to_string(), |sql, (name, value)| {
-            format!("{sql}; SET LOCAL {name} = {value}")
-        })
-}
-
 /// Runs the claim statement.
 async fn run_claim(
     conn: &mut PgExec<'_>,
@@ -133,16 +82,6 @@ async fn run_claim(
     query.fetch_all(conn).await
 }
 
-/// Gives a new claim session the claim's settings.
-async fn set_up_claim_session(conn: &mut PgExec<'_>) -> sqlx::Result<()> {
-    for (name, value) in CLAIM_SESSION {
-        sqlx::query(&format!("SET {name} = {value}"))
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
 /// See [`Store::claim`](crate::store::Store::claim).
 pub(super) async fn claim(
     store: &PgStore,
@@ -158,32 +97,18 @@ pub(super) async fn claim(
     }
     let classes = how.job_classes.as_deref();
     let sql = claim_sql(queues.len(), how.async_commit, classes.is_some());
-    let rows = if store.behind_transaction_pooler() {
-        let mut conn = store.pool.acquire().await?;
-        let mut tx = conn.begin_with(begin_claim()).await?;
-        let mut exec = PgExec::new(&mut tx, store.pooler);
-        let rows = run_claim(&mut exec, &sql, worker_id, queues, limit, start, classes).await?;
-        tx.commit().await?;
-        rows
-    } else if how.pinned_session {
-        let mut conn = store.claim_session().await?;
-        let mut exec = PgExec::new(&mut conn, Pooler::Session);
-        let rows = run_claim(&mut exec, &sql, worker_id, queues, limit, start, classes).await?;
-        store.keep_claim_session(conn);
-        rows
-    } else {
-        let mut conn = store.conn().await?;
-        run_claim(
-            &mut conn.exec(),
-            &sql,
-            worker_id,
-            queues,
-            limit,
-            start,
-            classes,
-        )
-        .await?
-    };
+    let mut conn = store.pinned(how.pinned_session).await?;
+    let rows = run_claim(
+        &mut conn.exec(store.pooler),
+        &sql,
+        worker_id,
+        queues,
+        limit,
+        start,
+        classes,
+    )
+    .await?;
+    conn.done(store).await?;
     let mut out = decode_all(&rows, job_process)?;
     out.sort_by_key(|p| p.id);
     Ok(out)

@@ -1,7 +1,8 @@
 //! The PostgreSQL backend.
 //!
 //! `mod.rs` holds the store and its connections; each other file one concern: the claim
-//! (`claim.rs`), inserting requests (`requests.rs`), the result writer (`finish.rs`), handing
+//! (`claim.rs`), the sessions that pin the plans of the claim and the result write
+//! (`pinned.rs`), inserting requests (`requests.rs`), the result writer (`finish.rs`), handing
 //! jobs back (`hand_back.rs`), rescues (`rescue.rs`), wake-ups (`listen.rs`), the [`Conn`] and
 //! [`StoreTx`] on a connection (`conn.rs`), how the code shared with SQLite runs here
 //! (`sql.rs`), how every statement is sent, directly or behind a transaction pooler
@@ -29,6 +30,7 @@ mod finish;
 mod hand_back;
 mod listen;
 mod paused;
+mod pinned;
 mod pooler;
 mod requests;
 mod rescue;
@@ -62,8 +64,8 @@ use crate::store::{
 };
 use crate::Result;
 
-/// The PostgreSQL store: a connection pool, what is in front of the server, and the claim's
-/// own sessions.
+/// The PostgreSQL store: a connection pool, what is in front of the server, and the sessions
+/// of the worker's pinned statements.
 pub(crate) struct PgStore {
     pool: PgPool,
     pooler: Pooler,
@@ -74,17 +76,19 @@ pub(crate) struct PgStore {
     local: Option<Arc<str>>,
     /// How the workers are woken after this store's inserts commit (not by the trigger).
     inserts: Arc<wake::InsertWake>,
-    /// Sessions for the claim statement that keep one plan for it ([`claim::CLAIM_SESSION`]):
-    /// planning the claim anew on every execution cost more server time (~0.35 ms) than
-    /// running it. Used only by workers with LISTEN on, and never behind a transaction pooler
-    /// (where session settings would reach other clients).
+    /// Sessions that keep one plan for each of the worker's hot statements (the claim and the
+    /// result writer's; [`pinned::PINNED_PLANS`]): planning the claim anew on every execution
+    /// cost more server time (~0.35 ms) than running it. Used only by workers with LISTEN on,
+    /// and never behind a transaction pooler (where session settings would reach other
+    /// clients).
     ///
     /// Each is a connection taken out of `pool` for good (`detach`), so it was opened and set
     /// up exactly as the application's pool does it (its `after_connect`: a `search_path`, a
-    /// role), then given the claim's settings; it is kept here between claims and dropped after
-    /// any error. There is one per claim running at once (one per worker), outside the pool's
-    /// `max_connections`, at most [`claim::CLAIM_SESSIONS_KEPT`] kept idle.
-    claims: Mutex<Vec<PgConnection>>,
+    /// role), then given the settings; it is kept here between statements and dropped after
+    /// any error. There is one per such statement running at once (two per worker: its claim
+    /// and its result write), outside the pool's `max_connections`, at most
+    /// [`pinned::PINNED_SESSIONS_KEPT`] kept idle.
+    pinned: Mutex<Vec<PgConnection>>,
 }
 
 impl PgStore {
@@ -96,7 +100,7 @@ impl PgStore {
             pooler,
             local,
             inserts,
-            claims: Mutex::new(Vec::new()),
+            pinned: Mutex::new(Vec::new()),
         }
     }
 
@@ -251,8 +255,9 @@ impl Store for PgStore {
         worker_id: Uuid,
         starts: &[Uuid],
         items: &[Finish],
+        pinned_session: bool,
     ) -> Result<Vec<Uuid>> {
-        finish::finish_many(self, worker_id, starts, items).await
+        finish::finish_many(self, worker_id, starts, items, pinned_session).await
     }
 
     async fn hand_back(&self, worker_id: Uuid, uuids: &[Uuid]) -> Result<u64> {

@@ -8,28 +8,35 @@ use sqlx::Connection;
 
 use crate::testing::{test_jobs, Backend, FreshDb};
 
-/// The plan the claim sessions keep for a one-queue claim.
-async fn claim_plan(store: &PgStore) -> String {
-    let mut conn = store.claim_session().await.expect("a claim session");
-    sqlx::raw_sql(&format!(
-        "PREPARE claim_plan(uuid, text[], int8, int8, uuid[]) AS {}",
-        claim_sql(1, false, false)
-    ))
-    .execute(&mut conn)
-    .await
-    .expect("prepare");
-    let plan: Vec<String> = sqlx::query_scalar(
-        "EXPLAIN EXECUTE claim_plan(gen_random_uuid(), '{default}', 110, 10, '{}')",
-    )
-    .fetch_all(&mut conn)
-    .await
-    .expect("explain");
-    sqlx::raw_sql("DEALLOCATE claim_plan")
+/// The generic plan a pinned session keeps for `sql`, prepared as `plan` with `types` and
+/// explained as `EXECUTE plan(args)`.
+async fn pinned_plan(store: &PgStore, types: &str, sql: &str, args: &str) -> String {
+    let mut conn = store.pinned_session().await.expect("a pinned session");
+    sqlx::raw_sql(&format!("PREPARE plan({types}) AS {sql}"))
+        .execute(&mut conn)
+        .await
+        .expect("prepare");
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN EXECUTE plan({args})"))
+        .fetch_all(&mut conn)
+        .await
+        .expect("explain");
+    sqlx::raw_sql("DEALLOCATE plan")
         .execute(&mut conn)
         .await
         .expect("deallocate");
-    store.keep_claim_session(conn);
+    store.keep_pinned_session(conn);
     plan.join("\n")
+}
+
+/// The plan the claim sessions keep for a one-queue claim.
+async fn claim_plan(store: &PgStore) -> String {
+    pinned_plan(
+        store,
+        "uuid, text[], int8, int8, uuid[]",
+        &claim_sql(1, false, false),
+        "gen_random_uuid(), '{default}', 110, 10, '{}'",
+    )
+    .await
 }
 
 /// The claim keeps one plan per session, and it is the claim index in claim order whether
@@ -72,13 +79,13 @@ async fn the_claim_keeps_one_plan_on_the_claim_index() {
             "{rows} rows: the delete looks rows up by id\n{plan}"
         );
     }
-    let mut session = store.claim_session().await.expect("a claim session");
+    let mut session = store.pinned_session().await.expect("a claim session");
     let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
         .fetch_one(&mut session)
         .await
         .expect("show");
     assert_eq!(mode, "force_generic_plan");
-    store.keep_claim_session(session);
+    store.keep_pinned_session(session);
 
     // An asynchronous claim sets `synchronous_commit` for its own transaction only: the
     // session it ran on (kept for the next claim) still commits durably.
@@ -102,7 +109,7 @@ async fn the_claim_keeps_one_plan_on_the_claim_index() {
         .expect("claim");
     assert_eq!(claimed.len(), 5);
     assert_eq!(claimed.iter().filter(|p| p.started_at.is_some()).count(), 3);
-    let mut session = store.claim_session().await.expect("the kept session");
+    let mut session = store.pinned_session().await.expect("the kept session");
     let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
         .fetch_one(&mut session)
         .await
@@ -135,7 +142,10 @@ async fn behind_a_transaction_pooler_each_claim_rules_its_own_plan() {
             .execute(&pool)
             .await
             .expect("analyze");
-        let mut tx = conn.begin_with(claim::begin_claim()).await.expect("begin");
+        let mut tx = conn
+            .begin_with(pinned::begin_pinned())
+            .await
+            .expect("begin");
         sqlx::raw_sql(&format!(
             "PREPARE claim_plan(uuid, text[], int8, int8, uuid[]) AS {}",
             claim_sql(1, false, false)
@@ -198,6 +208,61 @@ async fn behind_a_transaction_pooler_each_claim_rules_its_own_plan() {
     assert_eq!(prepared, 0, "nothing prepared by name");
     drop(conn);
     db.remove().await;
+}
+
+/// The result write (and a write of starts alone) finds its processes by uuid on a pinned
+/// session, whether the process table was empty or held thousands of this worker's dead rows
+/// when the plan was made: never through plain.jobs' `worker_id` or `started_at` indexes,
+/// whose dead entries a plan walking them reads on every write.
+#[tokio::test]
+async fn the_result_write_finds_processes_by_uuid_alone() {
+    let jobs = test_jobs(Backend::Postgres).await;
+    let pool = jobs.pg_pool().expect("a PostgreSQL pool").clone();
+    let store = PgStore::new(pool.clone(), Pooler::Session);
+    let worker = crate::model::new_uuid();
+    for dead in [0, 5_000] {
+        sqlx::query(
+            "INSERT INTO plainjobs_jobprocess (uuid, created_at, job_request_uuid, job_class, parameters, priority, source, queue, retries, retry_attempt, concurrency_key, worker_id)
+             SELECT gen_random_uuid(), now(), gen_random_uuid(), 'tests.Plan', NULL, 0, '', 'default', 0, 0, '', $1
+             FROM generate_series(1, $2 + 10)",
+        )
+        .bind(worker)
+        .bind(dead)
+        .execute(&pool)
+        .await
+        .expect("fill");
+        sqlx::query("DELETE FROM plainjobs_jobprocess WHERE id NOT IN (SELECT id FROM plainjobs_jobprocess ORDER BY id DESC LIMIT 10)")
+            .execute(&pool)
+            .await
+            .expect("leave ten");
+        sqlx::query("ANALYZE plainjobs_jobprocess")
+            .execute(&pool)
+            .await
+            .expect("analyze");
+        let finish = pinned_plan(
+            &store,
+            "uuid, uuid[], text[], text[], uuid[], uuid[]",
+            finish::FINISH_SQL,
+            &format!("'{worker}', ARRAY[gen_random_uuid()], '{{SUCCESSFUL}}', '{{\"\"}}', ARRAY[gen_random_uuid()], ARRAY[gen_random_uuid()]"),
+        )
+        .await;
+        let start = pinned_plan(
+            &store,
+            "uuid, uuid[]",
+            finish::START_SQL,
+            &format!("'{worker}', ARRAY[gen_random_uuid()]"),
+        )
+        .await;
+        for plan in [finish, start] {
+            assert!(
+                plan.contains("Index Scan using plainjobs_job_unique_uuid"),
+                "{dead} dead rows: {plan}"
+            );
+            for other in ["worker_id_idx", "started_at_idx", "Seq Scan", "Bitmap"] {
+                assert!(!plan.contains(other), "{dead} dead rows, {other}: {plan}");
+            }
+        }
+    }
 }
 
 /// The counts by key and the look-up of the next start time use indexes (plain.jobs' own on the

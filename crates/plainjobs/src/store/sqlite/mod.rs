@@ -260,6 +260,7 @@ impl Store for SqliteStore {
         worker_id: Uuid,
         starts: &[Uuid],
         items: &[Finish],
+        _pinned_session: bool,
     ) -> Result<Vec<Uuid>> {
         finish::finish_many(self, worker_id, starts, items).await
     }

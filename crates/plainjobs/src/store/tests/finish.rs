@@ -35,7 +35,9 @@ async fn finish_many_writes_starts_and_ends_in_one_call(backend: Backend) {
         finish(p0.uuid, JobStatus::Successful, ""),
         finish(p2.uuid, JobStatus::Errored, "boom"),
     ];
-    let written = store.finish_many(worker_id, &[p1.uuid], &items).await;
+    let written = store
+        .finish_many(worker_id, &[p1.uuid], &items, false)
+        .await;
     let written: HashSet<Uuid> = written.unwrap().into_iter().collect();
     assert_eq!(written, HashSet::from([p0.uuid, p2.uuid]));
 
@@ -66,13 +68,16 @@ async fn finish_many_writes_starts_and_ends_in_one_call(backend: Backend) {
 
     // Starts alone; a start already recorded stays as it was.
     let starts = [p1.uuid, p3.uuid];
-    let none = store.finish_many(worker_id, &starts, &[]).await.unwrap();
+    let none = store
+        .finish_many(worker_id, &starts, &[], false)
+        .await
+        .unwrap();
     assert!(none.is_empty());
     let left = store.processes(10).await.unwrap();
     assert_eq!(left[0].started_at, p1_started);
     assert!(left[1].started_at.is_some());
     assert!(store
-        .finish_many(worker_id, &[], &[])
+        .finish_many(worker_id, &[], &[], false)
         .await
         .unwrap()
         .is_empty());
@@ -170,7 +175,7 @@ async fn hand_back_unaccounted_takes_only_never_begun_unaccounted_jobs(backend: 
     let ahead = bed.claim(worker_id, 0, 3).await;
     let (unstarted, held, began) = (&ahead[0], &ahead[1], &ahead[2]);
     store
-        .finish_many(worker_id, &[began.uuid], &[])
+        .finish_many(worker_id, &[began.uuid], &[], false)
         .await
         .unwrap();
 

@@ -122,7 +122,7 @@ impl Bed {
             error: String::new(),
         };
         self.store()
-            .finish_many(worker_id, &[], &[item])
+            .finish_many(worker_id, &[], &[item], false)
             .await
             .unwrap()
     }

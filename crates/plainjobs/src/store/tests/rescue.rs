@@ -114,7 +114,7 @@ async fn rescue_orphans_hands_back_the_never_begun_and_loses_the_rest(backend: B
     let ahead = bed.claim(worker_id, 0, 4).await;
     let (unstarted, began, held, said_began) = (&ahead[0], &ahead[1], &ahead[2], &ahead[3]);
     store
-        .finish_many(worker_id, &[began.uuid], &[])
+        .finish_many(worker_id, &[began.uuid], &[], false)
         .await
         .unwrap();
     let mut old: Vec<Uuid> = ahead.iter().map(|p| p.uuid).collect();
