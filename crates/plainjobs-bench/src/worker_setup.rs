@@ -13,7 +13,7 @@ pub struct WorkerSpec {
     /// Job slots per worker.
     #[arg(long, default_value_t = 10)]
     pub concurrency: usize,
-    /// `Worker::max_pending` (default: the library's, 100).
+    /// `Worker::max_pending` (default: the library's).
     #[arg(long)]
     pub max_pending: Option<usize>,
     /// Claims commit without waiting for their WAL flush (`WorkerConfig::asynchronous_claims`):
@@ -70,7 +70,9 @@ impl WorkerSpec {
     pub fn fields(&self) -> Value {
         json!({
             "concurrency": self.concurrency,
-            "max_pending": self.max_pending.unwrap_or(100),
+            "max_pending": self
+                .max_pending
+                .unwrap_or(plainjobs::settings::Settings::default().max_pending),
             "asynchronous_claims": self.asynchronous_claims,
         })
     }

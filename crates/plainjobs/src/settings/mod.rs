@@ -136,7 +136,7 @@ impl Default for Settings {
             heartbeat_interval: Duration::from_secs(60),
             heartbeat_timeout: Duration::from_secs(300),
             concurrency: 10,
-            max_pending: 100,
+            max_pending: 200,
             stats_every: Some(Duration::from_secs(60)),
             shutdown_timeout: None,
             poll_interval: Duration::from_secs(1),

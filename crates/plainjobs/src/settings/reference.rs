@@ -52,7 +52,7 @@ pub const REFERENCE: &[SettingInfo] = &[
     info(
         "max_pending",
         "PLAINJOBS_MAX_PENDING",
-        "100",
+        "200",
         "jobs a worker may claim ahead of a free slot (only as many as start within ~50 ms)",
     ),
     info("retention", "PLAINJOBS_RETENTION", "7d", "how long results are kept (a duration)"),

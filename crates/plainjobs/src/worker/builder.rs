@@ -54,7 +54,7 @@ impl Worker {
             state: State::default(),
             queues: vec!["default".to_string()],
             concurrency: 10,
-            max_pending: 100,
+            max_pending: 200,
             config: WorkerConfig::default(),
             schedules: Vec::new(),
             clock: None,
@@ -107,7 +107,7 @@ impl Worker {
         self
     }
 
-    /// At most how many jobs may be claimed ahead of a free slot (100). The worker claims
+    /// At most how many jobs may be claimed ahead of a free slot (200). The worker claims
     /// ahead only as many as can start within about 50 ms at the pace jobs have been running
     /// (none for slow jobs, none before the first job ended), so a job never waits locally
     /// behind long ones; unstarted ones are handed back on shutdown. Claiming ahead is what
