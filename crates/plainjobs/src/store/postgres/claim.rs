@@ -99,7 +99,7 @@ pub(super) async fn claim(
     let sql = claim_sql(queues.len(), how.async_commit, classes.is_some());
     let mut conn = store.pinned(how.pinned_session).await?;
     let rows = run_claim(
-        &mut conn.exec(store.pooler),
+        &mut conn.exec(),
         &sql,
         worker_id,
         queues,

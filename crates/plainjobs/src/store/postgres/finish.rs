@@ -50,7 +50,7 @@ pub(super) async fn finish_many(
             sqlx::query(START_SQL)
                 .bind(worker_id)
                 .bind(starts)
-                .execute(&mut conn.exec(store.pooler))
+                .execute(&mut conn.exec())
                 .await?;
             conn.done(store).await?;
         }
@@ -69,7 +69,7 @@ pub(super) async fn finish_many(
         .bind(errors)
         .bind(starts)
         .bind(new_uuids(items.len() as i64))
-        .fetch_all(&mut conn.exec(store.pooler))
+        .fetch_all(&mut conn.exec())
         .await?;
     conn.done(store).await?;
     Ok(rows)

@@ -52,12 +52,13 @@ pub(super) enum Pinned {
 }
 
 impl Pinned {
-    /// The executor to run the statement on.
-    pub(super) fn exec(&mut self, pooler: Pooler) -> PgExec<'_> {
+    /// The executor to run the statement on: only the transaction is behind a transaction
+    /// pooler ([`PgStore::pinned`] chooses it there and only there).
+    pub(super) fn exec(&mut self) -> PgExec<'_> {
         match self {
             Pinned::Session(conn) => PgExec::new(conn, Pooler::Session),
-            Pinned::Transaction(tx) => PgExec::new(tx, pooler),
-            Pinned::Pooled(conn) => PgExec::new(conn, pooler),
+            Pinned::Transaction(tx) => PgExec::new(tx, Pooler::Transaction),
+            Pinned::Pooled(conn) => PgExec::new(conn, Pooler::Session),
         }
     }
 
