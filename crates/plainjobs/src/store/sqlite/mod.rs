@@ -27,6 +27,8 @@ mod paused;
 mod requests;
 mod rescue;
 mod sql;
+#[cfg(test)]
+mod tests;
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -30,7 +30,7 @@ fn time_from_micros(column: &str, v: i64) -> sqlx::Result<DateTime<Utc>> {
         .ok_or_else(|| decode_error(column, format!("{v} is not a time")))
 }
 
-fn uuid_from_text(column: &str, v: &str) -> sqlx::Result<Uuid> {
+pub(super) fn uuid_from_text(column: &str, v: &str) -> sqlx::Result<Uuid> {
     Uuid::parse_str(v).map_err(|e| decode_error(column, format!("{v:?}: {e}")))
 }
 
