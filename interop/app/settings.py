@@ -23,3 +23,9 @@ POSTGRES_SCHEMA_LOCK_MAX_RETRIES = 3000
 # defaults are 4 to 20 connections per process) on a server shared with other tests.
 POSTGRES_POOL_MIN_SIZE = 1
 POSTGRES_POOL_MAX_SIZE = 4
+# A deploy's convergence creates indexes with CREATE INDEX CONCURRENTLY, which waits for every
+# transaction of the database that holds an older snapshot — here the other tests', each in its
+# own schema of the same database — under a lock timeout of 3 s by default. On a loaded CI
+# machine one deploy timed out that way ("canceling statement due to lock timeout" on a fresh
+# schema's indexes); the tests give it longer.
+POSTGRES_CONVERGENCE_LOCK_TIMEOUT = "30s"
