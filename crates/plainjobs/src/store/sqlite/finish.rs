@@ -120,9 +120,12 @@ pub(super) async fn finish_many(
     if items.is_empty() && starts.is_empty() {
         return Ok(Vec::new());
     }
-    let now = now_us();
     let worker = worker_id.to_string();
     let mut tx = store.write_tx().await?;
+    // Read under the write lock: results get times in the order of their ids, which the
+    // dashboard's counts rely on (a time read before waiting for the lock could be older than
+    // a result written meanwhile).
+    let now = now_us();
     if !starts.is_empty() {
         sqlx::query(MARK_STARTED)
             .bind(now)
